@@ -1,0 +1,38 @@
+# notifq — the two commands a newcomer needs:
+#   make test   install everything (apt, Python, control plane) and run the whole suite
+#   make demo   run a campaign end to end on a local control plane, live progress
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test lint unit integration e2e demo bench clean
+
+setup:
+	@hack/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/pytest
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+integration: setup
+	$(VENV)/bin/pytest tests/integration
+
+e2e: setup
+	$(VENV)/bin/pytest tests/e2e
+
+demo: setup
+	$(PY) hack/demo.py
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

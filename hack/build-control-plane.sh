@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Build etcd, kube-apiserver, kubectl and helm from the Go module proxy, once,
+# into a cache outside the repository keyed by the pinned versions.
+#
+# Usage: hack/build-control-plane.sh      (prints the bin directory on stdout)
+# Env:   NOTIFQ_CACHE   cache root (default: ~/.cache/notifq)
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.35.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+
+CACHE="${NOTIFQ_CACHE:-$HOME/.cache/notifq}"
+BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { echo "[build-control-plane] $*" >&2; }
+
+if ! command -v go >/dev/null; then
+  log "go is required (Go 1.25+); install it first"; exit 1
+fi
+mkdir -p "$BIN"
+
+k8s_minor="${K8S_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
+staging_version="v0.${K8S_VERSION#v1.}"
+
+build_k8s() {
+  local dir="$CACHE/src/k8s-$K8S_VERSION"
+  mkdir -p "$dir"
+  local mod
+  mod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
+  (cd "$dir" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null 2>&1 || true)
+  if [[ ! -f "$mod" ]]; then
+    # `go mod download` outside a module still fills the cache
+    (cd /tmp && GOFLAGS=-mod=mod go mod download "k8s.io/kubernetes@$K8S_VERSION")
+  fi
+  local staging
+  staging="$(grep -E '=> \./staging/src/' "$mod" | awk '{print $1}')"
+  {
+    echo "module notifq.dev/controlplane"
+    echo
+    grep -E '^go [0-9]' "$mod"
+    grep -E '^godebug' "$mod" || true
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    for m in $staging; do echo "	$m => $m $staging_version"; done
+    echo ")"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$dir" && go mod tidy >&2)
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  for cmd in kube-apiserver kubectl; do
+    if [[ ! -x "$BIN/$cmd" ]]; then
+      log "building $cmd $K8S_VERSION (several minutes on a fresh machine)"
+      (cd "$dir" && go build -trimpath -ldflags "$ld" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+      mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+    fi
+  done
+}
+
+build_single() { # name module-path package version
+  local name="$1" modpath="$2" pkg="$3" version="$4" ldflags="${5:-}"
+  [[ -x "$BIN/$name" ]] && return 0
+  local dir="$CACHE/src/$name-$version"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<MOD
+module notifq.dev/build$name
+
+go 1.25.0
+MOD
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$dir/tools.go"
+  log "building $name $version"
+  (cd "$dir" && go get "$modpath@$version" >&2 && go mod tidy >&2 && \
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$BIN/$name.tmp" "$pkg")
+  mv "$BIN/$name.tmp" "$BIN/$name"
+}
+
+if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kubectl" ]]; then build_k8s; fi
+build_single etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+build_single helm helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+
+echo "$BIN"

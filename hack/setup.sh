@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything notifq's tests, demo and benchmarks need on a Debian machine.
+# Idempotent: a second run only checks. Called by `make test`, `make demo`, `make bench`.
+#   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py)
+#   2. a virtualenv in .venv with notifq installed editable, plus dev tools
+#   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[setup] $*" >&2; }
+
+APT_PACKAGES=(postgresql redis-server openssl procps)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} from apt"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts the packaged servers; we run our own instances per test run instead.
+
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.notifq-installed"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+  log "installing Python dependencies"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+
+hack/build-control-plane.sh >/dev/null
+log "ready"

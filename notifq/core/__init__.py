@@ -1,0 +1,1 @@
+"""Shared core of notifq: everything the operator, the worker and the API agree on."""

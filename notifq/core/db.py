@@ -1,0 +1,46 @@
+"""Postgres connections: URL helpers and a psycopg async pool factory.
+
+Hot paths (COPY of message rows, batched status writes, counts) use psycopg
+directly with the SQL in :mod:`notifq.core.queries`; the schema itself is
+defined by SQLAlchemy models and changed only through Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from psycopg_pool import AsyncConnectionPool
+
+from notifq.core.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def libpq_url(url: str) -> str:
+    """The URL in libpq form (``postgresql://``), whatever SQLAlchemy dialect it names."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The URL in SQLAlchemy form, using the psycopg 3 driver."""
+    return "postgresql+psycopg://" + libpq_url(url)[len("postgresql://") :]
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
+    """Open an async pool and wait until one connection works."""
+    pool = AsyncConnectionPool(
+        libpq_url(url),
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True},
+        reconnect_timeout=3600,
+    )
+    try:
+        await pool.open(wait=True, timeout=30)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"cannot connect to Postgres: {exc}") from exc
+    return pool

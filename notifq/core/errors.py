@@ -1,0 +1,23 @@
+"""Our own exception types at each boundary, raised ``from`` the library's error."""
+
+from __future__ import annotations
+
+
+class NotifqError(Exception):
+    """Base of every notifq error."""
+
+
+class DatabaseUnavailable(NotifqError):
+    """Postgres could not be reached or a statement failed for infrastructure reasons."""
+
+
+class QueueUnavailable(NotifqError):
+    """Redis could not be reached."""
+
+
+class InvalidCampaign(NotifqError):
+    """A Campaign spec that passed schema validation but cannot work; retrying will not help."""
+
+
+class TemplateError(InvalidCampaign):
+    """A subject or body template that does not compile or render."""

@@ -1,0 +1,125 @@
+"""Database schema: campaigns, their messages, and admin accounts.
+
+Postgres is the source of truth. Messages are keyed by ``(campaign_id, seq)`` so
+every step that writes them can be repeated without creating duplicates; the
+campaign id is the Campaign resource's uid. Campaign counts are *derived* from
+messages with an indexed ``GROUP BY`` (never a counter incremented per message);
+``sent_count``/``failed_count`` on the campaign are a snapshot the operator
+writes with the status, for cheap listing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MESSAGE_STATUSES = ("pending", "sent", "failed", "cancelled")
+FINAL_MESSAGE_STATUSES = ("sent", "failed", "cancelled")
+CAMPAIGN_STATES = ("active", "suspended", "cancelled")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Campaign(Base):
+    """One Campaign resource, as the operator materialized it."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    namespace: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text, default="email")
+    provider: Mapped[str] = mapped_column(Text, default="auto")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    max_attempts: Mapped[int] = mapped_column(SmallInteger, default=4)
+    backoff_ms: Mapped[int] = mapped_column(Integer, default=1000)
+    chunk_size: Mapped[int] = mapped_column(Integer, default=500)
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    """Messages per second for this campaign across all workers (None: provider limit only)."""
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(Text, default="active")
+    """The operator's intent, read by workers: active, suspended or cancelled."""
+    phase: Mapped[str] = mapped_column(Text, default="Pending")
+    """Last phase the operator wrote to the resource status."""
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    materialized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set in the same transaction that copies the message rows."""
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the resource was deleted; rows are kept for audit."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("state IN ('active', 'suspended', 'cancelled')", name="state"),
+        Index("ix_campaign_created_at", "created_at"),
+        Index("ix_campaign_namespace_name", "namespace", "name"),
+    )
+
+
+class Message(Base):
+    """One recipient of one campaign and its delivery fate."""
+
+    __tablename__ = "message"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Idempotency mark: a message with ``sent_at`` is never sent again."""
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
+        Index("ix_message_campaign_status", "campaign_id", "status"),
+    )
+
+
+class Admin(Base):
+    """An administrator who may log in to the API."""
+
+    __tablename__ = "admin"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,63 @@
+"""Recipient lists: generation for load tests, normalization and validation.
+
+Rules (documented in docs/campaigns.md): blank entries are dropped, surrounding
+white space is stripped, duplicates are removed case-insensitively keeping the
+first occurrence, and addresses that are not valid for the channel are kept as
+messages that fail at once with ``invalid address`` so the user can see them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+EMAIL_RE = re.compile(
+    r"^[^@\s<>,;\"']+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+MAX_RECIPIENT_LENGTH = 320
+
+MOCK_DOMAINS = ("example.com", "example.org", "example.net")
+"""Addresses at these reserved domains go to the mock provider under ``provider: auto``."""
+
+
+def generated(count: int, domain: str) -> Iterator[str]:
+    """``count`` synthetic addresses ``user<i>@<domain>`` for load tests."""
+    return (f"user{i}@{domain}" for i in range(count))
+
+
+def normalize(entries: Iterable[str]) -> list[str]:
+    """Strip, drop blanks and de-duplicate (case-insensitive), preserving order."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        key = entry.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(entry)
+    return out
+
+
+def is_valid(channel: str, recipient: str) -> bool:
+    """Whether ``recipient`` is a deliverable address for ``channel``."""
+    if len(recipient) > MAX_RECIPIENT_LENGTH:
+        return False
+    if channel == "email":
+        return EMAIL_RE.match(recipient) is not None
+    if channel == "sms":
+        return PHONE_RE.match(recipient) is not None
+    return bool(recipient) and not any(c.isspace() for c in recipient)
+
+
+def route(channel: str, provider: str, recipient: str) -> str:
+    """Which provider delivers ``recipient``: the spec's choice, or ``auto`` routing."""
+    if provider != "auto":
+        return provider
+    if channel == "email":
+        domain = recipient.rpartition("@")[2].lower()
+        return "mock" if domain in MOCK_DOMAINS else "ses"
+    return "sns"

@@ -1,0 +1,178 @@
+"""Settings for each deployable, read from the environment (prefix ``NOTIFQ_``).
+
+One class per deployable; they share the connection settings through
+:class:`CommonSettings`. Every field is documented because these docstrings are
+the reference for the Helm chart's ConfigMap.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret", "password"})
+
+
+class CommonSettings(BaseSettings):
+    """Connection settings every component needs."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFQ_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "production"
+    """Where this runs. Placeholder secrets are refused in production."""
+
+    database_url: str = "postgresql://notifq@localhost/notifq"
+    """Postgres URL (libpq form, ``postgresql://user:pass@host/db``); the source of truth."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    """Redis URL holding the BullMQ queue and the shared rate limits."""
+
+    queue_prefix: str = "notifq"
+    """Key prefix of every Redis key notifq writes (BullMQ's ``prefix``)."""
+
+    queue_name: str = "deliveries"
+    """Name of the BullMQ queue carrying delivery jobs."""
+
+    log_level: str = "INFO"
+    """Python logging level name."""
+
+
+class OperatorSettings(CommonSettings):
+    """Settings of the Kopf operator."""
+
+    chunk_size: int = Field(default=500, ge=1, le=10_000)
+    """Messages per BullMQ job. Chunks cut Redis round trips and batch status writes."""
+
+    status_interval: float = Field(default=1.0, gt=0)
+    """Seconds between status reconciliations of an active campaign (bounds status lag)."""
+
+    requeue_interval: float = Field(default=15.0, gt=0)
+    """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
+
+    metrics_port: int = 9090
+    """Port of the Prometheus /metrics endpoint (0 disables it)."""
+
+    max_inline_recipients: int = 10_000
+    """Largest ``recipients.list`` accepted inline; use a ConfigMap beyond that."""
+
+    max_generated_recipients: int = 10_000_000
+    """Largest ``recipients.generate.count`` accepted."""
+
+
+class WorkerSettings(CommonSettings):
+    """Settings of a delivery worker process."""
+
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Jobs (chunks) one worker process works on at once."""
+
+    max_in_flight: int = Field(default=512, ge=1, le=10_000)
+    """Provider calls one worker process keeps in flight at once, across its jobs."""
+
+    write_batch: int = Field(default=100, ge=1, le=10_000)
+    """Sends grouped per status write; bounds the duplicate window on a crash."""
+
+    lock_duration_ms: int = Field(default=10_000, ge=1_000)
+    """BullMQ job lock; a dead worker's jobs are taken over after about this long."""
+
+    stalled_interval_ms: int = Field(default=5_000, ge=500)
+    """How often BullMQ looks for jobs of dead workers."""
+
+    metrics_port: int = 9091
+    """Port of the Prometheus /metrics endpoint (0 disables it)."""
+
+    mock_latency_ms: float = Field(default=200.0, ge=0)
+    """Mock provider: simulated latency of one send."""
+
+    mock_failure_rate: float = Field(default=0.2, ge=0, le=1)
+    """Mock provider: probability that one send fails transiently."""
+
+    mock_log_dir: str | None = None
+    """Mock provider: directory for an append-only log of accepted sends (to count duplicates)."""
+
+    mock_outage_file: str | None = None
+    """Mock provider: while this file exists every send is throttled (fault tests)."""
+
+    from_email: str = "notifications@example.com"
+    """Sender address for SES."""
+
+    aws_region: str = "us-east-1"
+    """AWS region for SES and SNS."""
+
+    aws_endpoint_url: str | None = None
+    """Override the AWS endpoint (a local AWS-compatible server in tests)."""
+
+    rate_limit_mock: int = Field(default=0, ge=0)
+    """Messages per second for the mock provider, shared by all workers (0: unlimited)."""
+
+    rate_limit_ses: int = Field(default=14, ge=0)
+    """Messages per second for SES, shared by all workers (SES's default sending rate)."""
+
+    rate_limit_sns: int = Field(default=20, ge=0)
+    """Messages per second for SNS, shared by all workers."""
+
+    def rate_limit(self, provider: str) -> int:
+        """Shared messages/second for ``provider`` (0 means unlimited)."""
+        return int(getattr(self, f"rate_limit_{provider}", 0))
+
+
+class ApiSettings(CommonSettings):
+    """Settings of the REST API."""
+
+    jwt_secret: str = ""
+    """HS256 signing secret for tokens; required, and no placeholder outside development."""
+
+    jwt_ttl_seconds: int = 24 * 3600
+    """Lifetime of an issued token."""
+
+    namespace: str = "default"
+    """Namespace where campaigns created through the API live."""
+
+    admin_email: str | None = None
+    """Admin account created at start when missing (with ``admin_password``)."""
+
+    admin_password: str | None = None
+    """Password of that admin account; never defaulted."""
+
+    cors_origins: list[str] = []
+    """Origins allowed by CORS; empty means same-origin only."""
+
+    login_attempts: int = 5
+    """Failed logins allowed per client and per account within ``login_window_seconds``."""
+
+    login_window_seconds: int = 300
+    """Window of the login limiter."""
+
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Largest request body accepted."""
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> ApiSettings:
+        if self.environment == "production" and (
+            self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 16
+        ):
+            raise ValueError(
+                "NOTIFQ_JWT_SECRET must be set to a random value of at least 16 characters "
+                "outside development"
+            )
+        return self
+
+
+@lru_cache
+def get_operator_settings() -> OperatorSettings:
+    """The operator's settings, read once."""
+    return OperatorSettings()
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    """The worker's settings, read once."""
+    return WorkerSettings()
+
+
+@lru_cache
+def get_api_settings() -> ApiSettings:
+    """The API's settings, read once."""
+    return ApiSettings()

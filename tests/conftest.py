@@ -1,0 +1,128 @@
+"""Shared fixtures: the real test bed (Postgres, Redis, etcd + kube-apiserver) and
+notifq's own processes started against it.
+
+Each service starts once per test session on free loopback ports in a
+directory of its own; each test gets its own namespace and campaigns, and the
+session its own database and Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import testbed  # noqa: E402
+from harness import Stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    keep = os.environ.get("NOTIFQ_TEST_KEEP")
+    path = Path(tempfile.mkdtemp(prefix="notifq-test-"))
+    yield path
+    if not keep:
+        subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[testbed.Postgres]:
+    pg = testbed.Postgres(workdir / "postgres").start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir: Path) -> Iterator[testbed.Redis]:
+    r = testbed.Redis(workdir / "redis").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: testbed.Postgres) -> str:
+    """A migrated database for the whole session."""
+    from notifq.core.migrate import upgrade
+
+    url = postgres.create_database("notifq_test")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def control_plane(workdir: Path) -> Iterator[testbed.ControlPlane]:
+    cp = testbed.ControlPlane(workdir / "k8s").start()
+    cp.kubectl("apply", "-f", str(ROOT / "crds"))
+    testbed.wait_for(
+        lambda: cp.kubectl("get", "campaigns", "-A", check=False).returncode == 0,
+        60,
+        "the Campaign CRD to be served",
+    )
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture
+def namespace(control_plane: testbed.ControlPlane) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    # No controller-manager: nothing garbage-collects, so leave the namespace be.
+
+
+@pytest.fixture
+def stack_factory(
+    workdir: Path,
+    control_plane: testbed.ControlPlane,
+    postgres: testbed.Postgres,
+    redis_server: testbed.Redis,
+    database_url: str,
+) -> Iterator[Callable[..., Stack]]:
+    """Build stacks with their own Redis key prefix; stopped when the test ends
+    (operators watch every namespace, so two stacks must not outlive one test)."""
+    stacks: list[Stack] = []
+
+    def make(workers: int = 2, **env: str) -> Stack:
+        prefix = f"nq{uuid.uuid4().hex[:8]}"
+        d = workdir / prefix
+        d.mkdir()
+        base = {
+            **os.environ,
+            "KUBECONFIG": str(control_plane.kubeconfig),
+            "NOTIFQ_DATABASE_URL": database_url,
+            "NOTIFQ_REDIS_URL": redis_server.url,
+            "NOTIFQ_QUEUE_PREFIX": prefix,
+            "NOTIFQ_ENVIRONMENT": "test",
+            "NOTIFQ_METRICS_PORT": "0",
+            "NOTIFQ_MOCK_LATENCY_MS": "5",
+            "NOTIFQ_MOCK_FAILURE_RATE": "0.2",
+            "NOTIFQ_STATUS_INTERVAL": "0.5",
+            "NOTIFQ_REQUEUE_INTERVAL": "5",
+            "NOTIFQ_MOCK_LOG_DIR": str(d / "mock-log"),
+            **env,
+        }
+        stack = Stack(d, base, control_plane, postgres, redis_server, database_url)
+        stacks.append(stack)
+        stack.start_operator()
+        for _ in range(workers):
+            stack.start_worker()
+        return stack
+
+    yield make
+    for s in stacks:
+        s.stop()
+
+
+@pytest.fixture
+def stack(stack_factory: Callable[..., Stack]) -> Stack:
+    return stack_factory()

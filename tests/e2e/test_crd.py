@@ -1,0 +1,105 @@
+"""The Campaign CRD on a real kube-apiserver: examples apply, printer columns show,
+and invalid Campaigns are rejected by the API server with actionable messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testbed
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _apply(cp: testbed.ControlPlane, ns: str, spec: Any, name: str = "bad") -> str:
+    manifest = {
+        "apiVersion": "notifq.dev/v1alpha1",
+        "kind": "Campaign",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+    out = cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest), check=False)
+    return out.stderr if out.returncode else ""
+
+
+def test_examples_apply_and_printer_columns(
+    control_plane: testbed.ControlPlane, namespace: str
+) -> None:
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        control_plane.kubectl("apply", "-n", namespace, "-f", str(path))
+    out = control_plane.kubectl("get", "campaigns", "-n", namespace).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "TOTAL", "SENT", "FAILED", "PROGRESS", "AGE"]
+    wide = control_plane.kubectl("get", "camp", "-n", namespace, "-o", "wide").stdout
+    assert "CHANNEL" in wide.splitlines()[0]
+
+
+BAD = [
+    ({"channel": "email"}, "spec.recipients: Required value"),
+    ({"recipients": {}}, "must set exactly one of generate, list or configMapRef"),
+    (
+        {"recipients": {"generate": {"count": 5}, "list": ["a@example.com"]}},
+        "must set exactly one of generate, list or configMapRef",
+    ),
+    (
+        {"recipients": {"generate": {"count": -1}}},
+        "spec.recipients.generate.count: Invalid value: -1: spec.recipients.generate.count in body "
+        "should be greater than or equal to 1",
+    ),
+    ({"recipients": {"generate": {"count": 50_000_000}}}, "less than or equal to 10000000"),
+    (
+        {"recipients": {"generate": {"count": "many"}}},
+        'spec.recipients.generate.count: Invalid value: "string": spec.recipients.generate.count '
+        "in body must be of type integer",
+    ),
+    (
+        {"channel": "fax", "recipients": {"generate": {"count": 1}}},
+        'spec.channel: Unsupported value: "fax": supported values: "email", "sms", "push"',
+    ),
+    (
+        {"provider": "carrier-pigeon", "recipients": {"generate": {"count": 1}}},
+        'spec.provider: Unsupported value: "carrier-pigeon"',
+    ),
+    (
+        {"recipients": {"list": ["ok@example.com", "not-an-email"]}},
+        "every non-empty entry of spec.recipients.list must be an email address",
+    ),
+    ({"recipients": {"list": []}}, "spec.recipients.list: Invalid value: 0"),
+    (
+        {"recipients": {"generate": {"count": 1, "domain": "Not A Domain"}}},
+        "spec.recipients.generate.domain in body should match",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "retry": {"attempts": 0}},
+        "spec.retry.attempts in body should be greater than or equal to 1",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "scheduleAt": "tomorrow"},
+        'spec.scheduleAt: Invalid value: "tomorrow": spec.scheduleAt in body must be of type '
+        "date-time",
+    ),
+    ({"recipients": {"configMapRef": {}}}, "spec.recipients.configMapRef.name: Required value"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), BAD, ids=[m[:40] for _, m in BAD])
+def test_invalid_campaigns_are_rejected(
+    control_plane: testbed.ControlPlane, namespace: str, spec: Any, message: str
+) -> None:
+    err = _apply(control_plane, namespace, spec)
+    assert 'The Campaign "bad" is invalid' in err
+    assert message in err, err
+
+
+def test_immutable_fields_and_one_way_cancel(
+    control_plane: testbed.ControlPlane, namespace: str
+) -> None:
+    ok = {"recipients": {"generate": {"count": 3}}}
+    assert _apply(control_plane, namespace, ok, "c") == ""
+    err = _apply(control_plane, namespace, {"recipients": {"generate": {"count": 4}}}, "c")
+    assert "spec.recipients cannot change after creation" in err
+    assert _apply(control_plane, namespace, {**ok, "cancel": True}, "c") == ""
+    err = _apply(control_plane, namespace, {**ok, "cancel": False}, "c")
+    assert "a cancelled campaign cannot be resumed" in err
