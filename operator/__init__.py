@@ -1,0 +1,1 @@
+"""The notifq operator: turns Campaign resources into rows and jobs, and reports status."""

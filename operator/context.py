@@ -1,0 +1,77 @@
+"""Clients the operator's handlers share, opened at startup and closed at cleanup."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bullmq import Queue
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from notifq.core.db import open_pool
+from notifq.core.queue import alive_key, queue_opts
+from notifq.core.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+def kube_core_api() -> k8s.CoreV1Api | None:
+    """A blocking CoreV1 client (used off the event loop), in-cluster or from KUBECONFIG."""
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        try:
+            k8s_config.load_kube_config()
+        except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
+            log.warning("no Kubernetes client for ConfigMaps: %s", exc)
+            return None
+    return k8s.CoreV1Api()
+
+
+@dataclass
+class OperatorContext:
+    settings: OperatorSettings
+    pool: AsyncConnectionPool
+    redis: Redis
+    queue: Any
+    core_api: k8s.CoreV1Api | None
+    swept: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
+    """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
+
+    @classmethod
+    async def open(cls, settings: OperatorSettings) -> OperatorContext:
+        pool = await open_pool(settings.database_url, max_size=10)
+        redis = Redis.from_url(settings.redis_url)
+        queue = Queue(settings.queue_name, queue_opts(settings.redis_url, settings.queue_prefix))
+        return cls(settings, pool, redis, queue, kube_core_api())
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.redis.aclose()
+        await self.pool.close()
+
+    async def redis_epoch(self) -> str:
+        """Id of the Redis data set; it changes when Redis lost its keys."""
+        key = alive_key(self.settings.queue_prefix)
+        value = await self.redis.get(key)
+        if value is None:
+            await self.redis.set(key, uuid.uuid4().hex, nx=True)
+            value = await self.redis.get(key)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def sweep_due(self, cid: uuid.UUID, epoch: str) -> bool:
+        last = self.swept.get(cid)
+        return (
+            last is None
+            or last[0] != epoch
+            or time.monotonic() - last[1] >= self.settings.requeue_interval
+        )
+
+    def mark_swept(self, cid: uuid.UUID, epoch: str) -> None:
+        self.swept[cid] = (epoch, time.monotonic())

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the operator."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "notifq_operator_reconciles_total", "Campaign reconciliations by outcome", ["outcome"]
+)
+MATERIALIZE_SECONDS = Histogram(
+    "notifq_operator_materialize_seconds",
+    "Time to store and enqueue a campaign",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+REQUEUED_CHUNKS = Counter(
+    "notifq_operator_requeued_chunks_total", "Chunks re-enqueued because their job was gone"
+)
+CAMPAIGN_MESSAGES = Gauge(
+    "notifq_operator_campaign_messages",
+    "Messages per campaign and status",
+    ["namespace", "campaign", "status"],
+)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop a deleted campaign's series."""
+    for status in ("pending", "sent", "failed", "cancelled"):
+        with contextlib.suppress(KeyError):
+            CAMPAIGN_MESSAGES.remove(namespace, name, status)

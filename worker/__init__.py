@@ -1,0 +1,1 @@
+"""The notifq delivery worker: consumes chunk jobs and delivers through providers."""

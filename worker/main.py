@@ -1,0 +1,97 @@
+"""Entry point: ``notifq-worker`` consumes delivery jobs until SIGTERM/SIGINT.
+
+On a signal it stops taking jobs, finishes the ones in flight (their status
+writes included) and exits 0, well inside a 30 s grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from bullmq import Worker
+from prometheus_client import start_http_server
+from redis.asyncio import Redis
+
+from notifq.core.db import open_pool
+from notifq.core.queue import backlog, queue_opts
+from notifq.core.settings import WorkerSettings, get_worker_settings
+from notifq.worker import metrics
+from notifq.worker.processor import ChunkProcessor
+from notifq.worker.providers import build_providers
+from notifq.worker.ratelimit import SharedRateLimiter
+
+log = logging.getLogger("notifq.worker")
+
+
+async def _report_depth(settings: WorkerSettings, redis: Redis) -> None:
+    while True:
+        try:
+            for state, n in (
+                await backlog(redis, settings.queue_prefix, settings.queue_name)
+            ).items():
+                metrics.QUEUE_DEPTH.labels(state).set(n)
+        except Exception as exc:
+            log.debug("queue depth unavailable: %s", exc)
+        await asyncio.sleep(5)
+
+
+async def run(settings: WorkerSettings) -> None:
+    pool = await open_pool(settings.database_url, max_size=max(4, settings.concurrency + 2))
+    providers = build_providers(settings)
+    limiter = SharedRateLimiter(settings.redis_url, settings.queue_prefix)
+    processor = ChunkProcessor(settings, pool, providers, limiter)
+    redis = Redis.from_url(settings.redis_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    worker = Worker(
+        settings.queue_name,
+        processor,
+        {
+            **queue_opts(settings.redis_url, settings.queue_prefix),
+            "concurrency": settings.concurrency,
+            "lockDuration": settings.lock_duration_ms,
+            "stalledInterval": settings.stalled_interval_ms,
+            "maxStalledCount": 5,
+            "drainDelay": 1,
+        },
+    )
+    worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
+    worker.on("error", lambda err, *_: log.warning("worker error: %s", err))
+    depth = asyncio.create_task(_report_depth(settings, redis))
+    log.info(
+        "worker started: queue=%s concurrency=%d max_in_flight=%d",
+        settings.queue_name,
+        settings.concurrency,
+        settings.max_in_flight,
+    )
+    await stop.wait()
+    log.info("signal received: finishing in-flight jobs")
+    await worker.close()
+    depth.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await depth
+    for p in providers.values():
+        await p.close()
+    await redis.aclose()
+    await pool.close()
+    log.info("worker stopped cleanly")
+
+
+def main() -> None:
+    settings = get_worker_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Prometheus metrics of a worker process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter(
+    "notifq_worker_messages_total", "Message outcomes", ["provider", "channel", "outcome"]
+)
+"""outcome: sent, failed (final), retry (transient failure, will be retried)."""
+
+SEND_SECONDS = Histogram(
+    "notifq_worker_send_batch_seconds",
+    "Latency of one provider batch call",
+    ["provider"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RATE_WAIT_SECONDS = Counter(
+    "notifq_worker_rate_limit_wait_seconds_total",
+    "Time spent waiting for rate-limit tokens",
+    ["provider"],
+)
+IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
+JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
+QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])

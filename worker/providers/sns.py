@@ -1,0 +1,22 @@
+"""Amazon SNS: SMS to a phone number, push to an endpoint ARN."""
+
+from __future__ import annotations
+
+from notifq.worker.providers.aws import AwsProvider
+from notifq.worker.providers.base import Outbound
+
+
+class SnsProvider(AwsProvider):
+    name = "sns"
+    service = "sns"
+
+    def send_one(self, channel: str, message: Outbound) -> str:
+        if channel == "sms":
+            resp = self.client.publish(PhoneNumber=message.recipient, Message=message.body)
+        else:
+            # push (or an email channel explicitly routed to SNS): the recipient is a target ARN
+            kwargs = {"TargetArn": message.recipient, "Message": message.body}
+            if message.subject:
+                kwargs["Subject"] = message.subject[:100]
+            resp = self.client.publish(**kwargs)
+        return str(resp["MessageId"])
