@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,8 +39,12 @@ async def resolve(
             raise InvalidCampaign(
                 f"recipients.generate.count {count} exceeds the operator's limit of {max_generated}"
             )
+        entries = rcpt.generated(count, gen.get("domain", "example.com"))
+        include = rcpt.normalize(gen.get("include") or [])
+        if include:
+            return Recipients(itertools.chain(entries, include), validate=True)
         # synthetic addresses are valid by construction: skip per-row validation
-        return Recipients(rcpt.generated(count, gen.get("domain", "example.com")), validate=False)
+        return Recipients(entries, validate=False)
     if "list" in src:
         entries = rcpt.normalize(src["list"])
         if len(entries) > max_inline:

@@ -1,0 +1,142 @@
+"""Real providers through real boto3 calls, against a local AWS-compatible server
+(moto in server mode): SES delivery is recorded by the server, an SES rejection is
+permanent and not retried, SMS goes out through SNS."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import testbed
+from harness import Stack, campaign
+
+SENDER = "sender@notifq.test"
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = testbed.free_port()
+    bindir = Path(sys.executable).parent
+    proc = testbed.Proc(
+        "moto",
+        [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path_factory.mktemp("moto") / "moto.log",
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as r:
+            return bool(r.status == 200)
+
+    testbed.wait_for(up, 30, "moto server")
+    yield url
+    proc.stop()
+
+
+def aws_env(url: str, sender: str) -> dict[str, str]:
+    return {
+        "NOTIFQ_AWS_ENDPOINT_URL": url,
+        "NOTIFQ_AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "NOTIFQ_FROM_EMAIL": sender,
+    }
+
+
+def ses_messages(url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as r:
+        data = json.load(r)
+    return list(data.get("ses", {}).get("Message", []))
+
+
+def test_ses_delivery_is_recorded_by_the_server(
+    stack_factory: Callable[..., Stack], namespace: str, moto_url: str
+) -> None:
+    ses = boto3.client(
+        "ses",
+        region_name="us-east-1",
+        endpoint_url=moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    ses.verify_email_identity(EmailAddress=SENDER)
+    stack = stack_factory(workers=1, **aws_env(moto_url, SENDER))
+    people = [f"person{i}@company.test" for i in range(6)]
+    stack.apply(
+        campaign(
+            "real",
+            namespace,
+            recipients={"list": people},
+            subject="Hello {{ recipient }}",
+            body="Body for {{ recipient }}",
+        )
+    )
+    cr = stack.wait_phase(namespace, "real", {"Completed", "CompletedWithFailures"}, 60)
+    assert cr["status"]["phase"] == "Completed", cr["status"]
+    with stack.db() as conn:
+        rows = conn.execute(
+            "SELECT recipient, provider, provider_message_id FROM message "
+            "WHERE campaign_id = %s AND status = 'sent'",
+            (cr["metadata"]["uid"],),
+        ).fetchall()
+    assert {r[0] for r in rows} == set(people)
+    assert {r[1] for r in rows} == {"ses"}
+    recorded = {str(m["id"]): m for m in ses_messages(moto_url)}
+    for recipient, _, message_id in rows:
+        msg = recorded[message_id]
+        assert msg["source"] == SENDER
+        assert msg["destinations"] == {"ToAddresses": [recipient]}
+        assert msg["subject"] == f"Hello {recipient}"
+    assert ses.get_send_quota()["SentLast24Hours"] >= len(people)
+
+
+def test_ses_rejection_is_permanent(
+    stack_factory: Callable[..., Stack], namespace: str, moto_url: str
+) -> None:
+    stack = stack_factory(workers=1, **aws_env(moto_url, "unverified@notifq.test"))
+    stack.apply(
+        campaign("rejected", namespace, recipients={"list": ["a@company.test", "b@company.test"]})
+    )
+    cr = stack.wait_phase(namespace, "rejected", {"CompletedWithFailures"}, 60)
+    with stack.db() as conn:
+        rows = conn.execute(
+            "SELECT attempts, last_error FROM message WHERE campaign_id = %s",
+            (cr["metadata"]["uid"],),
+        ).fetchall()
+    assert len(rows) == 2
+    for attempts, error in rows:
+        assert attempts == 1  # not retried
+        assert error.startswith("MessageRejected"), error
+
+
+def test_sms_goes_through_sns(
+    stack_factory: Callable[..., Stack], namespace: str, moto_url: str
+) -> None:
+    stack = stack_factory(workers=1, **aws_env(moto_url, SENDER))
+    stack.apply(
+        campaign(
+            "sms",
+            namespace,
+            channel="sms",
+            recipients={"list": ["+14155550100", "+14155550101", "12345"]},
+            body="Your code is {{ index }}",
+        )
+    )
+    cr = stack.wait_phase(namespace, "sms", {"CompletedWithFailures"}, 60)
+    with stack.db() as conn:
+        rows = dict(
+            (r[0], r[1:])
+            for r in conn.execute(
+                "SELECT recipient, status, provider, provider_message_id, last_error FROM message "
+                "WHERE campaign_id = %s",
+                (cr["metadata"]["uid"],),
+            ).fetchall()
+        )
+    assert rows["+14155550100"][:2] == ("sent", "sns") and rows["+14155550100"][2]
+    assert rows["+14155550101"][:2] == ("sent", "sns")
+    assert rows["12345"] == ("failed", None, None, "invalid address")
