@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,3 +120,22 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 def now() -> float:
     return time.monotonic()
+
+
+def mock_log(stack: Stack) -> Counter[str]:
+    """Every send the mock provider accepted, by recipient."""
+    seen: Counter[str] = Counter()
+    for path in (stack.workdir / "mock-log").glob("*.log"):
+        for line in path.read_text().splitlines():
+            seen[line.split("\t", 1)[1]] += 1
+    return seen
+
+
+def assert_status_matches_db(stack: Stack, ns: str, name: str) -> dict[str, int]:
+    cr = stack.get(ns, name)
+    counts = stack.counts(cr["metadata"]["uid"])
+    st = cr["status"]
+    assert st["total"] == sum(counts.values())
+    for key in ("pending", "sent", "failed", "cancelled"):
+        assert st[key] == counts.get(key, 0), (key, st, counts)
+    return counts

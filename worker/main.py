@@ -59,6 +59,7 @@ async def run(settings: WorkerSettings) -> None:
             "stalledInterval": settings.stalled_interval_ms,
             "maxStalledCount": 5,
             "drainDelay": 1,
+        "runRetryDelay": settings.reconnect_delay_ms,
         },
     )
     worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
@@ -72,6 +73,11 @@ async def run(settings: WorkerSettings) -> None:
     )
     await stop.wait()
     log.info("signal received: finishing in-flight jobs")
+    # Pause first: the run loop (and with it the renewal of job locks) keeps going
+    # until our jobs are done. Closing at once stops lock renewal while jobs still
+    # run, so another worker could take them over and send them again.
+    await worker.pause(do_not_wait_active=True)
+    await processor.drained()
     await worker.close()
     depth.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -48,12 +48,30 @@ class ChunkProcessor:
         self.limiter = limiter
         self.campaigns = store.CampaignCache(pool)
         self.slots = asyncio.Semaphore(max(1, settings.max_in_flight // settings.write_batch))
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drained(self, quiet: float = 0.3) -> None:
+        """Wait until no job is being processed (and none started for ``quiet`` seconds)."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(quiet)
+            if self._idle.is_set():
+                return
 
     async def __call__(self, job: Any, token: str) -> dict[str, int]:
         chunk = ChunkJob.from_data(job.data)
         max_job_attempts = int(job.opts.get("attempts", 1))
         last_attempt = job.attemptsMade + 1 >= max_job_attempts
-        result = await self.process(chunk, last_attempt=last_attempt)
+        self.active += 1
+        self._idle.clear()
+        try:
+            result = await self.process(chunk, last_attempt=last_attempt)
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
         metrics.JOBS.labels("retry" if result["retry"] else "done").inc()
         if result["retry"]:
             raise RetryLater(

@@ -80,6 +80,9 @@ class WorkerSettings(CommonSettings):
     stalled_interval_ms: int = Field(default=5_000, ge=500)
     """How often BullMQ looks for jobs of dead workers."""
 
+    reconnect_delay_ms: int = Field(default=1_000, ge=100)
+    """Pause before the worker retries Redis after a connection error (BullMQ's runRetryDelay)."""
+
     metrics_port: int = 9091
     """Port of the Prometheus /metrics endpoint (0 disables it)."""
 

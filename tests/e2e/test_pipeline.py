@@ -5,30 +5,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Stack, campaign, wait_until
-
-
-def mock_log(stack: Stack) -> Counter[str]:
-    """Every send the mock provider accepted, by recipient."""
-    seen: Counter[str] = Counter()
-    for path in (stack.workdir / "mock-log").glob("*.log"):
-        for line in path.read_text().splitlines():
-            seen[line.split("\t", 1)[1]] += 1
-    return seen
-
-
-def assert_status_matches_db(stack: Stack, ns: str, name: str) -> dict[str, int]:
-    cr = stack.get(ns, name)
-    counts = stack.counts(cr["metadata"]["uid"])
-    st = cr["status"]
-    assert st["total"] == sum(counts.values())
-    for key in ("pending", "sent", "failed", "cancelled"):
-        assert st[key] == counts.get(key, 0), (key, st, counts)
-    return counts
+from harness import Stack, assert_status_matches_db, campaign, mock_log, wait_until
 
 
 def test_campaign_with_failures_completes(

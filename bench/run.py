@@ -1,0 +1,239 @@
+"""``make bench``: notifq's pipeline measured on the local test bed.
+
+For each case it starts a fresh stack (Postgres with default durability, Redis,
+etcd + kube-apiserver, the operator and N worker processes), applies one
+Campaign with kubectl and measures:
+
+- accept: apply -> every message row stored and every job enqueued
+  (the operator's own "stored and queued" log line, against the apply time)
+- drain: apply -> final phase in the resource status
+- msgs/s: total / drain
+- status lag: how long the resource's counts trail the database (p50/p95),
+  sampled every 100 ms
+- worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
+
+Usage: ``bench/run.py [--cases smoke|main|all|NAME,...] [--peer]``; ``--peer`` also
+runs the reference delivery path (../shared/peer, copied to /tmp) in the same
+sitting and prints ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import urllib3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+
+import testbed  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    count: int
+    workers: int
+    latency_ms: float
+    failure: float
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+CASES = {
+    "smoke-2k": Case("smoke-2k", 2_000, 2, 0, 0),
+    "100k-1w": Case("100k-1w", 100_000, 1, 0, 0),
+    "100k-2w": Case("100k-2w", 100_000, 2, 0, 0),
+    "10k-200ms-20pct": Case("10k-200ms-20pct", 10_000, 2, 200, 0.2),
+    "1m-2w": Case("1m-2w", 1_000_000, 2, 0, 0),
+}
+GROUPS = {
+    "smoke": ["smoke-2k"],
+    "main": ["100k-1w", "100k-2w", "10k-200ms-20pct"],
+    "all": ["100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
+}
+FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
+
+
+def proc_stat(pid: int) -> tuple[float, int]:
+    """(cpu seconds, peak RSS in KiB) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return cpu, hwm
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def run_case(case: Case, workdir: Path) -> dict[str, object]:
+    from kubernetes import client, config
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    d = workdir / case.name
+    pg = testbed.Postgres(d / "postgres", durable=True).start()
+    redis = testbed.Redis(d / "redis").start()
+    cp = testbed.ControlPlane(d / "k8s").start()
+    procs: list[testbed.Proc] = []
+    try:
+        url = pg.create_database("notifq")
+        env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "NOTIFQ_DATABASE_URL": url,
+               "NOTIFQ_REDIS_URL": redis.url, "NOTIFQ_ENVIRONMENT": "development",
+               "NOTIFQ_METRICS_PORT": "0", "NOTIFQ_MOCK_LATENCY_MS": str(case.latency_ms),
+               "NOTIFQ_MOCK_FAILURE_RATE": str(case.failure), **dict(case.extra_env)}
+        py = sys.executable
+        subprocess.run([py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True,
+                       capture_output=True)
+        cp.kubectl("apply", "-f", str(ROOT / "crds"))
+        testbed.wait_for(lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0,
+                         60, "CRD")
+        op = testbed.Proc("operator", [py, "-m", "notifq.operator.main", "--liveness", ""],
+                          d / "operator.log", env=env).start()
+        procs.append(op)
+        workers = [testbed.Proc(f"worker-{i}", [py, "-m", "notifq.worker.main"],
+                                d / f"worker-{i}.log", env=env).start()
+                   for i in range(case.workers)]
+        procs.extend(workers)
+        time.sleep(3)  # let every process connect and block on the queue
+        cpu0 = sum(proc_stat(w.pid)[0] for w in workers)
+        config.load_kube_config(str(cp.kubeconfig))
+        api = client.CustomObjectsApi()
+        manifest = {"apiVersion": "notifq.dev/v1alpha1", "kind": "Campaign",
+                    "metadata": {"name": "bench", "namespace": "default"},
+                    "spec": {"recipients": {"generate": {"count": case.count}}}}
+        db = psycopg.connect(url, autocommit=True)
+        t_apply = time.time()
+        api.create_namespaced_custom_object("notifq.dev", "v1alpha1", "default", "campaigns",
+                                            manifest)
+        db_series: list[tuple[float, int]] = []
+        cr_samples: list[tuple[float, int]] = []
+        phase = ""
+        deadline = time.time() + 1800
+        while time.time() < deadline:
+            row = db.execute("SELECT count(*) FILTER (WHERE status <> 'pending') FROM message "
+                             "JOIN campaign c ON c.id = campaign_id WHERE c.name = 'bench'"
+                             ).fetchone()
+            now = time.time()
+            db_series.append((now, int(row[0]) if row else 0))
+            cr = api.get_namespaced_custom_object("notifq.dev", "v1alpha1", "default",
+                                                  "campaigns", "bench")
+            st = cr.get("status") or {}
+            cr_samples.append((time.time(), int(st.get("sent", 0)) + int(st.get("failed", 0))))
+            phase = st.get("phase", "")
+            if phase in FINAL:
+                break
+            time.sleep(0.1)
+        t_final = cr_samples[-1][0]
+        cpu1 = sum(proc_stat(w.pid)[0] for w in workers)
+        rss = max(proc_stat(w.pid)[1] for w in workers)
+        db.close()
+        m = re.search(r"^(\S+ \S+) INFO notifq.operator.reconcile: campaign default/bench: "
+                      r"stored and queued", op.log_path.read_text(), re.M)
+        accept = float("nan")
+        if m:
+            t_logged = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            accept = t_logged - t_apply
+        lags = []
+        for t_cr, value in cr_samples:
+            if value == 0:
+                continue
+            t_db = next((t for t, v in db_series if v >= value), t_cr)
+            lags.append(max(0.0, t_cr - t_db))
+        drain = t_final - t_apply
+        return {
+            "case": case.name, "messages": case.count, "workers": case.workers,
+            "latency_ms": case.latency_ms, "failure": case.failure, "phase": phase,
+            "accept_s": round(accept, 2), "drain_s": round(drain, 2),
+            "msgs_per_s": round(case.count / drain), "lag_p50_s": round(percentile(lags, 50), 2),
+            "lag_p95_s": round(percentile(lags, 95), 2), "worker_rss_mib": round(rss / 1024),
+            "cpu_s_per_1k": round((cpu1 - cpu0) / case.count * 1000, 3),
+        }
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.stop(signal.SIGTERM, timeout=30)
+        cp.stop()
+        redis.stop()
+        pg.stop()
+
+
+COLUMNS = ["case", "messages", "workers", "latency_ms", "failure", "phase", "accept_s",
+           "drain_s", "msgs_per_s", "lag_p50_s", "lag_p95_s", "worker_rss_mib", "cpu_s_per_1k"]
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
+    print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS), flush=True)
+
+
+def run_peer(count: int, workers: int, latency: float, failure: float) -> dict[str, str]:
+    """The reference delivery path (plain Node), same machine, same sitting."""
+    peer = Path("/tmp/notifq-peer")
+    src = ROOT.parent / "shared" / "peer"
+    if not (peer / "node_modules").exists():
+        shutil.rmtree(peer, ignore_errors=True)
+        shutil.copytree(src, peer)
+        subprocess.run(["npm", "ci", "--silent"], cwd=peer, check=True)
+    env = {**os.environ, "MOCK_LATENCY_MS": str(int(latency)), "MOCK_FAILURE_RATE": str(failure)}
+    out = subprocess.run(["./run.sh", str(count), str(workers)], cwd=peer, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    return {"output": out.stdout[-2000:] + out.stderr[-1000:]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="main")
+    parser.add_argument("--peer", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    names = GROUPS.get(args.cases) or args.cases.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="notifq-bench-"))
+    rows = []
+    try:
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows.append(run_case(CASES[name], workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    for r in rows:
+        print(f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
+              f"{r['msgs_per_s']} msgs/s, lag p95 {r['lag_p95_s']}s, "
+              f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs")
+    if args.peer:
+        for case in (CASES[n] for n in names):
+            print(f"\nreference path for {case.name}:")
+            print(run_peer(case.count, case.workers, case.latency_ms, case.failure)["output"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
