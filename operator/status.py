@@ -9,18 +9,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-FINAL_PHASES = frozenset({"Completed", "CompletedWithFailures", "Cancelled", "Failed"})
-REFERENCE_STATUS = {
-    "Pending": "pending",
-    "Scheduled": "scheduled",
-    "Processing": "processing",
-    "Suspended": "suspended",
-    "Completed": "completed",
-    "CompletedWithFailures": "completed_with_failures",
-    "Cancelled": "cancelled",
-    "Failed": "failed",
-}
-"""Our phases in the reference service's vocabulary (its REST contract)."""
+from notifq.core.phases import FINAL_PHASES
+
+__all__ = ["FINAL_PHASES"]
 
 
 def now_iso() -> str:

@@ -1,0 +1,229 @@
+"""Campaign resources through the Kubernetes API (the API's only Kubernetes calls).
+
+The ``kubernetes`` client is blocking: every method here is sync and the routes
+call them with :func:`asyncio.to_thread`. Only create/get/list/patch/delete on
+``campaigns`` are used, which is all the API's ServiceAccount is granted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import string
+import uuid
+from collections import OrderedDict
+from threading import Lock
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from notifq.api.errors import (
+    CampaignConflict,
+    CampaignNotFound,
+    CampaignRejected,
+    KubernetesUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL, KIND = "notifq.dev", "v1alpha1", "campaigns", "Campaign"
+DISPLAY_NAME = "notifq.dev/display-name"
+RETRY_ANNOTATION = "notifq.dev/retry-failed"
+REQUESTED_BY = "notifq.dev/requested-by"
+CREATED_BY_LABEL = "app.kubernetes.io/created-by"
+TIMEOUT = 10.0
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+_NAME_PREFIX_MAX = 40
+
+Resource = dict[str, Any]
+
+
+def resource_name(display_name: str) -> str:
+    """A DNS-1123 name from a display name plus a short random suffix."""
+    slug = re.sub(r"[^a-z0-9]+", "-", display_name.lower()).strip("-")[:_NAME_PREFIX_MAX]
+    suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+    return f"{slug.strip('-') or 'campaign'}-{suffix}"
+
+
+def manifest(
+    name: str, namespace: str, display_name: str, spec: dict[str, Any], requested_by: str
+) -> Resource:
+    """The Campaign resource the API creates."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {CREATED_BY_LABEL: "notifq-api"},
+            "annotations": {DISPLAY_NAME: display_name, REQUESTED_BY: requested_by},
+        },
+        "spec": spec,
+    }
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _unavailable(exc: Exception) -> KubernetesUnavailable:
+    if isinstance(exc, ApiException):
+        return KubernetesUnavailable(f"Kubernetes API error {exc.status}: {_api_message(exc)}")
+    return KubernetesUnavailable(f"Kubernetes API unreachable: {exc}")
+
+
+class CampaignClient:
+    """Campaign resources of one namespace, with a small uid -> name cache."""
+
+    def __init__(self, api_client: k8s.ApiClient, namespace: str, cache_size: int = 10_000):
+        self.api_client = api_client
+        self.api = k8s.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self._names: OrderedDict[uuid.UUID, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = Lock()
+
+    @classmethod
+    def from_environment(cls, namespace: str, kubeconfig: str | None = None) -> CampaignClient:
+        """In-cluster credentials when running in a pod, else the kubeconfig."""
+        cfg = k8s.Configuration()
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=cfg)
+            return cls(k8s.ApiClient(cfg), namespace)
+        return cls(k8s_config.new_client_from_config(config_file=kubeconfig), namespace)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # reads -----------------------------------------------------------------
+    def list(self, limit: int | None = None) -> list[Resource]:
+        """Campaigns of the namespace, newest first."""
+        kwargs: dict[str, Any] = {"_request_timeout": TIMEOUT}
+        if limit is not None:
+            kwargs["limit"] = limit
+        try:
+            out = self.api.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, **kwargs
+            )
+        except (ApiException, HTTPError) as exc:
+            raise _unavailable(exc) from exc
+        items: list[Resource] = list(out.get("items", []))
+        items.sort(
+            key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]),
+            reverse=True,
+        )
+        return items
+
+    def get(self, name: str) -> Resource | None:
+        try:
+            out = self.api.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _unavailable(exc) from exc
+        except HTTPError as exc:
+            raise _unavailable(exc) from exc
+        return dict(out)
+
+    def find(self, uid: uuid.UUID, name_hint: str | None = None) -> Resource:
+        """The campaign whose metadata.uid is ``uid``; :class:`CampaignNotFound` if none."""
+        with self._lock:
+            cached = self._names.get(uid)
+        for name in dict.fromkeys(n for n in (cached, name_hint) if n):
+            res = self.get(name)
+            if res is not None and res["metadata"].get("uid") == str(uid):
+                self._remember(uid, name)
+                return res
+        for res in self.list():
+            if res["metadata"].get("uid") == str(uid):
+                self._remember(uid, res["metadata"]["name"])
+                return res
+        with self._lock:
+            self._names.pop(uid, None)
+        raise CampaignNotFound(f"campaign {uid} not found")
+
+    def _remember(self, uid: uuid.UUID, name: str) -> None:
+        with self._lock:
+            self._names[uid] = name
+            self._names.move_to_end(uid)
+            while len(self._names) > self._cache_size:
+                self._names.popitem(last=False)
+
+    # writes ----------------------------------------------------------------
+    def create(self, body: Resource) -> Resource:
+        try:
+            out = self.api.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                raise CampaignRejected(_api_message(exc)) from exc
+            if exc.status == 409:
+                raise CampaignConflict(_api_message(exc)) from exc
+            raise _unavailable(exc) from exc
+        except HTTPError as exc:
+            raise _unavailable(exc) from exc
+        res = dict(out)
+        self._remember(uuid.UUID(res["metadata"]["uid"]), res["metadata"]["name"])
+        return res
+
+    def patch(self, res: Resource, patch: dict[str, Any]) -> Resource:
+        """A JSON merge patch, guarded by the uid so a re-created namesake is never touched."""
+        meta = res["metadata"]
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": meta["uid"]}}
+        try:
+            out = self.api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                meta["name"],
+                body,
+                _content_type="application/merge-patch+json",
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise CampaignNotFound(f"campaign {meta['uid']} not found") from exc
+            if exc.status in (400, 409, 422):
+                raise CampaignConflict(_api_message(exc)) from exc
+            raise _unavailable(exc) from exc
+        except HTTPError as exc:
+            raise _unavailable(exc) from exc
+        return dict(out)
+
+    def delete(self, res: Resource) -> None:
+        meta = res["metadata"]
+        try:
+            self.api.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                meta["name"],
+                body=k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=meta["uid"])),
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise CampaignNotFound(f"campaign {meta['uid']} not found") from exc
+            raise _unavailable(exc) from exc
+        except HTTPError as exc:
+            raise _unavailable(exc) from exc
+        with self._lock:
+            self._names.pop(uuid.UUID(meta["uid"]), None)
+
+    def ping(self) -> None:
+        """A cheap call proving the API server answers and we may list campaigns."""
+        self.list(limit=1)

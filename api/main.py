@@ -1,0 +1,73 @@
+"""Entry point: ``notifq-api [serve]`` runs the API with uvicorn;
+``notifq-api create-admin --email E`` creates or updates an admin account.
+
+``create-admin`` reads the password from ``NOTIFQ_ADMIN_PASSWORD`` or, when
+that is unset, from the first line of standard input. There is no default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import uvicorn
+
+from notifq.core.settings import CommonSettings, get_api_settings
+
+log = logging.getLogger(__name__)
+
+
+def _create_admin(email: str) -> int:
+    from notifq.api.app import ensure_admin
+    from notifq.core.db import open_pool
+
+    password = os.environ.get("NOTIFQ_ADMIN_PASSWORD")
+    if password is None:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        log.error("no password: set NOTIFQ_ADMIN_PASSWORD or pass it on standard input")
+        return 2
+
+    async def run() -> None:
+        pool = await open_pool(CommonSettings().database_url, max_size=1)
+        try:
+            await ensure_admin(pool, email, password)
+        finally:
+            await pool.close()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("admin %s is ready", email)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="notifq-api", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the REST API (default)")
+    for p in (parser, serve):
+        p.add_argument("--host", default=os.environ.get("NOTIFQ_API_HOST", "0.0.0.0"))
+        p.add_argument("--port", type=int, default=int(os.environ.get("NOTIFQ_API_PORT", "8000")))
+    admin = sub.add_parser("create-admin", help="create an admin, or set its password")
+    admin.add_argument("--email", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=CommonSettings().log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "create-admin":
+        sys.exit(_create_admin(args.email))
+    from notifq.api.app import create_app
+
+    # X-Forwarded-For is trusted only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
+    uvicorn.run(create_app(get_api_settings()), host=args.host, port=args.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Login limiter shared by every API replica (Redis fixed windows).
+
+Failed logins are counted per client IP and per account in keys
+``<queue_prefix>:login:ip:<ip>`` and ``<queue_prefix>:login:acct:<sha256(email)>``
+that expire ``window`` seconds after the first attempt. Every attempt is
+counted before the password is checked (atomic INCR, so parallel guesses cannot
+slip through); a successful one is uncounted again and clears the account's
+count. Once ``attempts`` failures are counted for the IP or the account within
+the window, further logins are refused (429, ``Retry-After`` = the key's
+remaining lifetime) until the window ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from notifq.core.errors import QueueUnavailable
+
+
+@dataclass(frozen=True)
+class LoginLimiter:
+    redis: Redis
+    prefix: str
+    attempts: int
+    window: int
+
+    def _keys(self, ip: str, email: str) -> list[str]:
+        acct = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        return [f"{self.prefix}:login:ip:{ip}", f"{self.prefix}:login:acct:{acct}"]
+
+    async def hit(self, ip: str, email: str) -> int:
+        """Count one login attempt; seconds to wait if it is over the limit, else 0.
+
+        Counting before the password is checked keeps concurrent attempts honest.
+        """
+        keys = self._keys(ip, email)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            for k in keys:
+                pipe.incr(k)
+                pipe.expire(k, self.window, nx=True)
+                pipe.ttl(k)
+            got = await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc
+        wait = 0
+        for count, ttl in zip(got[0::3], got[2::3], strict=True):
+            if int(count) > self.attempts:
+                wait = max(wait, int(ttl) if int(ttl) > 0 else self.window)
+        return wait
+
+    async def succeeded(self, ip: str, email: str) -> None:
+        """A good password: forget the account's count and do not count this try for the IP."""
+        ip_key, acct_key = self._keys(ip, email)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(acct_key)
+            pipe.decr(ip_key)
+            await pipe.execute()
+        except RedisError as exc:
+            raise QueueUnavailable(f"Redis: {exc}") from exc

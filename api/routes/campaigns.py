@@ -1,0 +1,191 @@
+"""Campaigns: created as Campaign resources, read from their status and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from notifq.api import kube, metrics, store, views
+from notifq.api.deps import CtxDep, CurrentAdmin
+from notifq.api.errors import CampaignConflict
+from notifq.api.schemas import (
+    CampaignAccepted,
+    CampaignCreate,
+    CampaignDetailPublic,
+    CampaignPublic,
+    ErrorPublic,
+    MessagePagePublic,
+    MessagePublic,
+    MessageStatus,
+    ProgressPublic,
+    RetryPublic,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+Responses = dict[int | str, dict[str, Any]]
+AUTH: Responses = {401: {"model": ErrorPublic, "description": "Missing or invalid token"}}
+NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such campaign"}}
+CONFLICT: Responses = {
+    409: {"model": ErrorPublic, "description": "Not possible in the campaign's state"}
+}
+UNAVAILABLE: Responses = {
+    503: {"model": ErrorPublic, "description": "Kubernetes or Postgres unavailable"}
+}
+
+
+async def _find(ctx: CtxDep, cid: uuid.UUID) -> kube.Resource:
+    hint = await store.campaign_name(ctx.pool, cid, ctx.campaigns.namespace)
+    return await asyncio.to_thread(ctx.campaigns.find, cid, hint)
+
+
+async def _patch(ctx: CtxDep, cid: uuid.UUID, patch: dict[str, Any]) -> CampaignPublic:
+    res = await _find(ctx, cid)
+    res = await asyncio.to_thread(ctx.campaigns.patch, res, patch)
+    return views.public(res)
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={**AUTH, **CONFLICT, **UNAVAILABLE},
+)
+async def create_campaign(
+    body: CampaignCreate, ctx: CtxDep, admin: CurrentAdmin
+) -> CampaignAccepted:
+    """Create a campaign (a Campaign resource the operator then delivers)."""
+    if body.recipients is not None and "recipientCount" in body.model_fields_set:
+        raise HTTPException(400, "give either recipientCount or recipients, not both")
+    spec = views.spec_for(body)
+    name = kube.resource_name(body.name)
+    manifest = kube.manifest(name, ctx.campaigns.namespace, body.name, spec, admin.id)
+    res = await asyncio.to_thread(ctx.campaigns.create, manifest)
+    metrics.CAMPAIGNS_CREATED.inc()
+    log.info("admin %s created campaign %s/%s", admin.id, ctx.campaigns.namespace, name)
+    scheduled = body.scheduleAt is not None
+    return CampaignAccepted(
+        campaignId=res["metadata"]["uid"],
+        name=body.name,
+        resourceName=name,
+        totalMessages=views.expected_total(spec),
+        status="scheduled" if scheduled else "pending",
+        message="Campaign scheduled" if scheduled else "Campaign created and queued for delivery",
+    )
+
+
+@router.get("", responses={**UNAVAILABLE})
+async def list_campaigns(
+    ctx: CtxDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[CampaignPublic]:
+    """Campaigns, newest first (limit/offset; X-Total-Count holds the total)."""
+    items = await asyncio.to_thread(ctx.campaigns.list)
+    response.headers["X-Total-Count"] = str(len(items))
+    return [views.public(r) for r in items[offset : offset + limit]]
+
+
+@router.get("/{campaign_id}", responses={**NOT_FOUND, **UNAVAILABLE})
+async def get_campaign(campaign_id: uuid.UUID, ctx: CtxDep) -> CampaignDetailPublic:
+    """A campaign with its messages counted per status."""
+    res = await _find(ctx, campaign_id)
+    counts = await store.counts(ctx.pool, campaign_id)
+    pending = counts.get("pending", 0)
+    progress = ProgressPublic(
+        pending=pending,
+        queued=pending,
+        sent=counts.get("sent", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+    )
+    message = str((res.get("status") or {}).get("message") or "")
+    return CampaignDetailPublic(
+        **views.public(res).model_dump(), progress=progress, message=message
+    )
+
+
+@router.post(
+    "/{campaign_id}/retry",
+    responses={
+        400: {"model": ErrorPublic, "description": "Nothing to retry"},
+        **AUTH,
+        **NOT_FOUND,
+        **CONFLICT,
+        **UNAVAILABLE,
+    },
+)
+async def retry_failed(campaign_id: uuid.UUID, ctx: CtxDep, admin: CurrentAdmin) -> RetryPublic:
+    """Send the failed messages again (invalid addresses excepted)."""
+    res = await _find(ctx, campaign_id)
+    if (res.get("spec") or {}).get("cancel"):
+        raise CampaignConflict("a cancelled campaign cannot be retried")
+    count = await store.retryable(ctx.pool, campaign_id)
+    if count == 0:
+        raise HTTPException(400, "no failed messages to retry")
+    token = f"{int(time.time())}-{secrets.token_hex(4)}"
+    patch = {"metadata": {"annotations": {kube.RETRY_ANNOTATION: token}}}
+    await asyncio.to_thread(ctx.campaigns.patch, res, patch)
+    log.info("admin %s asked to retry %d message(s) of %s", admin.id, count, campaign_id)
+    return RetryPublic(retriedCount=count)
+
+
+@router.post("/{campaign_id}/suspend", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
+async def suspend(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+    """Pause delivery (spec.suspend = true)."""
+    return await _patch(ctx, campaign_id, {"spec": {"suspend": True}})
+
+
+@router.post("/{campaign_id}/resume", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
+async def resume(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+    """Resume delivery (spec.suspend = false)."""
+    return await _patch(ctx, campaign_id, {"spec": {"suspend": False}})
+
+
+@router.post("/{campaign_id}/cancel", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
+async def cancel(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+    """Stop for good: messages not yet sent become cancelled (spec.cancel = true)."""
+    return await _patch(ctx, campaign_id, {"spec": {"cancel": True}})
+
+
+@router.delete("/{campaign_id}", status_code=204, responses={**AUTH, **NOT_FOUND, **UNAVAILABLE})
+async def delete_campaign(campaign_id: uuid.UUID, ctx: CtxDep, admin: CurrentAdmin) -> Response:
+    """Delete the Campaign resource; delivery stops, rows stay in Postgres for audit."""
+    res = await _find(ctx, campaign_id)
+    await asyncio.to_thread(ctx.campaigns.delete, res)
+    log.info("admin %s deleted campaign %s", admin.id, campaign_id)
+    return Response(status_code=204)
+
+
+@router.get("/{campaign_id}/messages", responses={**AUTH, **NOT_FOUND, **UNAVAILABLE})
+async def list_messages(
+    campaign_id: uuid.UUID,
+    ctx: CtxDep,
+    _: CurrentAdmin,
+    status: MessageStatus | None = None,
+    after: Annotated[int, Query(ge=-1, le=2**31 - 1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MessagePagePublic:
+    """Messages in seq order, optionally of one status (keyset pagination with ``after``)."""
+    await _find(ctx, campaign_id)
+    rows = await store.messages(ctx.pool, campaign_id, status, after, limit)
+    items = [
+        MessagePublic(
+            seq=r.seq,
+            recipient=r.recipient,
+            status=r.status,  # type: ignore[arg-type]
+            attempts=r.attempts,
+            lastError=r.last_error,
+            sentAt=r.sent_at,
+            updatedAt=r.updated_at,
+        )
+        for r in rows
+    ]
+    return MessagePagePublic(items=items, nextAfter=rows[-1].seq if len(rows) == limit else None)

@@ -1,0 +1,133 @@
+"""Request and response models (``XCreate`` in, ``XPublic`` out).
+
+Field names follow the reference service's REST contract (camelCase).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+CampaignStatus = Literal[
+    "pending",
+    "scheduled",
+    "processing",
+    "suspended",
+    "completed",
+    "completed_with_failures",
+    "cancelled",
+    "failed",
+]
+MessageStatus = Literal["pending", "sent", "failed", "cancelled"]
+Recipient = Annotated[str, StringConstraints(max_length=320)]
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: a human message, and field details for validation errors."""
+
+    error: str
+    detail: list[dict[str, object]] | None = None
+
+
+class LoginRequest(BaseModel):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class AdminPublic(BaseModel):
+    id: str
+    email: str
+
+
+class TokenPublic(BaseModel):
+    token: str
+    admin: AdminPublic
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int | None = Field(default=None, ge=1, le=10)
+    """Attempts per message, the first included."""
+    backoffMs: int | None = Field(default=None, ge=100, le=600_000)  # noqa: N815
+    """Delay before the first retry; doubles on each retry."""
+
+
+class CampaignCreate(BaseModel):
+    """The reference service's fields, plus optional ones mapping to the Campaign spec."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    recipientCount: int = Field(default=100, ge=1, le=100_000)  # noqa: N815
+    targetEmail: EmailStr | None = None  # noqa: N815
+    recipients: list[Recipient] | None = Field(default=None, min_length=1, max_length=10_000)
+    """An explicit recipient list instead of ``recipientCount`` generated addresses."""
+    channel: Literal["email", "sms", "push"] = "email"
+    provider: Literal["auto", "mock", "ses", "sns"] = "auto"
+    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
+    body: Annotated[str, StringConstraints(max_length=262_144)] | None = None
+    scheduleAt: AwareDatetime | None = None  # noqa: N815
+    rateLimit: int | None = Field(default=None, ge=1, le=100_000)  # noqa: N815
+    retry: RetryPolicy | None = None
+
+
+class CampaignAccepted(BaseModel):
+    campaignId: str  # noqa: N815
+    name: str
+    resourceName: str  # noqa: N815
+    totalMessages: int  # noqa: N815
+    status: CampaignStatus
+    message: str
+
+
+class CampaignPublic(BaseModel):
+    id: str
+    name: str
+    resourceName: str  # noqa: N815
+    totalMessages: int  # noqa: N815
+    sentCount: int  # noqa: N815
+    failedCount: int  # noqa: N815
+    status: CampaignStatus
+    createdAt: datetime  # noqa: N815
+    updatedAt: datetime  # noqa: N815
+
+
+class ProgressPublic(BaseModel):
+    """Messages per status; ``queued`` equals ``pending`` (every pending message is queued)."""
+
+    pending: int = 0
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class CampaignDetailPublic(CampaignPublic):
+    progress: ProgressPublic
+    message: str = ""
+
+
+class RetryPublic(BaseModel):
+    retriedCount: int  # noqa: N815
+
+
+class MessagePublic(BaseModel):
+    seq: int
+    recipient: str
+    status: MessageStatus
+    attempts: int
+    lastError: str | None  # noqa: N815
+    sentAt: datetime | None  # noqa: N815
+    updatedAt: datetime | None  # noqa: N815
+
+
+class MessagePagePublic(BaseModel):
+    items: list[MessagePublic]
+    nextAfter: int | None  # noqa: N815
+    """Pass as ``after`` to get the next page; null on the last page."""
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

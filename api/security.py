@@ -1,0 +1,74 @@
+"""Passwords (bcrypt) and access tokens (JWT, HS256 only).
+
+Tokens carry ``sub`` (the admin id), ``iat`` and ``exp``; decoding accepts
+exactly HS256 with our secret and requires all three claims, so ``alg: none``,
+other algorithms, expired, tampered and foreign tokens are all refused.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from functools import lru_cache
+
+import bcrypt
+import jwt
+
+ALGORITHM = "HS256"
+BCRYPT_MAX_BYTES = 72
+MIN_PASSWORD_LENGTH = 8
+
+
+class InvalidToken(Exception):
+    """A bearer token that is missing, malformed, expired or not ours."""
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    """A bcrypt hash of ``password`` (refuses what bcrypt would silently truncate)."""
+    raw = password.encode()
+    if len(password) < MIN_PASSWORD_LENGTH or len(raw) > BCRYPT_MAX_BYTES:
+        raise ValueError(
+            f"a password must be {MIN_PASSWORD_LENGTH} characters to {BCRYPT_MAX_BYTES} bytes long"
+        )
+    return bcrypt.hashpw(raw, bcrypt.gensalt(rounds)).decode()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> bytes:
+    return bcrypt.hashpw(uuid.uuid4().bytes, bcrypt.gensalt())
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Whether ``password`` matches; costs one bcrypt check even without a hash (timing)."""
+    raw = password.encode()
+    if password_hash is None or len(raw) > BCRYPT_MAX_BYTES:
+        bcrypt.checkpw(raw[:BCRYPT_MAX_BYTES], _dummy_hash())
+        return False
+    try:
+        return bcrypt.checkpw(raw, password_hash.encode())
+    except ValueError:
+        return False
+
+
+def issue_token(subject: str, secret: str, ttl_seconds: int, now: float | None = None) -> str:
+    """A signed token for ``subject``, valid ``ttl_seconds``."""
+    iat = int(now if now is not None else time.time())
+    claims = {"sub": subject, "iat": iat, "exp": iat + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(token: str, secret: str) -> str:
+    """The subject of a valid token; :class:`InvalidToken` otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp", "iat"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidToken("token has no subject")
+    return sub

@@ -1,0 +1,121 @@
+"""The API's Postgres reads, and admin accounts (the only rows the API writes)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import Error as PsycopgError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from notifq.core.errors import DatabaseUnavailable
+
+INVALID_ADDRESS = "invalid address"
+
+
+@dataclass(frozen=True)
+class AdminRow:
+    id: uuid.UUID
+    email: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    seq: int
+    recipient: str
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime | None
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def _fetch(
+    pool: AsyncConnectionPool, sql: str, params: tuple[object, ...]
+) -> list[tuple[Any, ...]]:
+    try:
+        async with pool.connection(timeout=10) as conn:
+            cur = await conn.execute(sql, params)
+            return list(await cur.fetchall()) if cur.description else []
+    except (PsycopgError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"Postgres: {exc}") from exc
+
+
+async def admin_by_email(pool: AsyncConnectionPool, email: str) -> AdminRow | None:
+    rows = await _fetch(
+        pool,
+        "SELECT id, email, password_hash FROM admin WHERE email = %s",
+        (normalize_email(email),),
+    )
+    return AdminRow(*rows[0]) if rows else None
+
+
+async def admin_by_id(pool: AsyncConnectionPool, admin_id: uuid.UUID) -> AdminRow | None:
+    rows = await _fetch(
+        pool, "SELECT id, email, password_hash FROM admin WHERE id = %s", (admin_id,)
+    )
+    return AdminRow(*rows[0]) if rows else None
+
+
+UPSERT_ADMIN = """
+INSERT INTO admin (id, email, password_hash) VALUES (%s, %s, %s)
+ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()
+"""
+
+
+async def upsert_admin(pool: AsyncConnectionPool, email: str, password_hash: str) -> None:
+    await _fetch(pool, UPSERT_ADMIN, (uuid.uuid4(), normalize_email(email), password_hash))
+
+
+async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: str) -> str | None:
+    """The resource name the operator stored for campaign ``cid`` (None before it did)."""
+    rows = await _fetch(
+        pool, "SELECT name FROM campaign WHERE id = %s AND namespace = %s", (cid, namespace)
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
+    """Messages per status, on the (campaign_id, status) index."""
+    rows = await _fetch(
+        pool,
+        "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+        (cid,),
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+async def retryable(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
+    """Failed messages a retry would re-send (invalid addresses never succeed)."""
+    rows = await _fetch(
+        pool,
+        "SELECT count(*) FROM message WHERE campaign_id = %s AND status = 'failed' "
+        "AND last_error IS DISTINCT FROM %s",
+        (cid, INVALID_ADDRESS),
+    )
+    return int(rows[0][0])
+
+
+async def messages(
+    pool: AsyncConnectionPool, cid: uuid.UUID, status: str | None, after: int, limit: int
+) -> list[MessageRow]:
+    """One page of messages in ``seq`` order (keyset pagination)."""
+    rows = await _fetch(
+        pool,
+        "SELECT seq, recipient, status, attempts, last_error, sent_at, updated_at FROM message "
+        "WHERE campaign_id = %s AND seq > %s AND (%s::text IS NULL OR status = %s) "
+        "ORDER BY seq LIMIT %s",
+        (cid, after, status, status, limit),
+    )
+    return [MessageRow(*r) for r in rows]
+
+
+async def ping(pool: AsyncConnectionPool) -> None:
+    await _fetch(pool, "SELECT 1", ())

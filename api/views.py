@@ -1,0 +1,87 @@
+"""Pure mappings between Campaign resources and the REST contract (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from notifq.api.kube import DISPLAY_NAME, Resource
+from notifq.api.schemas import CampaignCreate, CampaignPublic, CampaignStatus
+from notifq.core.phases import REFERENCE_STATUS
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def reference_status(phase: str | None) -> CampaignStatus:
+    return cast(CampaignStatus, REFERENCE_STATUS.get(phase or "Pending", "pending"))
+
+
+def spec_for(body: CampaignCreate) -> dict[str, Any]:
+    """The Campaign spec for a create request."""
+    spec: dict[str, Any] = {"channel": body.channel, "provider": body.provider}
+    if body.recipients is not None:
+        entries = list(body.recipients)
+        if body.targetEmail:
+            entries.append(body.targetEmail)
+        spec["recipients"] = {"list": entries}
+    else:
+        generate: dict[str, Any] = {"count": body.recipientCount}
+        if body.targetEmail:
+            generate["include"] = [body.targetEmail]
+        spec["recipients"] = {"generate": generate}
+    if body.subject is not None:
+        spec["subject"] = body.subject
+    if body.body is not None:
+        spec["body"] = body.body
+    if body.scheduleAt is not None:
+        spec["scheduleAt"] = body.scheduleAt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if body.rateLimit is not None:
+        spec["rateLimit"] = body.rateLimit
+    if body.retry is not None:
+        retry = body.retry.model_dump(exclude_none=True)
+        if retry:
+            spec["retry"] = retry
+    return spec
+
+
+def expected_total(spec: Any) -> int:
+    """Messages a spec asks for, before the operator stored them (duplicates included)."""
+    recipients = spec.get("recipients") or {}
+    if "generate" in recipients:
+        gen = recipients["generate"]
+        return int(gen.get("count", 0)) + len(gen.get("include") or [])
+    return len(recipients.get("list") or [])
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def updated_at(res: Resource) -> datetime:
+    """Last write to the resource (spec or status), from its managedFields times."""
+    meta = res.get("metadata", {})
+    times = [_time(m.get("time")) for m in meta.get("managedFields") or []]
+    times.append(_time(meta.get("creationTimestamp")))
+    return max((t for t in times if t is not None), default=EPOCH)
+
+
+def public(res: Resource) -> CampaignPublic:
+    meta = res["metadata"]
+    status = res.get("status") or {}
+    total = status.get("total")
+    return CampaignPublic(
+        id=meta["uid"],
+        name=(meta.get("annotations") or {}).get(DISPLAY_NAME) or meta["name"],
+        resourceName=meta["name"],
+        totalMessages=int(total) if total else expected_total(res.get("spec") or {}),
+        sentCount=int(status.get("sent") or 0),
+        failedCount=int(status.get("failed") or 0),
+        status=reference_status(status.get("phase")),
+        createdAt=_time(meta.get("creationTimestamp")) or EPOCH,
+        updatedAt=updated_at(res),
+    )

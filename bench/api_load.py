@@ -1,0 +1,159 @@
+"""Load on ``GET /campaigns/{id}`` of a 100,000-message campaign.
+
+Starts a private test bed (Postgres, Redis, etcd + kube-apiserver), the operator,
+one worker (mock provider, latency 0, failure 0) and ``notifq-api`` as a real
+uvicorn process; creates the campaign through the API, waits until it is done,
+then drives the endpoint with ``wrk`` (``apt-get install -y wrk``) or, without
+it, an httpx async loop. Prints p50/p99 latency and requests/s.
+
+    .venv/bin/python bench/api_load.py [--count 100000] [--seconds 15] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+
+import testbed  # noqa: E402
+
+PASSWORD = secrets.token_urlsafe(16)
+
+
+async def httpx_load(url: str, seconds: float, connections: int) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections)) as client:
+
+        async def one() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                resp = await client.get(url)
+                resp.raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(connections)))
+        elapsed = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return q[49] * 1000, q[98] * 1000, len(latencies) / elapsed
+
+
+def wrk_load(url: str, seconds: float, connections: int) -> tuple[float, float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    print(out)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, label
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps
+    return ms("50%"), ms("99%"), float(rps.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="notifq-apiload-"))
+    pg = testbed.Postgres(work / "pg").start()
+    redis = testbed.Redis(work / "redis").start()
+    cp = testbed.ControlPlane(work / "k8s").start()
+    procs: list[testbed.Proc] = []
+    try:
+        cp.kubectl("apply", "-f", str(ROOT / "crds"))
+        testbed.wait_for(
+            lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0, 60, "CRD"
+        )
+        url = pg.create_database("notifq")
+        from notifq.core.migrate import upgrade
+
+        upgrade(url)
+        port = testbed.free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cp.kubeconfig),
+            "NOTIFQ_DATABASE_URL": url,
+            "NOTIFQ_REDIS_URL": redis.url,
+            "NOTIFQ_ENVIRONMENT": "development",
+            "NOTIFQ_METRICS_PORT": "0",
+            "NOTIFQ_MOCK_LATENCY_MS": "0",
+            "NOTIFQ_MOCK_FAILURE_RATE": "0",
+            "NOTIFQ_JWT_SECRET": secrets.token_urlsafe(48),
+            "NOTIFQ_ADMIN_EMAIL": "bench@example.com",
+            "NOTIFQ_ADMIN_PASSWORD": PASSWORD,
+            "NOTIFQ_API_PORT": str(port),
+            "NOTIFQ_LOG_LEVEL": "WARNING",
+        }
+        py = sys.executable
+        for name, argv in [
+            ("operator", [py, "-m", "notifq.operator.main", "--liveness", ""]),
+            ("worker", [py, "-m", "notifq.worker.main"]),
+            ("api", [py, "-m", "notifq.api.main", "serve", "--host", "127.0.0.1"]),
+        ]:
+            procs.append(testbed.Proc(name, argv, work / f"{name}.log", env=env).start())
+        base = f"http://127.0.0.1:{port}"
+        testbed.wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "the API")
+        login = httpx.post(
+            f"{base}/auth/login", json={"email": "bench@example.com", "password": PASSWORD}
+        ).json()
+        created = httpx.post(
+            f"{base}/campaigns",
+            json={"name": "api load", "recipientCount": args.count},
+            headers={"Authorization": f"Bearer {login['token']}"},
+            timeout=30,
+        ).json()
+        target = f"{base}/campaigns/{created['campaignId']}"
+        t0 = time.monotonic()
+        testbed.wait_for(
+            lambda: httpx.get(target).json()["status"] == "completed", 600, "the campaign"
+        )
+        print(f"campaign of {args.count} delivered in {time.monotonic() - t0:.1f}s")
+        print(httpx.get(target).json())
+        tool = args.tool
+        if tool == "auto":
+            tool = "wrk" if shutil.which("wrk") else "httpx"
+        if tool == "wrk":
+            p50, p99, rps = wrk_load(target, args.seconds, args.connections)
+        else:
+            p50, p99, rps = asyncio.run(httpx_load(target, args.seconds, args.connections))
+        print(
+            f"GET /campaigns/{{id}} ({args.count} messages, {tool}, {args.connections} conns, "
+            f"{args.seconds:.0f}s): p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:.0f} req/s"
+        )
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        cp.stop()
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The REST API end to end: campaigns created through it are Campaign resources
+(checked with kubectl), reads from the real control plane and Postgres, a
+property-based run of the OpenAPI contract, and retry-failed with the real
+operator and workers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from harness import Stack, wait_until
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from notifq.api.app import create_app
+from notifq.api.kube import CampaignClient
+from notifq.api.testing import serve_in_thread
+from notifq.core.settings import ApiSettings
+
+pytestmark = [
+    pytest.mark.e2e,
+    # the test bed's API server has a self-signed certificate (insecure-skip-tls-verify)
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+ADMIN, PASSWORD = "admin@example.com", "a long and private passphrase"
+
+
+class Api:
+    """An API server on the test bed, its namespace and a logged-in client."""
+
+    def __init__(self, client: httpx.Client, namespace: str, control_plane: Any) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.control_plane = control_plane
+        resp = client.post("/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        self.token = resp.json()["token"]
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+    def create(self, **body: Any) -> dict[str, Any]:
+        resp = self.client.post("/campaigns", json=body, headers=self.auth)
+        assert resp.status_code == 202, resp.text
+        return dict(resp.json())
+
+    def kubectl_get(self, name: str) -> dict[str, Any]:
+        out = self.control_plane.kubectl(
+            "get", "campaign", name, "-n", self.namespace, "-o", "json"
+        )
+        return dict(json.loads(out.stdout))
+
+    def detail(self, cid: str) -> dict[str, Any]:
+        resp = self.client.get(f"/campaigns/{cid}")
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+
+@pytest.fixture
+def api_factory(
+    control_plane: Any, database_url: str, redis_server: Any, namespace: str
+) -> Iterator[Callable[..., Api]]:
+    """API servers for this test's namespace; campaigns left there are deleted afterwards
+    (unless an operator handled them) so no later operator delivers them."""
+    stack: list[Any] = []
+
+    def make(**overrides: Any) -> Api:
+        settings = ApiSettings(
+            environment="test",
+            database_url=database_url,
+            redis_url=redis_server.url,
+            queue_prefix=f"apie2e{uuid.uuid4().hex[:8]}",
+            namespace=namespace,
+            jwt_secret=secrets.token_urlsafe(48),
+            admin_email=ADMIN,
+            admin_password=PASSWORD,
+            **overrides,
+        )
+        kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
+        server = serve_in_thread(create_app(settings, campaigns_client=kube))
+        url = server.__enter__()
+        client = httpx.Client(base_url=url, timeout=60)
+        stack.append((server, client, kube))
+        return Api(client, namespace, control_plane)
+
+    yield make
+    for server, client, kube in stack:
+        client.close()
+        server.__exit__(None, None, None)
+        kube.close()
+
+
+@pytest.fixture
+def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> Iterator[Api]:
+    yield api_factory()
+    control_plane.kubectl(
+        "delete", "campaigns", "--all", "-n", namespace, "--wait=false", check=False
+    )
+
+
+def test_create_makes_a_campaign_resource(api: Api) -> None:
+    body = api.create(name="Black Friday!", recipientCount=50, targetEmail="me@company.com")
+    assert body["status"] == "pending"
+    assert body["totalMessages"] == 51
+    assert body["name"] == "Black Friday!"
+    cr = api.kubectl_get(body["resourceName"])
+    assert cr["metadata"]["uid"] == body["campaignId"]
+    assert body["resourceName"].startswith("black-friday-")
+    assert cr["metadata"]["annotations"]["notifq.dev/display-name"] == "Black Friday!"
+    assert cr["spec"]["recipients"] == {
+        "generate": {"count": 50, "include": ["me@company.com"], "domain": "example.com"}
+    }
+    assert cr["spec"]["channel"] == "email"
+
+
+def test_create_with_extended_fields(api: Api) -> None:
+    body = api.create(
+        name="list",
+        recipients=["a@company.com", "b@company.com"],
+        subject="Hi {{ recipient }}",
+        retry={"attempts": 2, "backoffMs": 500},
+        rateLimit=10,
+        scheduleAt="2099-01-01T09:00:00+02:00",
+    )
+    assert body["status"] == "scheduled"
+    spec = api.kubectl_get(body["resourceName"])["spec"]
+    assert spec["recipients"] == {"list": ["a@company.com", "b@company.com"]}
+    assert spec["retry"] == {"attempts": 2, "backoffMs": 500}
+    assert spec["scheduleAt"] == "2099-01-01T07:00:00Z"
+    assert spec["subject"] == "Hi {{ recipient }}" and spec["rateLimit"] == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "x", "recipientCount": 100_001},
+        {"name": "x", "recipientCount": 0},
+        {"name": "x", "targetEmail": "not-an-email"},
+        {"name": "x", "recipients": ["a@company.com"], "recipientCount": 5},
+        {"name": "x", "recipients": ["no-at-sign"]},  # refused by the CRD's CEL rule
+        {"name": "x", "channel": "fax"},
+    ],
+)
+def test_invalid_creates_are_400(api: Api, body: dict[str, Any]) -> None:
+    resp = api.client.post("/campaigns", json=body, headers=api.auth)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]
+
+
+def test_list_is_newest_first_and_paginated(api: Api) -> None:
+    ids = [api.create(name=f"c{i}", recipientCount=10)["campaignId"] for i in range(3)]
+    resp = api.client.get("/campaigns", params={"limit": 2})
+    assert resp.status_code == 200
+    assert resp.headers["X-Total-Count"] == "3"
+    page = resp.json()
+    assert len(page) == 2
+    rest = api.client.get("/campaigns", params={"limit": 2, "offset": 2}).json()
+    assert {c["id"] for c in page + rest} == set(ids)
+    created = [c["createdAt"] for c in page + rest]
+    assert created == sorted(created, reverse=True)
+    first = page[0]
+    assert set(first) >= {
+        "id",
+        "name",
+        "totalMessages",
+        "sentCount",
+        "failedCount",
+        "status",
+        "createdAt",
+        "updatedAt",
+    }
+    assert first["status"] == "pending" and first["totalMessages"] == 10
+
+
+def test_detail_and_404(api: Api) -> None:
+    cid = api.create(name="one", recipientCount=7)["campaignId"]
+    detail = api.detail(cid)
+    assert detail["id"] == cid and detail["totalMessages"] == 7
+    assert detail["progress"] == {"pending": 0, "queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    assert api.client.get(f"/campaigns/{uuid.uuid4()}").status_code == 404
+    assert api.client.get("/campaigns/not-a-uuid").status_code == 400
+
+
+def test_suspend_resume_cancel_delete(api: Api) -> None:
+    made = api.create(name="intent", recipientCount=5)
+    cid, name = made["campaignId"], made["resourceName"]
+    assert api.client.post(f"/campaigns/{cid}/suspend").status_code == 401
+    resp = api.client.post(f"/campaigns/{cid}/suspend", headers=api.auth)
+    assert resp.status_code == 200, resp.text
+    assert api.kubectl_get(name)["spec"]["suspend"] is True
+    assert api.client.post(f"/campaigns/{cid}/resume", headers=api.auth).status_code == 200
+    assert api.kubectl_get(name)["spec"]["suspend"] is False
+    assert api.client.post(f"/campaigns/{cid}/cancel", headers=api.auth).status_code == 200
+    assert api.kubectl_get(name)["spec"]["cancel"] is True
+    retry = api.client.post(f"/campaigns/{cid}/retry", headers=api.auth)
+    assert retry.status_code == 409
+    assert api.client.delete(f"/campaigns/{cid}").status_code == 401
+    assert api.client.delete(f"/campaigns/{cid}", headers=api.auth).status_code == 204
+    gone = api.control_plane.kubectl("get", "campaign", name, "-n", api.namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    assert api.client.get(f"/campaigns/{cid}").status_code == 404
+    assert api.client.post(f"/campaigns/{uuid.uuid4()}/cancel", headers=api.auth).status_code == 404
+
+
+def test_retry_with_nothing_failed_is_400(api: Api) -> None:
+    cid = api.create(name="fine", recipientCount=5)["campaignId"]
+    resp = api.client.post(f"/campaigns/{cid}/retry", headers=api.auth)
+    assert resp.status_code == 400
+    assert resp.json() == {"error": "no failed messages to retry"}
+
+
+def test_messages_need_a_token(api: Api) -> None:
+    cid = api.create(name="private", recipientCount=5)["campaignId"]
+    assert api.client.get(f"/campaigns/{cid}/messages").status_code == 401
+    resp = api.client.get(f"/campaigns/{cid}/messages", headers=api.auth)
+    assert resp.status_code == 200
+    assert resp.json() == {"items": [], "nextAfter": None}
+
+
+def test_readyz_with_every_dependency_up(api: Api) -> None:
+    resp = api.client.get("/readyz")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok", "kubernetes": "ok"},
+    }
+
+
+def test_cors_when_configured(api_factory: Callable[..., Api]) -> None:
+    api = api_factory(cors_origins=["https://dash.example.com"])
+    resp = api.client.options(
+        "/campaigns",
+        headers={
+            "Origin": "https://dash.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert resp.headers["access-control-allow-origin"] == "https://dash.example.com"
+    other = api.client.get("/health", headers={"Origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+# --- property-based: the OpenAPI contract, with a valid token --------------------------
+
+
+def test_openapi_contract(api: Api) -> None:
+    """Generated requests for every operation, with a valid token: no 5xx, and every
+    answer (status, content type, body) is one the schema documents."""
+    schema = schemathesis.openapi.from_url(f"{api.client.base_url}/openapi.json")
+    checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+    statuses: list[int] = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=12,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
+        def run(case: Any) -> None:
+            response = case.call_and_validate(headers=api.auth, checks=checks)
+            assert response.status_code < 500, (case.method, case.path, response.text)
+            statuses.append(response.status_code)
+
+        run()
+    assert len(statuses) >= 5 * len(operations)
+    assert {200, 202, 400, 404} <= set(statuses)
+
+
+# --- with the real operator and workers ---------------------------------------------------
+
+
+def test_retry_flow_with_operator(
+    api: Api, stack_factory: Callable[..., Stack], tmp_path: Path
+) -> None:
+    outage = tmp_path / "outage"
+    outage.touch()  # the mock provider throttles every send while this file exists
+    stack = stack_factory(
+        workers=1, NOTIFQ_MOCK_FAILURE_RATE="0", NOTIFQ_MOCK_OUTAGE_FILE=str(outage)
+    )
+    cid = api.create(name="flaky", recipientCount=300, retry={"attempts": 1})["campaignId"]
+
+    def reached(status: str) -> Callable[[], bool]:
+        return lambda: api.detail(cid)["status"] == status
+
+    wait_until(reached("completed_with_failures"), 90, "every message to fail")
+    detail = api.detail(cid)
+    assert detail["failedCount"] == 300
+    assert detail["progress"]["failed"] == 300 and detail["progress"]["sent"] == 0
+    page = api.client.get(
+        f"/campaigns/{cid}/messages", params={"status": "failed", "limit": 250}, headers=api.auth
+    ).json()
+    assert len(page["items"]) == 250 and page["nextAfter"] == page["items"][-1]["seq"]
+    assert page["items"][0]["recipient"].endswith("@example.com")
+    assert page["items"][0]["attempts"] == 1 and page["items"][0]["lastError"]
+    rest = api.client.get(
+        f"/campaigns/{cid}/messages",
+        params={"status": "failed", "limit": 250, "after": page["nextAfter"]},
+        headers=api.auth,
+    ).json()
+    assert len(rest["items"]) == 50 and rest["nextAfter"] is None
+
+    outage.unlink()
+    resp = api.client.post(f"/campaigns/{cid}/retry", headers=api.auth)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"retriedCount": 300}
+    wait_until(reached("completed"), 90, "the retried messages to be sent")
+    detail = api.detail(cid)
+    assert (detail["sentCount"], detail["failedCount"]) == (300, 0)
+    assert detail["progress"]["sent"] == 300
+    name = detail["resourceName"]
+    assert api.kubectl_get(name)["status"]["retry"]["retried"] == 300
+    assert stack.counts(cid) == {"sent": 300}
+    again = api.client.post(f"/campaigns/{cid}/retry", headers=api.auth)
+    assert again.status_code == 400
