@@ -5,7 +5,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint unit integration e2e demo bench clean
+.PHONY: setup test lint unit integration e2e demo bench clean chart-crds
+
+# the chart carries a copy of the CRD (tests/unit/test_chart_crds.py keeps them equal)
+chart-crds:
+	cp crds/notifq.dev_campaigns.yaml charts/notifq/crds/
 
 setup:
 	@hack/setup.sh

@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# One image for every notifq component; the Helm chart picks the command
+# (notifq-operator, notifq-api, notifq-worker, notifq-migrate upgrade).
+#   docker build -t notifq:dev .
+# Stages: build (venv + wheel install) -> base (runtime) -> dev (Tilt live update)
+#         -> runtime (the default, last stage).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/notifq
+WORKDIR /src
+# notifq/operator, notifq/worker and notifq/api are relative symlinks to the
+# top-level folders; COPY keeps them and the (non-editable) wheel build follows them.
+COPY pyproject.toml README.md ./
+COPY notifq/ notifq/
+COPY operator/ operator/
+COPY worker/ worker/
+COPY api/ api/
+RUN /opt/notifq/bin/pip install --no-cache-dir . \
+ && /opt/notifq/bin/python -m compileall -q /opt/notifq/lib
+
+FROM ${PYTHON_IMAGE} AS base
+LABEL org.opencontainers.image.title="notifq" \
+      org.opencontainers.image.description="Kubernetes-native notification campaigns" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/notifq/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+RUN groupadd --system --gid 10001 notifq \
+ && useradd --system --uid 10001 --gid notifq --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin notifq
+COPY --from=build /opt/notifq /opt/notifq
+WORKDIR /tmp
+USER 10001:10001
+# api 8000, operator liveness 8080, metrics 9090 (operator) / 9091 (worker)
+EXPOSE 8000 8080 9090 9091
+# No ENTRYPOINT: the chart passes the command as `args`.
+CMD ["notifq-api"]
+
+# Tilt's live update syncs Python sources into site-packages and restarts the
+# process: the package directory must be writable by the app user there.
+FROM base AS dev
+USER 0
+RUN chown -R 10001:10001 /opt/notifq/lib/python3.11/site-packages/notifq \
+ && install -o 10001 -g 10001 -m 0644 /dev/null /.restart-proc
+USER 10001:10001
+
+FROM base AS runtime

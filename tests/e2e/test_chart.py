@@ -1,0 +1,393 @@
+"""The Helm chart on a real kube-apiserver with the real helm binary: lint, server-side
+dry-run, install / upgrade / uninstall, values-schema rejections, and least privilege
+proven by running the real operator and workers with the chart's ServiceAccount token.
+
+No controller-manager runs, so Deployments never get Pods: the tests check that the
+objects exist and that notifq's processes, run locally, work with exactly the
+permissions the chart grants.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testbed
+import yaml
+from harness import Stack, campaign
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "notifq"
+KIND_VALUES = CHART / "ci" / "kind-values.yaml"
+EXTERNAL_VALUES = CHART / "ci" / "external-values.yaml"
+# Helm built from its Go module reports a default Kubernetes v1.20 for `helm template`.
+KUBE_VERSION = "v1.35.0"
+
+pytestmark = pytest.mark.e2e
+
+
+class Helm:
+    """The helm binary pointed at the test bed, with private config/cache dirs."""
+
+    def __init__(self, cp: testbed.ControlPlane, home: Path) -> None:
+        self.cp = cp
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(cp.kubeconfig),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [str(self.cp.bindir / "helm"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+            check=False,
+        )
+        if check and out.returncode:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out
+
+
+@pytest.fixture(scope="module")
+def helm(control_plane: testbed.ControlPlane, workdir: Path) -> Helm:
+    return Helm(control_plane, workdir / "helm")
+
+
+def _ns(cp: testbed.ControlPlane, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cp.kubectl("create", "namespace", name)
+    return name
+
+
+def _get(cp: testbed.ControlPlane, ns: str, *what: str) -> dict[str, Any]:
+    return dict(json.loads(cp.kubectl("get", *what, "-n", ns, "-o", "json").stdout))
+
+
+@pytest.fixture(scope="module")
+def release(control_plane: testbed.ControlPlane, helm: Helm) -> Iterator[tuple[str, str]]:
+    """The chart installed once (kind values: in-chart Postgres and Redis) as (name, ns)."""
+    ns = _ns(control_plane, "chart")
+    helm("install", "nq", str(CHART), "-n", ns, "-f", str(KIND_VALUES))
+    yield "nq", ns
+    helm("uninstall", "nq", "-n", ns, check=False)
+
+
+def _token_kubeconfig(cp: testbed.ControlPlane, ns: str, sa: str, path: Path) -> str:
+    """A kubeconfig authenticating as the ServiceAccount (TokenRequest API)."""
+    token = str(cp.kubectl("create", "token", sa, "-n", ns, "--duration=1h").stdout).strip()
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "tb", "cluster": {"server": cp.server, "insecure-skip-tls-verify": True}}
+        ],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "tb", "context": {"cluster": "tb", "user": sa, "namespace": ns}}],
+        "current-context": "tb",
+    }
+    path.write_text(json.dumps(cfg))
+    return token
+
+
+def _as(cp: testbed.ControlPlane, token: str, *args: str, input: str | None = None) -> str:
+    """Run kubectl with only the token's identity; returns '' on success, else stderr."""
+    argv = [
+        str(cp.bindir / "kubectl"),
+        f"--server={cp.server}",
+        "--insecure-skip-tls-verify",
+        f"--token={token}",
+        *args,
+    ]
+    out = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=60, check=False)
+    return out.stderr if out.returncode else ""
+
+
+# --- lint and render --------------------------------------------------------------
+
+
+def test_lint_strict_and_server_side_dry_run(
+    control_plane: testbed.ControlPlane, helm: Helm
+) -> None:
+    ns = _ns(control_plane, "dry")
+    for values in (KIND_VALUES, EXTERNAL_VALUES):
+        out = helm("lint", "--strict", str(CHART), "-f", str(values))
+        assert "0 chart(s) failed" in out.stdout
+        assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout
+        # the ServiceMonitor's CRD is not on the test bed: validated without it
+        rendered = helm(
+            "template",
+            "nq",
+            str(CHART),
+            "-n",
+            ns,
+            "--kube-version",
+            KUBE_VERSION,
+            "-f",
+            str(values),
+            "--set",
+            "metrics.serviceMonitor.enabled=false",
+        ).stdout
+        applied = control_plane.kubectl(
+            "apply", "--dry-run=server", "-n", ns, "-f", "-", input=rendered
+        ).stdout
+        assert "deployment.apps/nq-notifq-operator created (server dry run)" in applied
+    monitor = helm(
+        "template", "nq", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(EXTERNAL_VALUES)
+    ).stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(monitor) if d}
+    assert {"ServiceMonitor", "Ingress"} <= kinds
+
+
+# --- values schema ---------------------------------------------------------------
+
+BAD_VALUES = [
+    ({"wroker": {"replicas": 2}}, "additional properties 'wroker' not allowed"),
+    ({"worker": {"replicas": "two"}}, "at '/worker/replicas': got string, want integer"),
+    ({"worker": {"replicas": -1}}, "at '/worker/replicas': minimum: got -1, want 0"),
+    ({"config": {"environment": "prod"}}, "at '/config/environment': value must be one of"),
+    ({"postgres": {"url": ""}}, "at '/postgres/url': minLength: got 0, want 1"),
+    ({"api": {"service": {"type": "NodePrt"}}}, "at '/api/service/type': value must be one of"),
+    ({"worker": {"mock": {"failureRate": 1.5}}}, "at '/worker/mock/failureRate': maximum"),
+    ({"api": {"jwtSecret": "short"}}, "at '/api/jwtSecret'"),
+]
+
+
+@pytest.mark.parametrize(("values", "error"), BAD_VALUES, ids=[e for _, e in BAD_VALUES])
+def test_schema_rejects_bad_values(
+    helm: Helm, tmp_path: Path, values: dict[str, Any], error: str
+) -> None:
+    base = yaml.safe_load(KIND_VALUES.read_text())
+    if "postgres" in values:  # the in-chart database off and no URL
+        base["postgres"] = {"inChart": {"enabled": False}}
+    for key, value in values.items():
+        base[key] = {**base.get(key, {}), **value}
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(base))
+    out = helm(
+        "template", "nq", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(path), check=False
+    )
+    assert out.returncode != 0
+    assert "values don't meet the specifications of the schema" in out.stderr
+    assert error in out.stderr, out.stderr
+
+
+# --- install / upgrade / uninstall -----------------------------------------------
+
+
+def test_install_creates_every_object(
+    control_plane: testbed.ControlPlane, release: tuple[str, str]
+) -> None:
+    _, ns = release
+    names = {
+        (item["kind"], item["metadata"]["name"])
+        for item in _get(
+            control_plane,
+            ns,
+            "deployments,statefulsets,services,serviceaccounts,secrets,configmaps,"
+            "roles,rolebindings,poddisruptionbudgets",
+        )["items"]
+    }
+    expected = {
+        ("Deployment", "nq-notifq-operator"),
+        ("Deployment", "nq-notifq-api"),
+        ("Deployment", "nq-notifq-worker"),
+        ("StatefulSet", "nq-notifq-postgres"),
+        ("StatefulSet", "nq-notifq-redis"),
+        ("Service", "nq-notifq-api"),
+        ("Service", "nq-notifq-postgres"),
+        ("Service", "nq-notifq-redis"),
+        ("Service", "nq-notifq-operator-metrics"),
+        ("Service", "nq-notifq-worker-metrics"),
+        ("ServiceAccount", "nq-notifq-operator"),
+        ("ServiceAccount", "nq-notifq-api"),
+        ("ServiceAccount", "nq-notifq-worker"),
+        ("Secret", "nq-notifq"),
+        ("ConfigMap", "nq-notifq-operator"),
+        ("ConfigMap", "nq-notifq-api"),
+        ("ConfigMap", "nq-notifq-worker"),
+        ("Role", "nq-notifq-api"),
+        ("Role", "nq-notifq-operator-scaler"),
+        ("RoleBinding", "nq-notifq-api"),
+        ("RoleBinding", "nq-notifq-operator-scaler"),
+        ("PodDisruptionBudget", "nq-notifq-api"),
+        ("PodDisruptionBudget", "nq-notifq-worker"),
+    }
+    assert expected <= names, expected - names
+    control_plane.kubectl("get", "clusterrole,clusterrolebinding", f"{ns}-nq-notifq-operator")
+
+    op = _get(control_plane, ns, "deployment", "nq-notifq-operator")
+    assert op["spec"]["replicas"] == 1
+    assert op["spec"]["strategy"]["type"] == "Recreate"
+    pod = op["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["args"] == ["notifq-migrate", "upgrade"]
+    sc = pod["containers"][0]["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+
+    worker = _get(control_plane, ns, "deployment", "nq-notifq-worker")
+    assert worker["metadata"]["labels"]["notifq.dev/worker-pool"] == "default"
+    assert worker["metadata"]["annotations"]["notifq.dev/max-replicas"] == "10"
+    assert worker["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+
+    secret = _get(control_plane, ns, "secret", "nq-notifq")["data"]
+    password = base64.b64decode(secret["admin-password"]).decode()
+    assert len(password) >= 24 and len(base64.b64decode(secret["jwt-secret"])) >= 48
+    assert base64.b64decode(secret["database-url"]).decode().startswith(
+        "postgresql://notifq:"
+    ) and base64.b64decode(secret["database-url"]).decode().endswith(
+        "@nq-notifq-postgres:5432/notifq"
+    )
+
+
+def test_upgrade_changes_values_and_keeps_secrets(
+    control_plane: testbed.ControlPlane, helm: Helm, release: tuple[str, str]
+) -> None:
+    name, ns = release
+    before = _get(control_plane, ns, "secret", "nq-notifq")["data"]
+    helm(
+        "upgrade",
+        name,
+        str(CHART),
+        "-n",
+        ns,
+        "-f",
+        str(KIND_VALUES),
+        "--set",
+        "worker.autoscaling.enabled=false,worker.replicas=5,worker.concurrency=3",
+    )
+    worker = _get(control_plane, ns, "deployment", "nq-notifq-worker")
+    assert worker["spec"]["replicas"] == 5
+    assert worker["metadata"]["annotations"]["notifq.dev/min-replicas"] == "5"
+    cm = _get(control_plane, ns, "configmap", "nq-notifq-worker")["data"]
+    assert cm["NOTIFQ_CONCURRENCY"] == "3"
+    after = _get(control_plane, ns, "secret", "nq-notifq")["data"]
+    # generated once, kept by `lookup` across upgrades
+    for key in ("jwt-secret", "admin-password", "postgres-password", "database-url"):
+        assert after[key] == before[key], key
+    assert "REVISION: 2" in helm("status", name, "-n", ns).stdout
+
+
+# --- least privilege -------------------------------------------------------------
+
+
+def test_operator_service_account_runs_a_campaign_and_nothing_more(
+    control_plane: testbed.ControlPlane,
+    release: tuple[str, str],
+    stack_factory: Callable[..., Stack],
+    workdir: Path,
+) -> None:
+    _, ns = release
+    kubeconfig = workdir / f"operator-sa-{ns}.kubeconfig"
+    token = _token_kubeconfig(control_plane, ns, "nq-notifq-operator", kubeconfig)
+    # the operator as the chart's ServiceAccount; workers with no Kubernetes access at all
+    # NOTIFQ_WORKER_NAMESPACE as the chart sets it: the autoscaler lists Deployments there
+    stack = stack_factory(
+        workers=0,
+        KUBECONFIG=str(kubeconfig),
+        NOTIFQ_MOCK_LATENCY_MS="1",
+        NOTIFQ_WORKER_NAMESPACE=ns,
+    )
+    for _ in range(2):
+        stack.start_worker(KUBECONFIG=str(workdir / "no-such-kubeconfig"))
+    target = _ns(control_plane, "camp")  # cluster-wide: any namespace
+    stack.apply(
+        campaign(
+            "rbac",
+            target,
+            provider="mock",
+            subject="hi {{ recipient }}",
+            body="b",
+            recipients={"generate": {"count": 500}},
+        )
+    )
+    done = stack.wait_phase(target, "rbac", {"Completed", "CompletedWithFailures"}, timeout=90)
+    assert done["status"]["total"] == 500
+    assert done["status"]["sent"] + done["status"]["failed"] == 500
+    assert stack.operator is not None
+    log = stack.operator.log_path.read_text()
+    assert "Forbidden" not in log and "status=403" not in log, stack.operator.tail(80)
+
+    # what the autoscaler needs: scale the worker Deployment of its own namespace
+    assert (
+        _as(control_plane, token, "scale", "deployment/nq-notifq-worker", "-n", ns, "--replicas=3")
+        == ""
+    )
+    assert _as(control_plane, token, "get", "configmap", "nq-notifq-worker", "-n", ns) == ""
+    for resource in ("events", "events.events.k8s.io", "campaigns.notifq.dev/status"):
+        assert _as(control_plane, token, "auth", "can-i", "patch", resource, "-n", target) == ""
+    # and nothing broader
+    denied = [
+        ("delete", "deployment", "nq-notifq-worker", "-n", ns),
+        ("get", "secrets", "-n", ns),
+        ("get", "pods", "-A"),
+        ("get", "configmaps", "-n", ns),
+        ("create", "deployment", "x", "--image=busybox", "-n", ns),
+        ("get", "deployments", "-n", target),
+        ("delete", "campaign", "rbac", "-n", target),
+        ("create", "namespace", "x-operator"),
+    ]
+    for args in denied:
+        err = _as(control_plane, token, *args)
+        assert "Forbidden" in err or "forbidden" in err, (args, err)
+
+
+def test_api_and_worker_service_accounts(
+    control_plane: testbed.ControlPlane, release: tuple[str, str]
+) -> None:
+    _, ns = release
+    token = control_plane.kubectl("create", "token", "nq-notifq-api", "-n", ns).stdout.strip()
+    manifest = yaml.safe_dump(
+        campaign("api", ns, recipients={"generate": {"count": 3}}, suspend=True)
+    )
+    assert _as(control_plane, token, "create", "-n", ns, "-f", "-", input=manifest) == ""
+    assert _as(control_plane, token, "get", "campaigns", "-n", ns) == ""
+    patch = '{"spec":{"suspend":false}}'
+    assert (
+        _as(control_plane, token, "patch", "campaign", "api", "-n", ns, "--type=merge", "-p", patch)
+        == ""
+    )
+    assert _as(control_plane, token, "delete", "campaign", "api", "-n", ns, "--wait=false") == ""
+    other = _ns(control_plane, "other")
+    for args in [
+        ("get", "secrets", "-n", ns),
+        ("get", "pods", "-n", ns),
+        ("get", "configmaps", "-n", ns),
+        ("get", "deployments", "-n", ns),
+        ("get", "campaigns", "-n", other),
+        ("create", "-n", other, "-f", "-"),
+    ]:
+        err = _as(control_plane, token, *args, input=manifest.replace(ns, other))
+        assert "forbidden" in err.lower(), (args, err)
+
+    # the worker's identity can do nothing at all
+    token = control_plane.kubectl("create", "token", "nq-notifq-worker", "-n", ns).stdout.strip()
+    for args in [("get", "campaigns", "-n", ns), ("get", "configmaps", "-n", ns)]:
+        assert "forbidden" in _as(control_plane, token, *args).lower()
+
+
+def test_uninstall_keeps_the_crd(
+    control_plane: testbed.ControlPlane, helm: Helm, release: tuple[str, str]
+) -> None:
+    name, ns = release
+    helm("uninstall", name, "-n", ns)
+    left = control_plane.kubectl(
+        "get", "deployments,services,secrets,configmaps,roles", "-n", ns, "-o", "name"
+    ).stdout.split()
+    assert not [x for x in left if "nq-notifq" in x], left
+    gone = control_plane.kubectl("get", "clusterrole", f"{ns}-nq-notifq-operator", check=False)
+    assert "NotFound" in gone.stderr
+    control_plane.kubectl("get", "crd", "campaigns.notifq.dev")
