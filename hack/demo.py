@@ -1,10 +1,13 @@
 """``make demo``: one campaign end to end on a local control plane, with live progress.
 
 Starts Postgres, Redis, etcd and kube-apiserver (hack/testbed.py), migrates the
-database, applies the CRD, runs the operator and two workers as local
-processes, applies a 10,000-recipient mock campaign (200 ms latency, 20 %
+database, applies the CRD and a worker Deployment (1 to ``--workers`` replicas),
+runs the operator and the local runner (hack/local_runner.py keeps as many
+worker processes alive as the Deployment's replicas: there is no kubelet here),
+applies a 10,000-recipient mock campaign (200 ms latency, 20 %
 failures, as the reference service's mock) and prints the resource's status
-every second until it reaches a final phase. Ctrl-C stops everything.
+every second, with the worker replicas the operator chose, until it reaches a
+final phase. Ctrl-C stops everything.
 
 Options: ``--count N``, ``--workers N``, ``--latency-ms MS``, ``--failure-rate R``,
 ``--keep`` (leave the processes running until Ctrl-C after the campaign ends).
@@ -27,6 +30,38 @@ import testbed
 
 ROOT = testbed.ROOT
 FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
+
+
+def worker_deployment(max_replicas: int) -> dict[str, object]:
+    labels = {"app.kubernetes.io/name": "notifq-worker", "notifq.dev/worker-pool": "default"}
+    annotations = {
+        "notifq.dev/min-replicas": "1",
+        "notifq.dev/max-replicas": str(max_replicas),
+        "notifq.dev/target-backlog-per-replica": "2000",
+    }
+    container = {"name": "worker", "image": "notifq:dev", "args": ["notifq-worker"]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "notifq-worker",
+            "namespace": "default",
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def replicas(cp: testbed.ControlPlane) -> str:
+    out = cp.kubectl(
+        "get", "deployment", "notifq-worker", "-o", "jsonpath={.spec.replicas}", check=False
+    )
+    return out.stdout.strip() or "?"
 
 
 def bar(done: float, width: int = 30) -> str:
@@ -95,6 +130,8 @@ def main() -> int:
         testbed.wait_for(
             lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0, 60, "the CRD"
         )
+        env["NOTIFQ_SCALE_INTERVAL"] = "1"
+        env["NOTIFQ_SCALE_DOWN_WINDOW"] = "10"
         procs.append(
             testbed.Proc(
                 "operator",
@@ -103,15 +140,17 @@ def main() -> int:
                 env=env,
             ).start()
         )
-        for i in range(args.workers):
-            procs.append(
-                testbed.Proc(
-                    f"worker-{i}",
-                    [py, "-m", "notifq.worker.main"],
-                    logs / f"worker-{i}.log",
-                    env=env,
-                ).start()
-            )
+        # The worker Deployment the operator scales; with no kubelet here, the local
+        # runner keeps as many worker processes alive as its spec.replicas says.
+        cp.kubectl("apply", "-f", "-", input=json.dumps(worker_deployment(args.workers)))
+        procs.append(
+            testbed.Proc(
+                "local-runner",
+                [py, str(ROOT / "hack" / "local_runner.py"), "--logs", str(logs)],
+                logs / "local-runner.log",
+                env={**env, "KUBECTL": str(cp.bindir / "kubectl")},
+            ).start()
+        )
         manifest = {
             "apiVersion": "notifq.dev/v1alpha1",
             "kind": "Campaign",
@@ -124,13 +163,13 @@ def main() -> int:
         }
         cp.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         print(
-            f"applied Campaign 'demo' ({args.count} recipients, {args.workers} workers, "
+            f"applied Campaign 'demo' ({args.count} recipients, 1 to {args.workers} workers, "
             f"mock latency {args.latency_ms:g} ms, failure rate {args.failure_rate:g})\n",
             flush=True,
         )
         print(
             f"{'TIME':>6}  {'PHASE':<22} {'TOTAL':>7} {'SENT':>7} {'FAILED':>7} "
-            f"{'PENDING':>7}  PROGRESS",
+            f"{'PENDING':>7} {'WORKERS':>7}  PROGRESS",
             flush=True,
         )
         t0 = time.monotonic()
@@ -147,7 +186,7 @@ def main() -> int:
             frac = (sent + failed) / total if total else 0.0
             print(
                 f"{time.monotonic() - t0:5.1f}s  {phase:<22} {total:>7} {sent:>7} {failed:>7} "
-                f"{pending:>7}  [{bar(frac)}] {status.get('progress', '0%')}",
+                f"{pending:>7} {replicas(cp):>7}  [{bar(frac)}] {status.get('progress', '0%')}",
                 flush=True,
             )
             if phase in FINAL:

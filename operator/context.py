@@ -17,21 +17,22 @@ from redis.asyncio import Redis
 from notifq.core.db import open_pool
 from notifq.core.queue import alive_key, queue_opts
 from notifq.core.settings import OperatorSettings
+from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
 
 
-def kube_core_api() -> k8s.CoreV1Api | None:
-    """A blocking CoreV1 client (used off the event loop), in-cluster or from KUBECONFIG."""
+def kube_api_client() -> k8s.ApiClient | None:
+    """A blocking client (used off the event loop), in-cluster or from KUBECONFIG."""
     try:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         try:
             k8s_config.load_kube_config()
         except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
-            log.warning("no Kubernetes client for ConfigMaps: %s", exc)
+            log.warning("no Kubernetes client (ConfigMaps, scaling): %s", exc)
             return None
-    return k8s.CoreV1Api()
+    return k8s.ApiClient()
 
 
 @dataclass
@@ -41,15 +42,21 @@ class OperatorContext:
     redis: Redis
     queue: Any
     core_api: k8s.CoreV1Api | None
+    apps_api: k8s.AppsV1Api | None
     swept: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
+    recommenders: dict[str, Recommender] = field(default_factory=dict)
+    """worker Deployment uid -> its recent scaling wishes."""
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
         pool = await open_pool(settings.database_url, max_size=10)
         redis = Redis.from_url(settings.redis_url)
         queue = Queue(settings.queue_name, queue_opts(settings.redis_url, settings.queue_prefix))
-        return cls(settings, pool, redis, queue, kube_core_api())
+        api = kube_api_client()
+        core = k8s.CoreV1Api(api) if api else None
+        apps = k8s.AppsV1Api(api) if api else None
+        return cls(settings, pool, redis, queue, core, apps)
 
     async def close(self) -> None:
         await self.queue.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import kopf
 
 from notifq.core.settings import get_operator_settings
-from notifq.operator import metrics, reconcile
+from notifq.operator import autoscale, metrics, reconcile
 from notifq.operator.context import OperatorContext
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix="notifq.dev", key="last-handled-configuration"
     )
     memo.ctx = await OperatorContext.open(_settings)
+    memo.autoscaler = asyncio.create_task(autoscale.run(memo.ctx), name="autoscaler")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("autoscaler")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     ctx: OperatorContext | None = memo.get("ctx")
     if ctx is not None:
         await ctx.close()

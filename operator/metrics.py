@@ -23,6 +23,18 @@ CAMPAIGN_MESSAGES = Gauge(
     ["namespace", "campaign", "status"],
 )
 
+BACKLOG = Gauge("notifq_operator_backlog_messages", "Pending messages of active campaigns")
+DESIRED_REPLICAS = Gauge(
+    "notifq_operator_worker_replicas_desired",
+    "Replicas the autoscaler chose",
+    ["namespace", "deployment"],
+)
+SCALINGS = Counter(
+    "notifq_operator_scalings_total",
+    "Replica changes made by the autoscaler",
+    ["namespace", "deployment", "direction"],
+)
+
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted campaign's series."""

@@ -219,3 +219,15 @@ async def snapshot(
             "updated_at = now() WHERE id = %s",
             (phase, sent, failed, final, cid),
         )
+
+
+async def backlog(pool: AsyncConnectionPool) -> int:
+    """Messages ready to work on: pending rows of active, unfinished campaigns."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM message m JOIN campaign c ON c.id = m.campaign_id "
+            "WHERE c.state = 'active' AND c.materialized_at IS NOT NULL "
+            "AND c.finished_at IS NULL AND m.status = 'pending'"
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0

@@ -55,6 +55,28 @@ class OperatorSettings(CommonSettings):
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint (0 disables it)."""
 
+    worker_namespace: str | None = None
+    """Namespace of the worker Deployments to autoscale (label ``notifq.dev/worker-pool``);
+    default: the operator's own namespace, or ``default`` outside a cluster."""
+
+    scale_interval: float = Field(default=5.0, gt=0)
+    """Seconds between autoscaling decisions for each labelled worker Deployment."""
+
+    scale_down_window: float = Field(default=180.0, ge=0)
+    """Scale-down stabilization: replicas only fall to the highest wish of this many seconds."""
+
+    scale_min_replicas: int = Field(default=1, ge=0)
+    """Default minimum worker replicas (annotation ``notifq.dev/min-replicas`` overrides)."""
+
+    scale_max_replicas: int = Field(default=10, ge=1)
+    """Default maximum worker replicas (annotation ``notifq.dev/max-replicas`` overrides)."""
+
+    scale_target_backlog: int = Field(default=5_000, ge=1)
+    """Default backlog per replica (annotation ``notifq.dev/target-backlog-per-replica``)."""
+
+    scale_activation_backlog: int = Field(default=1, ge=0)
+    """Backlog needed before scaling above the minimum (``notifq.dev/activation-backlog``)."""
+
     max_inline_recipients: int = 10_000
     """Largest ``recipients.list`` accepted inline; use a ConfigMap beyond that."""
 
@@ -154,10 +176,10 @@ class ApiSettings(CommonSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> ApiSettings:
         if self.environment == "production" and (
-            self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 16
+            self.jwt_secret.lower() in PLACEHOLDER_SECRETS or len(self.jwt_secret) < 32
         ):
             raise ValueError(
-                "NOTIFQ_JWT_SECRET must be set to a random value of at least 16 characters "
+                "NOTIFQ_JWT_SECRET must be set to a random value of at least 32 characters "
                 "outside development"
             )
         return self
