@@ -85,7 +85,7 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def run_case(case: Case, workdir: Path) -> dict[str, object]:
@@ -99,46 +99,68 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
     procs: list[testbed.Proc] = []
     try:
         url = pg.create_database("notifq")
-        env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "NOTIFQ_DATABASE_URL": url,
-               "NOTIFQ_REDIS_URL": redis.url, "NOTIFQ_ENVIRONMENT": "development",
-               "NOTIFQ_METRICS_PORT": "0", "NOTIFQ_MOCK_LATENCY_MS": str(case.latency_ms),
-               "NOTIFQ_MOCK_FAILURE_RATE": str(case.failure), **dict(case.extra_env)}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cp.kubeconfig),
+            "NOTIFQ_DATABASE_URL": url,
+            "NOTIFQ_REDIS_URL": redis.url,
+            "NOTIFQ_ENVIRONMENT": "development",
+            "NOTIFQ_METRICS_PORT": "0",
+            "NOTIFQ_MOCK_LATENCY_MS": str(case.latency_ms),
+            "NOTIFQ_MOCK_FAILURE_RATE": str(case.failure),
+            **dict(case.extra_env),
+        }
         py = sys.executable
-        subprocess.run([py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True, capture_output=True
+        )
         cp.kubectl("apply", "-f", str(ROOT / "crds"))
-        testbed.wait_for(lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0,
-                         60, "CRD")
-        op = testbed.Proc("operator", [py, "-m", "notifq.operator.main", "--liveness", ""],
-                          d / "operator.log", env=env).start()
+        testbed.wait_for(
+            lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0, 60, "CRD"
+        )
+        op = testbed.Proc(
+            "operator",
+            [py, "-m", "notifq.operator.main", "--liveness", ""],
+            d / "operator.log",
+            env=env,
+        ).start()
         procs.append(op)
-        workers = [testbed.Proc(f"worker-{i}", [py, "-m", "notifq.worker.main"],
-                                d / f"worker-{i}.log", env=env).start()
-                   for i in range(case.workers)]
+        workers = [
+            testbed.Proc(
+                f"worker-{i}", [py, "-m", "notifq.worker.main"], d / f"worker-{i}.log", env=env
+            ).start()
+            for i in range(case.workers)
+        ]
         procs.extend(workers)
         time.sleep(3)  # let every process connect and block on the queue
         cpu0 = sum(proc_stat(w.pid)[0] for w in workers)
         config.load_kube_config(str(cp.kubeconfig))
         api = client.CustomObjectsApi()
-        manifest = {"apiVersion": "notifq.dev/v1alpha1", "kind": "Campaign",
-                    "metadata": {"name": "bench", "namespace": "default"},
-                    "spec": {"recipients": {"generate": {"count": case.count}}}}
+        manifest = {
+            "apiVersion": "notifq.dev/v1alpha1",
+            "kind": "Campaign",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"recipients": {"generate": {"count": case.count}}},
+        }
         db = psycopg.connect(url, autocommit=True)
         t_apply = time.time()
-        api.create_namespaced_custom_object("notifq.dev", "v1alpha1", "default", "campaigns",
-                                            manifest)
+        api.create_namespaced_custom_object(
+            "notifq.dev", "v1alpha1", "default", "campaigns", manifest
+        )
         db_series: list[tuple[float, int]] = []
         cr_samples: list[tuple[float, int]] = []
         phase = ""
         deadline = time.time() + 1800
         while time.time() < deadline:
-            row = db.execute("SELECT count(*) FILTER (WHERE status <> 'pending') FROM message "
-                             "JOIN campaign c ON c.id = campaign_id WHERE c.name = 'bench'"
-                             ).fetchone()
+            row = db.execute(
+                "SELECT count(*) FILTER (WHERE status <> 'pending') FROM message "
+                "JOIN campaign c ON c.id = campaign_id WHERE c.name = 'bench'"
+            ).fetchone()
             now = time.time()
             db_series.append((now, int(row[0]) if row else 0))
-            cr = api.get_namespaced_custom_object("notifq.dev", "v1alpha1", "default",
-                                                  "campaigns", "bench")
+            cr = api.get_namespaced_custom_object(
+                "notifq.dev", "v1alpha1", "default", "campaigns", "bench"
+            )
             st = cr.get("status") or {}
             cr_samples.append((time.time(), int(st.get("sent", 0)) + int(st.get("failed", 0))))
             phase = st.get("phase", "")
@@ -149,8 +171,12 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         cpu1 = sum(proc_stat(w.pid)[0] for w in workers)
         rss = max(proc_stat(w.pid)[1] for w in workers)
         db.close()
-        m = re.search(r"^(\S+ \S+) INFO notifq.operator.reconcile: campaign default/bench: "
-                      r"stored and queued", op.log_path.read_text(), re.M)
+        m = re.search(
+            r"^(\S+ \S+) INFO notifq.operator.reconcile: campaign default/bench: "
+            r"stored and queued",
+            op.log_path.read_text(),
+            re.M,
+        )
         accept = float("nan")
         if m:
             t_logged = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
@@ -163,11 +189,18 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             lags.append(max(0.0, t_cr - t_db))
         drain = t_final - t_apply
         return {
-            "case": case.name, "messages": case.count, "workers": case.workers,
-            "latency_ms": case.latency_ms, "failure": case.failure, "phase": phase,
-            "accept_s": round(accept, 2), "drain_s": round(drain, 2),
-            "msgs_per_s": round(case.count / drain), "lag_p50_s": round(percentile(lags, 50), 2),
-            "lag_p95_s": round(percentile(lags, 95), 2), "worker_rss_mib": round(rss / 1024),
+            "case": case.name,
+            "messages": case.count,
+            "workers": case.workers,
+            "latency_ms": case.latency_ms,
+            "failure": case.failure,
+            "phase": phase,
+            "accept_s": round(accept, 2),
+            "drain_s": round(drain, 2),
+            "msgs_per_s": round(case.count / drain),
+            "lag_p50_s": round(percentile(lags, 50), 2),
+            "lag_p95_s": round(percentile(lags, 95), 2),
+            "worker_rss_mib": round(rss / 1024),
             "cpu_s_per_1k": round((cpu1 - cpu0) / case.count * 1000, 3),
         }
     finally:
@@ -180,8 +213,21 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         pg.stop()
 
 
-COLUMNS = ["case", "messages", "workers", "latency_ms", "failure", "phase", "accept_s",
-           "drain_s", "msgs_per_s", "lag_p50_s", "lag_p95_s", "worker_rss_mib", "cpu_s_per_1k"]
+COLUMNS = [
+    "case",
+    "messages",
+    "workers",
+    "latency_ms",
+    "failure",
+    "phase",
+    "accept_s",
+    "drain_s",
+    "msgs_per_s",
+    "lag_p50_s",
+    "lag_p95_s",
+    "worker_rss_mib",
+    "cpu_s_per_1k",
+]
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
@@ -200,14 +246,22 @@ def run_peer(count: int, workers: int, latency: float, failure: float) -> dict[s
         shutil.copytree(src, peer)
         subprocess.run(["npm", "ci", "--silent"], cwd=peer, check=True)
     env = {**os.environ, "MOCK_LATENCY_MS": str(int(latency)), "MOCK_FAILURE_RATE": str(failure)}
-    out = subprocess.run(["./run.sh", str(count), str(workers)], cwd=peer, env=env,
-                         capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        ["./run.sh", str(count), str(workers)],
+        check=False,
+        cwd=peer,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     return {"output": out.stdout[-2000:] + out.stderr[-1000:]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", default="main")
     parser.add_argument("--peer", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -225,9 +279,11 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     for r in rows:
-        print(f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
-              f"{r['msgs_per_s']} msgs/s, lag p95 {r['lag_p95_s']}s, "
-              f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs")
+        print(
+            f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
+            f"{r['msgs_per_s']} msgs/s, lag p95 {r['lag_p95_s']}s, "
+            f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs"
+        )
     if args.peer:
         for case in (CASES[n] for n in names):
             print(f"\nreference path for {case.name}:")

@@ -229,9 +229,28 @@ class Postgres:
         return self.url(name)
 
     def stop(self, fast: bool = True) -> None:
-        if self.proc is not None:
-            # SIGINT = fast shutdown; the runuser wrapper forwards it
-            self.proc.stop(signal.SIGINT if fast else signal.SIGTERM, timeout=30)
+        if self.proc is None or not self.proc.alive():
+            return
+        # runuser does not forward signals to postgres: ask pg_ctl (as the same user)
+        prefix, _, _ = _as_postgres_user()
+        subprocess.run(
+            [
+                *prefix,
+                self._bin("pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "fast" if fast else "smart",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+        self.proc.stop(signal.SIGTERM, timeout=30)
 
     def restart(self, down_seconds: float = 0.0) -> None:
         self.stop()

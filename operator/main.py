@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # one "Timer succeeded" line per campaign per second is noise; keep warnings
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     from notifq.operator import handlers  # noqa: F401 - registers the handlers

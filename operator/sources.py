@@ -39,12 +39,12 @@ async def resolve(
             raise InvalidCampaign(
                 f"recipients.generate.count {count} exceeds the operator's limit of {max_generated}"
             )
-        entries = rcpt.generated(count, gen.get("domain", "example.com"))
+        synthetic = rcpt.generated(count, gen.get("domain", "example.com"))
         include = rcpt.normalize(gen.get("include") or [])
         if include:
-            return Recipients(itertools.chain(entries, include), validate=True)
+            return Recipients(itertools.chain(synthetic, include), validate=True)
         # synthetic addresses are valid by construction: skip per-row validation
-        return Recipients(entries, validate=False)
+        return Recipients(synthetic, validate=False)
     if "list" in src:
         entries = rcpt.normalize(src["list"])
         if len(entries) > max_inline:
@@ -62,13 +62,13 @@ async def resolve(
         text = await _configmap_value(
             core_api, namespace, ref["name"], ref.get("key", "recipients")
         )
-        entries = rcpt.normalize(text.splitlines())
-        if not entries:
+        lines = rcpt.normalize(text.splitlines())
+        if not lines:
             raise InvalidCampaign(
                 f"ConfigMap {ref['name']!r} key {ref.get('key', 'recipients')!r}"
                 " holds no recipients"
             )
-        return Recipients(entries, validate=True)
+        return Recipients(lines, validate=True)
     raise InvalidCampaign("spec.recipients names no source")
 
 

@@ -59,7 +59,7 @@ async def run(settings: WorkerSettings) -> None:
             "stalledInterval": settings.stalled_interval_ms,
             "maxStalledCount": 5,
             "drainDelay": 1,
-        "runRetryDelay": settings.reconnect_delay_ms,
+            "runRetryDelay": settings.reconnect_delay_ms,
         },
     )
     worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
