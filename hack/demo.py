@@ -202,7 +202,7 @@ def main() -> int:
             f"({total / elapsed:.0f} msgs/s)"
         )
         print(f"status message: {status.get('message')}")
-        print(f"logs: {logs}/ (operator.log, worker-*.log); test bed: {workdir}/")
+        print(f"logs: {logs}/ (operator, local-runner, notifq-worker-*); test bed: {workdir}/")
         print(f"kubectl: KUBECONFIG={cp.kubeconfig} kubectl get campaigns")
         if args.keep:
             print("--keep: processes stay up; Ctrl-C to stop", flush=True)
