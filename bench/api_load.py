@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import shutil
@@ -95,12 +94,7 @@ def main() -> int:
         upgrade(url)
         port = testbed.free_port()
         env = {
-            **os.environ,
-            "KUBECONFIG": str(cp.kubeconfig),
-            "NOTIFQ_DATABASE_URL": url,
-            "NOTIFQ_REDIS_URL": redis.url,
-            "NOTIFQ_ENVIRONMENT": "development",
-            "NOTIFQ_METRICS_PORT": "0",
+            **testbed.notifq_env(cp, url, redis.url),
             "NOTIFQ_MOCK_LATENCY_MS": "0",
             "NOTIFQ_MOCK_FAILURE_RATE": "0",
             "NOTIFQ_JWT_SECRET": secrets.token_urlsafe(48),

@@ -100,12 +100,7 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
     try:
         url = pg.create_database("notifq")
         env = {
-            **os.environ,
-            "KUBECONFIG": str(cp.kubeconfig),
-            "NOTIFQ_DATABASE_URL": url,
-            "NOTIFQ_REDIS_URL": redis.url,
-            "NOTIFQ_ENVIRONMENT": "development",
-            "NOTIFQ_METRICS_PORT": "0",
+            **testbed.notifq_env(cp, url, redis.url),
             "NOTIFQ_MOCK_LATENCY_MS": str(case.latency_ms),
             "NOTIFQ_MOCK_FAILURE_RATE": str(case.failure),
             **dict(case.extra_env),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sys
@@ -112,12 +111,7 @@ def main() -> int:
         cp = testbed.ControlPlane(workdir / "k8s").start()
         services.append(cp)
         env = {
-            **os.environ,
-            "KUBECONFIG": str(cp.kubeconfig),
-            "NOTIFQ_DATABASE_URL": url,
-            "NOTIFQ_REDIS_URL": redis.url,
-            "NOTIFQ_ENVIRONMENT": "development",
-            "NOTIFQ_METRICS_PORT": "0",
+            **testbed.notifq_env(cp, url, redis.url),
             "NOTIFQ_MOCK_LATENCY_MS": str(args.latency_ms),
             "NOTIFQ_MOCK_FAILURE_RATE": str(args.failure_rate),
         }

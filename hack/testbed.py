@@ -494,6 +494,19 @@ class ControlPlane:
             conn.close()
 
 
+def notifq_env(cp: ControlPlane, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for notifq processes run against this test bed."""
+    return {
+        **os.environ,
+        "KUBECONFIG": str(cp.kubeconfig),
+        "NOTIFQ_DATABASE_URL": database_url,
+        "NOTIFQ_REDIS_URL": redis_url,
+        "NOTIFQ_ENVIRONMENT": "development",
+        "NOTIFQ_METRICS_PORT": "0",
+        **extra,
+    }
+
+
 def main(argv: list[str]) -> int:
     """``python hack/testbed.py up DIR``: start everything, print env, wait for Ctrl-C."""
     if len(argv) != 2 or argv[0] != "up":
