@@ -200,7 +200,7 @@ def main() -> int:
         print(f"kubectl: KUBECONFIG={cp.kubeconfig} kubectl get campaigns")
         if args.keep:
             print("--keep: processes stay up; Ctrl-C to stop", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            testbed.wait_for_signal()
         return 0
     except KeyboardInterrupt:
         return 130

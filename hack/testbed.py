@@ -494,6 +494,13 @@ class ControlPlane:
             conn.close()
 
 
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (blocked first, so the cleanup that follows runs)."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    signal.sigwait(sigs)
+
+
 def notifq_env(cp: ControlPlane, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     """Environment for notifq processes run against this test bed."""
     return {
@@ -521,7 +528,7 @@ def main(argv: list[str]) -> int:
     print(f"export NOTIFQ_DATABASE_URL={url}")
     print(f"export NOTIFQ_REDIS_URL={redis.url}", flush=True)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        wait_for_signal()
     finally:
         cp.stop()
         redis.stop()
