@@ -11,8 +11,7 @@ from psycopg import Error as PsycopgError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core.errors import DatabaseUnavailable
-
-INVALID_ADDRESS = "invalid address"
+from notifq.core.recipients import INVALID_ADDRESS
 
 
 @dataclass(frozen=True)

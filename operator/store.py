@@ -19,7 +19,6 @@ from psycopg_pool import AsyncConnectionPool
 from notifq.core import recipients as rcpt
 
 COPY_BATCH = 20_000
-INVALID_ADDRESS = "invalid address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +128,7 @@ async def _copy_messages(
     ):
         for r in recipients:
             if validate and not rcpt.is_valid(camp.channel, r):
-                buf.append(f"{cid}\t{seq}\t{_escape(r)}\tfailed\t{INVALID_ADDRESS}\n")
+                buf.append(f"{cid}\t{seq}\t{_escape(r)}\tfailed\t{rcpt.INVALID_ADDRESS}\n")
             else:
                 buf.append(f"{cid}\t{seq}\t{_escape(r) if validate else r}\tpending\t\\N\n")
             seq += 1
@@ -198,7 +197,7 @@ async def retry_failed(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
             "UPDATE message SET status = 'pending', attempts = 0, updated_at = now() "
             "WHERE campaign_id = %s AND status = 'failed' "
             "AND last_error IS DISTINCT FROM %s",
-            (cid, INVALID_ADDRESS),
+            (cid, rcpt.INVALID_ADDRESS),
         )
         n = cur.rowcount
         if n:

@@ -17,6 +17,9 @@ EMAIL_RE = re.compile(
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_RECIPIENT_LENGTH = 320
 
+INVALID_ADDRESS = "invalid address"
+"""``last_error`` of a message whose recipient is not valid for the channel (never retried)."""
+
 MOCK_DOMAINS = ("example.com", "example.org", "example.net")
 """Addresses at these reserved domains go to the mock provider under ``provider: auto``."""
 

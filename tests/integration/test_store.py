@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from notifq.core.db import open_pool
+from notifq.core.recipients import INVALID_ADDRESS
 from notifq.operator import store
 
 
@@ -43,7 +44,7 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
                 (cid,),
             ).fetchall()
         assert rows[1][1] == "tab\there@example.com"
-        assert rows[2][2:] == ("failed", store.INVALID_ADDRESS)
+        assert rows[2][2:] == ("failed", INVALID_ADDRESS)
         assert await store.pending_chunks(pool, cid, 2) == [0, 1]
     finally:
         await pool.close()
