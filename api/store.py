@@ -82,7 +82,7 @@ async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: st
 
 
 async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
-    """Messages per status, on the (campaign_id, status) index."""
+    """Messages per status, on the (campaign_id, status, seq) index."""
     rows = await _fetch(
         pool,
         "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",

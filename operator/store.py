@@ -141,7 +141,7 @@ async def _copy_messages(
 
 
 async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
-    """Messages per status, from the (campaign_id, status) index."""
+    """Messages per status, from the (campaign_id, status, seq) index."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status", (cid,)

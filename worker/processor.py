@@ -121,7 +121,7 @@ class ChunkProcessor:
                     )
                     for r in rows
                 ]
-                await store.write(self.pool, camp.id, writes)
+                await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
                 return {"failed": len(rows)}
             outbound, render_failures = self._render(camp, rows)
             waited = await self.limiter.acquire(
@@ -143,7 +143,7 @@ class ChunkProcessor:
             writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
             writes.extend(render_failures)
             counts["failed"] += len(render_failures)
-            await store.write(self.pool, camp.id, writes)
+            await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
             return counts
 
     @staticmethod

@@ -113,12 +113,28 @@ UPDATE message AS m SET
   updated_at = now()
 FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[])
   AS u(seq, status, err, provider, pid)
-WHERE m.campaign_id = %s AND m.seq = u.seq AND m.status = 'pending'
+WHERE m.campaign_id = %s AND m.status = 'pending' AND m.seq BETWEEN %s AND %s
+  AND m.seq = u.seq
+"""
+# The seq bounds keep the index scan to the batch's own range: without them the
+# planner hash-joins against every pending row of the campaign (30 ms per batch of
+# 500 on a 100,000-message campaign instead of well under 1 ms).
+
+
+COUNTER_SQL = """
+UPDATE campaign SET sent_count = sent_count + %s, failed_count = failed_count + %s,
+  updated_at = now() WHERE id = %s
 """
 
 
-async def write(pool: AsyncConnectionPool, cid: uuid.UUID, writes: Sequence[Write]) -> int:
-    """Record outcomes in one statement; retried through short database outages."""
+async def write(
+    pool: AsyncConnectionPool, cid: uuid.UUID, writes: Sequence[Write], *, counter: bool = False
+) -> int:
+    """Record outcomes in one statement; retried through short database outages.
+
+    ``counter`` (benchmarks only) also bumps the campaign's counters in the same
+    transaction, as the reference service did per message: a hot row.
+    """
     if not writes:
         return 0
     params = (
@@ -128,14 +144,23 @@ async def write(pool: AsyncConnectionPool, cid: uuid.UUID, writes: Sequence[Writ
         [w.provider for w in writes],
         [w.provider_id for w in writes],
         cid,
+        min(w.seq for w in writes),
+        max(w.seq for w in writes),
     )
     deadline = time.monotonic() + WRITE_RETRY_SECONDS
     delay = 0.2
     while True:
         try:
             async with pool.connection() as conn:
-                cur = await conn.execute(UPDATE_SQL, params, prepare=True)
-                return cur.rowcount
+                if not counter:
+                    cur = await conn.execute(UPDATE_SQL, params, prepare=True)
+                    return cur.rowcount
+                async with conn.transaction():
+                    cur = await conn.execute(UPDATE_SQL, params, prepare=True)
+                    sent = sum(w.status == "sent" for w in writes)
+                    failed = sum(w.status == "failed" for w in writes)
+                    await conn.execute(COUNTER_SQL, (sent, failed, cid), prepare=True)
+                    return cur.rowcount
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if time.monotonic() >= deadline:
                 raise DatabaseUnavailable(f"status write failed: {exc}") from exc

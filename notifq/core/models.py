@@ -107,7 +107,7 @@ class Message(Base):
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
-        Index("ix_message_campaign_status", "campaign_id", "status"),
+        Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
     )
 
 

@@ -98,6 +98,10 @@ class WorkerSettings(CommonSettings):
     With durable Postgres the commit count bounds throughput: 500 drained 100,000
     messages in 5.2 s where 100 took 8.5 s (bench/run.py, 2 workers)."""
 
+    naive_counter: bool = False
+    """Benchmarks only: bump the campaign's counter row with every status write, as the
+    reference service did per message (bench/run.py's naive case); never in production."""
+
     lock_duration_ms: int = Field(default=10_000, ge=1_000)
     """BullMQ job lock; a dead worker's jobs are taken over after about this long."""
 

@@ -84,3 +84,24 @@ def test_api_settings_refuse_placeholder_secret_in_production() -> None:
         ApiSettings(environment="production", jwt_secret="changeme")
     assert ApiSettings(environment="development", jwt_secret="").jwt_secret == ""
     assert ApiSettings(environment="production", jwt_secret="x" * 32).jwt_ttl_seconds == 86400
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Hi {{ recipient }}",
+        "{{recipient}}-{{ index }}-{{ campaign }}\n",
+        "no variables at all",
+        "",
+        "{{ recipient | upper }} {% if index %}#{{ index }}{% endif %}",
+        "{# comment #}{{ campaign }}",
+        "{% raw %}{{ x }}{% endraw %}",
+    ],
+)
+def test_fast_substitution_renders_like_jinja(source: str) -> None:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    t = MessageTemplate("camp", source, source)
+    jinja = SandboxedEnvironment(keep_trailing_newline=True).from_string(source)
+    want = jinja.render(recipient="a@x.org", index=3, campaign="camp")
+    assert t.render("a@x.org", 3) == (want, want)
