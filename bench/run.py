@@ -9,12 +9,13 @@ Campaign with kubectl and measures:
 - drain: apply -> final phase in the resource status
 - msgs/s: total / drain
 - status lag: how long the resource's counts trail the database (p50/p95),
-  sampled every 100 ms
+  sampled every 200 ms
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
-Usage: ``bench/run.py [--cases smoke|main|all|NAME,...] [--peer]``; ``--peer`` also
-runs the reference delivery path (../shared/peer, copied to /tmp) in the same
-sitting and prints ratios.
+Usage: ``bench/run.py [--cases smoke|main|all|NAME,...] [--peer] [--json FILE]``;
+``--peer`` also runs the reference delivery path (../shared/peer through
+bench/peer.sh) for the same cases in the same sitting and prints ratios.
+``BENCH_PG_FAST=1`` runs Postgres without fsync (to see what durability costs).
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ class Case:
 
 CASES = {
     "smoke-2k": Case("smoke-2k", 2_000, 2, 0, 0),
+    "20k-2w": Case("20k-2w", 20_000, 2, 0, 0),
+    # our own code in the reference's per-message pattern: one job per message, one
+    # commit per message, a counter increment per message
+    "naive-20k-2w": Case(
+        "naive-20k-2w",
+        20_000,
+        2,
+        0,
+        0,
+        (
+            ("NOTIFQ_CHUNK_SIZE", "1"),
+            ("NOTIFQ_WRITE_BATCH", "1"),
+            ("NOTIFQ_NAIVE_COUNTER", "true"),
+        ),
+    ),
     "100k-1w": Case("100k-1w", 100_000, 1, 0, 0),
     "100k-2w": Case("100k-2w", 100_000, 2, 0, 0),
     "10k-200ms-20pct": Case("10k-200ms-20pct", 10_000, 2, 200, 0.2),
@@ -61,8 +77,8 @@ CASES = {
 }
 GROUPS = {
     "smoke": ["smoke-2k"],
-    "main": ["100k-1w", "100k-2w", "10k-200ms-20pct"],
-    "all": ["100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
+    "main": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct"],
+    "all": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
 }
 FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
 
@@ -81,6 +97,23 @@ def proc_stat(pid: int) -> tuple[float, int]:
     return cpu, hwm
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and its children (e.g. postgres and its backends)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        if root in (pid, ppid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -93,7 +126,7 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
 
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     d = workdir / case.name
-    pg = testbed.Postgres(d / "postgres", durable=True).start()
+    pg = testbed.Postgres(d / "postgres", durable=os.environ.get("BENCH_PG_FAST") != "1").start()
     redis = testbed.Redis(d / "redis").start()
     cp = testbed.ControlPlane(d / "k8s").start()
     procs: list[testbed.Proc] = []
@@ -129,6 +162,9 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         procs.extend(workers)
         time.sleep(3)  # let every process connect and block on the queue
         cpu0 = sum(proc_stat(w.pid)[0] for w in workers)
+        postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+        pg_cpu0 = tree_cpu(postmaster)
+        op_cpu0 = proc_stat(op.pid)[0]
         config.load_kube_config(str(cp.kubeconfig))
         api = client.CustomObjectsApi()
         manifest = {
@@ -139,20 +175,22 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         }
         db = psycopg.connect(url, autocommit=True)
         t_apply = time.time()
-        api.create_namespaced_custom_object(
+        created = api.create_namespaced_custom_object(
             "notifq.dev", "v1alpha1", "default", "campaigns", manifest
         )
+        uid = created["metadata"]["uid"]
         db_series: list[tuple[float, int]] = []
         cr_samples: list[tuple[float, int]] = []
         phase = ""
         deadline = time.time() + 1800
         while time.time() < deadline:
-            row = db.execute(
-                "SELECT count(*) FILTER (WHERE status <> 'pending') FROM message "
-                "JOIN campaign c ON c.id = campaign_id WHERE c.name = 'bench'"
-            ).fetchone()
+            # the same indexed GROUP BY the operator runs, so sampling stays cheap
+            rows = db.execute(
+                "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+                (uid,),
+            ).fetchall()
             now = time.time()
-            db_series.append((now, int(row[0]) if row else 0))
+            db_series.append((now, sum(int(n) for st_, n in rows if st_ != "pending")))
             cr = api.get_namespaced_custom_object(
                 "notifq.dev", "v1alpha1", "default", "campaigns", "bench"
             )
@@ -161,9 +199,11 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             phase = st.get("phase", "")
             if phase in FINAL:
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
         t_final = cr_samples[-1][0]
         cpu1 = sum(proc_stat(w.pid)[0] for w in workers)
+        pg_cpu = tree_cpu(postmaster) - pg_cpu0
+        op_cpu = proc_stat(op.pid)[0] - op_cpu0
         rss = max(proc_stat(w.pid)[1] for w in workers)
         db.close()
         m = re.search(
@@ -183,6 +223,13 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             t_db = next((t for t, v in db_series if v >= value), t_cr)
             lags.append(max(0.0, t_cr - t_db))
         drain = t_final - t_apply
+        t_first = next((t for t, v in db_series if v > 0), t_final)
+        t_last = next((t for t, v in db_series if v >= case.count), t_final)
+        print(
+            f"{case.name}: first message final at {t_first - t_apply:.2f}s, last at "
+            f"{t_last - t_apply:.2f}s, status final at {drain:.2f}s",
+            file=sys.stderr,
+        )
         return {
             "case": case.name,
             "messages": case.count,
@@ -197,6 +244,8 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             "lag_p95_s": round(percentile(lags, 95), 2),
             "worker_rss_mib": round(rss / 1024),
             "cpu_s_per_1k": round((cpu1 - cpu0) / case.count * 1000, 3),
+            "pg_cpu_s": round(pg_cpu, 1),
+            "operator_cpu_s": round(op_cpu, 1),
         }
     finally:
         for p in procs:
@@ -222,6 +271,8 @@ COLUMNS = [
     "lag_p95_s",
     "worker_rss_mib",
     "cpu_s_per_1k",
+    "pg_cpu_s",
+    "operator_cpu_s",
 ]
 
 
@@ -232,25 +283,39 @@ def print_table(rows: list[dict[str, object]]) -> None:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS), flush=True)
 
 
-def run_peer(count: int, workers: int, latency: float, failure: float) -> dict[str, str]:
-    """The reference delivery path (plain Node), same machine, same sitting."""
-    peer = Path("/tmp/notifq-peer")
-    src = ROOT.parent / "shared" / "peer"
-    if not (peer / "node_modules").exists():
-        shutil.rmtree(peer, ignore_errors=True)
-        shutil.copytree(src, peer)
-        subprocess.run(["npm", "ci", "--silent"], cwd=peer, check=True)
-    env = {**os.environ, "MOCK_LATENCY_MS": str(int(latency)), "MOCK_FAILURE_RATE": str(failure)}
+PEER_LINE = re.compile(
+    r"accept (?P<accept>\d+) ms .*\| drain (?P<drain>\d+) ms \| total (?P<total>\d+) ms "
+    r"\| (?P<rate>[\d.]+) msgs/s"
+)
+PEER_RSS = re.compile(r"worker peak RSS MiB \[(?P<rss>[^\]]*)\]")
+
+
+def run_peer(case: Case) -> dict[str, object]:
+    """The reference delivery path (plain Node, ../shared/peer), same machine, same sitting."""
+    env = {
+        **os.environ,
+        "MOCK_LATENCY_MS": str(int(case.latency_ms)),
+        "MOCK_FAILURE_RATE": str(case.failure),
+    }
     out = subprocess.run(
-        ["./run.sh", str(count), str(workers)],
+        [str(ROOT / "bench" / "peer.sh"), str(case.count), str(case.workers)],
         check=False,
-        cwd=peer,
         env=env,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=3600,
     )
-    return {"output": out.stdout[-2000:] + out.stderr[-1000:]}
+    m = PEER_LINE.search(out.stdout)
+    if m is None:
+        return {"case": case.name, "error": (out.stdout + out.stderr)[-1500:]}
+    rss = PEER_RSS.search(out.stdout)
+    return {
+        "case": case.name,
+        "accept_s": int(m["accept"]) / 1000,
+        "drain_s": int(m["total"]) / 1000,
+        "msgs_per_s": round(float(m["rate"])),
+        "worker_rss_mib": rss["rss"] if rss else "?",
+    }
 
 
 def main() -> int:
@@ -280,9 +345,18 @@ def main() -> int:
             f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs"
         )
     if args.peer:
-        for case in (CASES[n] for n in names):
-            print(f"\nreference path for {case.name}:")
-            print(run_peer(case.count, case.workers, case.latency_ms, case.failure)["output"])
+        print("\nreference delivery path (../shared/peer), same cases, same sitting:")
+        for r in rows:
+            peer = run_peer(CASES[str(r["case"])])
+            if "error" in peer:
+                print(f"peer {r['case']}: failed:\n{peer['error']}")
+                continue
+            ratio = float(r["msgs_per_s"]) / max(1.0, float(peer["msgs_per_s"]))  # type: ignore[arg-type]
+            print(
+                f"peer {r['case']}: accept {peer['accept_s']}s, end to end {peer['drain_s']}s, "
+                f"{peer['msgs_per_s']} msgs/s, worker RSS {peer['worker_rss_mib']} MiB "
+                f"-> notifq is {ratio:.1f}x the reference path"
+            )
     return 0
 
 
