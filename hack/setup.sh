@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything notifq's tests, demo and benchmarks need on a Debian machine.
 # Idempotent: a second run only checks. Called by `make test`, `make demo`, `make bench`.
-#   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py)
+#   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py),
+#      Chromium for the dashboard's browser tests (never a test tool's own browser)
 #   2. a virtualenv in .venv with notifq installed editable, plus dev tools
 #   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 log() { echo "[setup] $*" >&2; }
 
-APT_PACKAGES=(postgresql redis-server openssl procps)
+APT_PACKAGES=(postgresql redis-server openssl procps chromium fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
