@@ -118,10 +118,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
     testbed.wait_for(predicate, timeout, what, interval=0.2)
 
 
-def now() -> float:
-    return time.monotonic()
-
-
 def mock_log(stack: Stack) -> Counter[str]:
     """Every send the mock provider accepted, by recipient."""
     seen: Counter[str] = Counter()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from notifq.core.settings import WorkerSettings
-from notifq.worker.providers.base import Outbound, Outcome, Provider, ProviderError
+from notifq.worker.providers.base import Outbound, Outcome, Provider
 from notifq.worker.providers.mock import MockProvider
 
-__all__ = ["Outbound", "Outcome", "Provider", "ProviderError", "build_providers"]
+__all__ = ["Outbound", "Outcome", "Provider", "build_providers"]
 
 
 def build_providers(settings: WorkerSettings) -> dict[str, Provider]:

@@ -28,10 +28,6 @@ class Outcome:
     provider_id: str | None = None
 
 
-class ProviderError(Exception):
-    """A provider failed as a whole (not per message)."""
-
-
 class Provider(Protocol):
     name: str
 
