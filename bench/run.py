@@ -8,8 +8,9 @@ Campaign with kubectl and measures:
   (the operator's own "stored and queued" log line, against the apply time)
 - drain: apply -> final phase in the resource status
 - msgs/s: total / drain
-- status lag: how long the resource's counts trail the database (p50/p95),
-  sampled every 200 ms
+- status lag: for each sample of the resource, how long the database had already
+  been ahead of the counts it showed (p50/p95; resource and database sampled
+  every 200 ms)
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
 Usage: ``bench/run.py [--cases smoke|main|all|NAME,...] [--peer] [--json FILE]``;
@@ -216,12 +217,14 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         if m:
             t_logged = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
             accept = t_logged - t_apply
+        # Lag of one resource sample: how long the database had already been ahead of
+        # what the resource showed (0 when the resource was current). Measuring from
+        # when the database first *reached* the shown value would count quiet spells
+        # (backoff waits) as lag.
         lags = []
         for t_cr, value in cr_samples:
-            if value == 0:
-                continue
-            t_db = next((t for t, v in db_series if v >= value), t_cr)
-            lags.append(max(0.0, t_cr - t_db))
+            t_ahead = next((t for t, v in db_series if v > value and t <= t_cr), None)
+            lags.append(0.0 if t_ahead is None else t_cr - t_ahead)
         drain = t_final - t_apply
         t_first = next((t for t, v in db_series if v > 0), t_final)
         t_last = next((t for t, v in db_series if v >= case.count), t_final)
