@@ -81,14 +81,20 @@ async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: st
     return str(rows[0][0]) if rows else None
 
 
-async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
-    """Messages per status, on the (campaign_id, status, seq) index."""
+async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
+    """Messages per state: ``pending`` split into not yet attempted and ``queued`` (waiting
+    for a retry), then ``sent``, ``failed``, ``cancelled``."""
     rows = await _fetch(
         pool,
-        "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+        "SELECT status, status = 'pending' AND attempts > 0, count(*) FROM message "
+        "WHERE campaign_id = %s GROUP BY 1, 2",
         (cid,),
     )
-    return {str(s): int(n) for s, n in rows}
+    out = {"pending": 0, "queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    for status, retrying, n in rows:
+        key = "queued" if retrying else str(status)
+        out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 async def retryable(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:

@@ -19,16 +19,17 @@ def reference_status(phase: str | None) -> CampaignStatus:
 def spec_for(body: CampaignCreate) -> dict[str, Any]:
     """The Campaign spec for a create request."""
     spec: dict[str, Any] = {"channel": body.channel, "provider": body.provider}
+    target = body.targetEmail
     if body.recipients is not None:
-        entries = list(body.recipients)
-        if body.targetEmail:
-            entries.append(body.targetEmail)
-        spec["recipients"] = {"list": entries}
+        # an extension of ours: the list as given, the target (if any) first
+        spec["recipients"] = {"list": [target, *body.recipients] if target else body.recipients}
+    elif target and body.recipientCount == 1:
+        spec["recipients"] = {"list": [target]}
+    elif target:
+        # the reference service: the target is message 1 and counts in recipientCount
+        spec["recipients"] = {"generate": {"count": body.recipientCount - 1, "include": [target]}}
     else:
-        generate: dict[str, Any] = {"count": body.recipientCount}
-        if body.targetEmail:
-            generate["include"] = [body.targetEmail]
-        spec["recipients"] = {"generate": generate}
+        spec["recipients"] = {"generate": {"count": body.recipientCount}}
     if body.subject is not None:
         spec["subject"] = body.subject
     if body.body is not None:

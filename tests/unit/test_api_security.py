@@ -132,9 +132,21 @@ def test_resource_names_are_dns_1123(display: str, prefix: str) -> None:
 
 def test_create_request_maps_to_spec() -> None:
     body = CampaignCreate(name="x", recipientCount=5, targetEmail="me@company.com")
-    assert views.spec_for(body)["recipients"] == {
-        "generate": {"count": 5, "include": ["me@company.com"]}
-    }
+    spec = views.spec_for(body)
+    assert spec["recipients"] == {"generate": {"count": 4, "include": ["me@company.com"]}}
+    assert views.expected_total(spec) == 5
+    one = views.spec_for(CampaignCreate(name="x", recipientCount=1, targetEmail="me@company.com"))
+    assert one["recipients"] == {"list": ["me@company.com"]}
+    for blank in ("", "   ", None):
+        body = CampaignCreate.model_validate(
+            {"name": "x", "recipientCount": 3, "targetEmail": blank}
+        )
+        assert body.targetEmail is None
+        assert views.spec_for(body)["recipients"] == {"generate": {"count": 3}}
+    listed = views.spec_for(
+        CampaignCreate(name="x", recipients=["a@b.co"], targetEmail="me@company.com")
+    )
+    assert listed["recipients"] == {"list": ["me@company.com", "a@b.co"]}
     body = CampaignCreate(
         name="x", recipients=["a@b.co"], retry={"attempts": 1}, subject="Hi", rateLimit=5
     )
