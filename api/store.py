@@ -10,8 +10,8 @@ from typing import Any
 from psycopg import Error as PsycopgError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from notifq.core import queries
 from notifq.core.errors import DatabaseUnavailable
-from notifq.core.recipients import INVALID_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,7 @@ async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
 
 async def retryable(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
     """Failed messages a retry would re-send (invalid addresses never succeed)."""
-    rows = await _fetch(
-        pool,
-        "SELECT count(*) FROM message WHERE campaign_id = %s AND status = 'failed' "
-        "AND last_error IS DISTINCT FROM %s",
-        (cid, INVALID_ADDRESS),
-    )
+    rows = await _fetch(pool, queries.COUNT_RETRYABLE, (cid, queries.RETRYABLE_PARAM))
     return int(rows[0][0])
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from notifq.api.kube import DISPLAY_NAME, Resource
+from notifq.api.kube import Resource
 from notifq.api.schemas import CampaignCreate, CampaignPublic, CampaignStatus
 from notifq.core.phases import REFERENCE_STATUS
+from notifq.core.resource import DISPLAY_NAME_ANNOTATION, format_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -35,7 +36,7 @@ def spec_for(body: CampaignCreate) -> dict[str, Any]:
     if body.body is not None:
         spec["body"] = body.body
     if body.scheduleAt is not None:
-        spec["scheduleAt"] = body.scheduleAt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        spec["scheduleAt"] = format_time(body.scheduleAt)
     if body.rateLimit is not None:
         spec["rateLimit"] = body.rateLimit
     if body.retry is not None:
@@ -77,7 +78,7 @@ def public(res: Resource) -> CampaignPublic:
     total = status.get("total")
     return CampaignPublic(
         id=meta["uid"],
-        name=(meta.get("annotations") or {}).get(DISPLAY_NAME) or meta["name"],
+        name=(meta.get("annotations") or {}).get(DISPLAY_NAME_ANNOTATION) or meta["name"],
         resourceName=meta["name"],
         totalMessages=int(total) if total else expected_total(res.get("spec") or {}),
         sentCount=int(status.get("sent") or 0),

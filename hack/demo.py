@@ -27,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import testbed
 
+from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import API_VERSION, WORKER_POOL_LABEL
+
 ROOT = testbed.ROOT
-FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
 
 
 def worker_deployment(max_replicas: int) -> dict[str, object]:
-    labels = {"app.kubernetes.io/name": "notifq-worker", "notifq.dev/worker-pool": "default"}
+    labels = {"app.kubernetes.io/name": "notifq-worker", WORKER_POOL_LABEL: "default"}
     annotations = {
         "notifq.dev/min-replicas": "1",
         "notifq.dev/max-replicas": str(max_replicas),
@@ -146,7 +148,7 @@ def main() -> int:
             ).start()
         )
         manifest = {
-            "apiVersion": "notifq.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": "demo", "namespace": "default"},
             "spec": {
@@ -183,7 +185,7 @@ def main() -> int:
                 f"{pending:>7} {replicas(cp):>7}  [{bar(frac)}] {status.get('progress', '0%')}",
                 flush=True,
             )
-            if phase in FINAL:
+            if phase in FINAL_PHASES:
                 break
             for p in procs:
                 if not p.alive():

@@ -14,6 +14,9 @@ from typing import Any
 import psycopg
 import yaml
 
+from notifq.core import queries
+from notifq.core.resource import API_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
@@ -97,7 +100,7 @@ class Stack:
     def counts(self, uid: str) -> dict[str, int]:
         with self.db() as conn:
             rows = conn.execute(
-                "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+                queries.COUNT_BY_STATUS,
                 (uid,),
             ).fetchall()
         return {str(s): int(n) for s, n in rows}
@@ -106,7 +109,7 @@ class Stack:
 def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     """A Campaign manifest."""
     return {
-        "apiVersion": "notifq.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 import uuid
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ from notifq.api.schemas import (
     ProgressPublic,
     RetryPublic,
 )
+from notifq.core import resource
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -132,9 +132,8 @@ async def retry_failed(
     count = await store.retryable(ctx.pool, campaign_id)
     if count == 0:
         raise HTTPException(400, "no failed messages to retry")
-    token = f"{int(time.time())}-{secrets.token_hex(4)}"
-    patch = {"metadata": {"annotations": {kube.RETRY_ANNOTATION: token}}}
-    res = await asyncio.to_thread(ctx.campaigns.patch, res, patch)
+    token = resource.retry_token()
+    res = await asyncio.to_thread(ctx.campaigns.patch, res, resource.retry_patch(token))
     log.info("admin %s asked to retry %d message(s) of %s", admin.id, count, campaign_id)
     done = await _retry_taken(ctx, res, token)
     if done is None:

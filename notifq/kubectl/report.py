@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-FINAL_PHASES = frozenset({"Completed", "CompletedWithFailures", "Cancelled", "Failed"})
+from notifq.core.phases import FINAL_PHASES
 
 
 def parse_time(value: object) -> datetime | None:

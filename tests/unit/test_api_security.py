@@ -12,8 +12,9 @@ import jwt
 import pytest
 
 from notifq.api import security, views
-from notifq.api.kube import DISPLAY_NAME, resource_name
+from notifq.api.kube import resource_name
 from notifq.api.schemas import CampaignCreate
+from notifq.core.resource import DISPLAY_NAME_ANNOTATION
 
 SECRET = "s" * 64
 SUB = str(uuid.uuid4())
@@ -162,7 +163,7 @@ def test_resource_maps_to_reference_contract() -> None:
         "metadata": {
             "uid": SUB,
             "name": "welcome-abcde",
-            "annotations": {DISPLAY_NAME: "Welcome"},
+            "annotations": {DISPLAY_NAME_ANNOTATION: "Welcome"},
             "creationTimestamp": "2025-01-01T00:00:00Z",
             "managedFields": [{"time": "2025-01-01T00:00:05Z"}],
         },

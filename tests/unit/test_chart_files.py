@@ -71,7 +71,14 @@ def test_dockerignore_keeps_the_package_sources() -> None:
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.startswith("!")
     }
-    assert kept == {"pyproject.toml", "README.md", "notifq", "operator", "worker", "api"}
+    copied = {
+        src.rstrip("/")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for src in line.split()[1:-1]
+    }
+    assert copied == kept  # everything the build copies, and nothing else, reaches it
+    assert {"pyproject.toml", "requirements/runtime.txt", "notifq", "api"} <= kept
 
 
 def test_kind_port_mapping_matches_the_api_node_port() -> None:
