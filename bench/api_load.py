@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 
 import httpx
+import testbed
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-import testbed  # noqa: E402
 
 PASSWORD = secrets.token_urlsafe(16)
 

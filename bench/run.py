@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+import testbed
 import urllib3
 
 from notifq.core import queries
@@ -43,9 +44,6 @@ from notifq.core.phases import FINAL_PHASES
 from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-import testbed  # noqa: E402
 
 
 @dataclass(frozen=True)

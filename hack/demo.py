@@ -19,11 +19,9 @@ import argparse
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import testbed
 
@@ -119,7 +117,7 @@ def main() -> int:
         }
         py = sys.executable
         print("migrating the database and applying the CRD ...", flush=True)
-        testbed.subprocess.run(
+        subprocess.run(
             [py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True, capture_output=True
         )
         cp.kubectl("apply", "-f", str(ROOT / "crds"))

@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import testbed
 
 from notifq.core.resource import WORKER_POOL_LABEL

@@ -39,5 +39,10 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || requirements/dev.txt -nt "
   touch "$stamp"
 fi
 
+# The dev tools import each other by module name (testbed, harness): put hack/ and tests/
+# on the virtualenv's path (what pytest's `pythonpath` does for the tests).
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$PWD/hack" "$PWD/tests" >"$site/notifq-dev-tools.pth"
+
 hack/build-control-plane.sh >/dev/null
 log "ready"

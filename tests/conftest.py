@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import testbed
+from harness import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import testbed  # noqa: E402
-from harness import Stack  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import testbed
 import yaml
 
 from notifq.core import queries
 from notifq.core.resource import API_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-import testbed  # noqa: E402
 
 PY = sys.executable
 

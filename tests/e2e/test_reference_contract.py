@@ -70,7 +70,9 @@ def diff(shape: Any, value: Any, path: str, extensions: set[str]) -> list[str]:
 def test_diff_catches_departures() -> None:
     """The checker itself: a missing field, a wrong type and an undocumented field."""
     shape = expand({"$campaign": True, "progress": "progress"})
-    good = {k: ("x" if t == "string" else 1) for k, t in CONTRACT["shapes"]["campaign"].items()}
+    good: dict[str, Any] = {
+        k: ("x" if t == "string" else 1) for k, t in CONTRACT["shapes"]["campaign"].items()
+    }
     good["progress"] = {"pending": 1, "queued": 0, "sent": 0, "failed": 0}
     assert diff(shape, good, "r", set()) == []
     bad = {**good, "sentCount": "3", "extra": 1}

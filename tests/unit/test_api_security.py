@@ -13,7 +13,7 @@ import pytest
 
 from notifq.api import security, views
 from notifq.api.kube import resource_name
-from notifq.api.schemas import CampaignCreate
+from notifq.api.schemas import CampaignCreate, RetryPolicy
 from notifq.core.resource import DISPLAY_NAME_ANNOTATION
 
 SECRET = "s" * 64
@@ -149,7 +149,7 @@ def test_create_request_maps_to_spec() -> None:
     )
     assert listed["recipients"] == {"list": ["me@company.com", "a@b.co"]}
     body = CampaignCreate(
-        name="x", recipients=["a@b.co"], retry={"attempts": 1}, subject="Hi", rateLimit=5
+        name="x", recipients=["a@b.co"], retry=RetryPolicy(attempts=1), subject="Hi", rateLimit=5
     )
     spec = views.spec_for(body)
     assert spec["recipients"] == {"list": ["a@b.co"]}

@@ -21,7 +21,7 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s\\;]+)", r
 
 def pins(name: str) -> dict[str, Version]:
     text = (ROOT / "requirements" / name).read_text()
-    found = {canonicalize_name(n): Version(v) for n, v in PIN.findall(text)}
+    found: dict[str, Version] = {canonicalize_name(n): Version(v) for n, v in PIN.findall(text)}
     assert found, f"no pins in requirements/{name}"
     return found
 
