@@ -1,13 +1,10 @@
-"""Test harness: notifq's processes on the test bed and helpers to drive them."""
+"""Test harness: helpers to drive notifq's processes on the test bed (hack/testbed.py)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,50 +17,9 @@ from notifq.core.resource import API_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PY = sys.executable
 
-
-@dataclass
-class Stack:
-    """notifq's processes (operator, workers) running against the test bed."""
-
-    workdir: Path
-    env: dict[str, str]
-    control_plane: testbed.ControlPlane
-    postgres: testbed.Postgres
-    redis: testbed.Redis
-    database_url: str
-    operator: testbed.Proc | None = None
-    workers: list[testbed.Proc] = field(default_factory=list)
-    _n: int = 0
-
-    def start_operator(self) -> testbed.Proc:
-        self._n += 1
-        self.operator = testbed.Proc(
-            f"operator-{self._n}",
-            [PY, "-m", "notifq.operator.main", "--liveness", ""],
-            self.workdir / f"operator-{self._n}.log",
-            env=self.env,
-        ).start()
-        return self.operator
-
-    def start_worker(self, **env: str) -> testbed.Proc:
-        self._n += 1
-        proc = testbed.Proc(
-            f"worker-{self._n}",
-            [PY, "-m", "notifq.worker.main"],
-            self.workdir / f"worker-{self._n}.log",
-            env={**self.env, **env},
-        ).start()
-        self.workers.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        procs = [*self.workers, *([self.operator] if self.operator else [])]
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.stop(signal.SIGTERM, timeout=30)
+class Stack(testbed.Stack):
+    """notifq's processes on the test bed (testbed.Stack) plus what tests ask of them."""
 
     # helpers ---------------------------------------------------------------
     def apply(self, manifest: dict[str, Any]) -> None:
