@@ -120,7 +120,7 @@ def test_reference_requests_get_reference_answers(
     target = made["create-with-target"]["campaignId"]
     wait_until(lambda: api.detail(target)["status"] == "completed", 60, "the target campaign")
     page = api.client.get(f"/campaigns/{target}/messages", headers=api.auth).json()["items"]
-    assert [m["recipient"] for m in page][:2] == ["me@company.com", "user1@example.com"]
+    assert [m["recipient"] for m in page][:2] == ["target@example.org", "user0@example.com"]
     assert len(page) == 20
     blank = made["create-empty-target"]["campaignId"]
     wait_until(lambda: api.detail(blank)["status"] == "completed", 60, "the no-target campaign")
