@@ -322,7 +322,6 @@ class ControlPlane:
     etcd_peer_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: os.urandom(16).hex())
-    extra_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     """token -> (user name, comma-separated groups); e.g. a ServiceAccount identity."""
     etcd: Proc | None = None
     apiserver: Proc | None = None
@@ -334,12 +333,6 @@ class ControlPlane:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def add_token(self, user: str, groups: str = "") -> str:
-        """A bearer token authenticating as ``user`` (effective after a restart)."""
-        token = os.urandom(16).hex()
-        self.extra_tokens[token] = (user, groups)
-        return token
 
     def start(self) -> ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -442,10 +435,8 @@ class ControlPlane:
             )
 
     def _write_tokens(self) -> None:
-        lines = [f'{self.admin_token},admin,admin-uid,"system:masters"']
-        for token, (user, groups) in self.extra_tokens.items():
-            lines.append(f'{token},{user},{user}-uid,"{groups}"')
-        (self.workdir / "tokens.csv").write_text("\n".join(lines) + "\n")
+        line = f'{self.admin_token},admin,admin-uid,"system:masters"\n'
+        (self.workdir / "tokens.csv").write_text(line)
 
     def _write_kubeconfig(self) -> None:
         cfg = {

@@ -50,7 +50,6 @@ class Stored:
     backoff_ms: int
     materialized_at: datetime | None
     started_at: datetime | None
-    finished_at: datetime | None
 
 
 def _escape(value: str) -> str:
@@ -68,7 +67,7 @@ async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at, finished_at FROM campaign WHERE id = %s",
+            "started_at FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
