@@ -5,7 +5,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint unit integration e2e demo bench clean chart-crds lock
+.PHONY: setup test lint unit integration e2e demo bench clean chart-crds chart-schema lock
+
+# values.schema.json and the chart README are generated from the annotated values.yaml
+# (tests/unit/test_chart_schema.py fails when they are stale)
+chart-schema:
+	$(PY) hack/chart_schema.py
 
 # the chart carries a copy of the CRD (tests/unit/test_chart_crds.py keeps them equal)
 chart-crds:
