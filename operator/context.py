@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from notifq.core.db import open_pool
 from notifq.core.queue import alive_key, queue_opts
 from notifq.core.settings import OperatorSettings
+from notifq.operator.kube import CampaignApi
 from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class OperatorContext:
     queue: Any
     core_api: k8s.CoreV1Api | None
     apps_api: k8s.AppsV1Api | None
+    campaigns_api: CampaignApi | None
     swept: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
     recommenders: dict[str, Recommender] = field(default_factory=dict)
@@ -56,7 +58,8 @@ class OperatorContext:
         api = kube_api_client()
         core = k8s.CoreV1Api(api) if api else None
         apps = k8s.AppsV1Api(api) if api else None
-        return cls(settings, pool, redis, queue, core, apps)
+        campaigns = CampaignApi(api) if api else None
+        return cls(settings, pool, redis, queue, core, apps, campaigns)
 
     async def close(self) -> None:
         await self.queue.close()
