@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from bullmq import Queue
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -33,7 +35,11 @@ def kube_api_client() -> k8s.ApiClient | None:
         except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
             log.warning("no Kubernetes client (ConfigMaps, scaling): %s", exc)
             return None
-    return k8s.ApiClient()
+    api = k8s.ApiClient()
+    if not api.configuration.verify_ssl:  # say it once, not at every call
+        log.warning("the API server's certificate is not verified (kubeconfig says so)")
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    return api
 
 
 @dataclass

@@ -399,7 +399,14 @@ def test_finalizer_of_earlier_releases_is_removed(stack: Stack, namespace: str) 
 def test_rate_limit_and_schedule_edits_apply_to_a_running_campaign(
     stack_factory: Callable[..., Stack], namespace: str, control_plane: testbed.ControlPlane
 ) -> None:
-    stack = stack_factory(workers=1, NOTIFQ_MOCK_LATENCY_MS="0", NOTIFQ_MOCK_FAILURE_RATE="0")
+    # small batches: a send waits for at most 10 tokens of the old limit
+    stack = stack_factory(
+        workers=1,
+        NOTIFQ_MOCK_LATENCY_MS="0",
+        NOTIFQ_MOCK_FAILURE_RATE="0",
+        NOTIFQ_MAX_IN_FLIGHT="20",
+        NOTIFQ_WRITE_BATCH="10",
+    )
     bystander = Bystander(stack, control_plane)
     tag = uuid.uuid4().hex[:6]
     stack.apply(_generated("edit", namespace, tag, 3000, rateLimit=20))
