@@ -213,8 +213,8 @@ def test_suspend_set_while_being_stored(
 
 
 def _request(stack: Stack, ns: str, name: str, action: str) -> float:
-    """Delete or cancel; returns the time the request was sent."""
-    t = time.time()
+    """Delete or cancel; returns the time the API server had accepted it (kubectl
+    returned: its own start-up is not the request)."""
     if action == "delete":
         out = stack.control_plane.kubectl(
             "delete", "campaign", name, "-n", ns, "--timeout=60s", check=False
@@ -222,7 +222,7 @@ def _request(stack: Stack, ns: str, name: str, action: str) -> float:
         assert out.returncode == 0, out.stderr  # no finalizer: gone at once
     else:
         _patch(stack, ns, name, {"cancel": True})
-    return t
+    return time.time()
 
 
 MOMENTS = [
