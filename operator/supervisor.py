@@ -35,7 +35,7 @@ ERROR_BACKOFF = 2.0
 """Seconds before a failed reconciliation or deletion is tried again."""
 
 
-def _merged(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+def merge_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """``status`` after a JSON merge patch of its top-level keys."""
     out = dict(status)
     for key, value in patch.items():
@@ -122,7 +122,7 @@ class Supervisor:
             return  # gone: its DELETED event follows
         cur = self.latest.get(uid)
         if cur is not None:  # until the watch brings it, the status we wrote is the newest
-            self.latest[uid] = replace(cur, status=_merged(cur.status, new))
+            self.latest[uid] = replace(cur, status=merge_patch(cur.status, new))
 
     async def _delete(self, res: Resource) -> None:
         while True:
