@@ -114,6 +114,7 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         return None
     stored = await store.get(ctx.pool, res.uid)
     if stored is None or stored.materialized_at is None:
+        t0 = time.perf_counter()
         early = await store_campaign(ctx, res)
         if early is not None:
             return early if st.changed(res.status, early) else None
@@ -125,7 +126,7 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         stored = await store.get(ctx.pool, res.uid)
         assert stored is not None
         state = await follow_intent(ctx, res, stored)
-        await enqueue_all(ctx, res.uid, stored, state)
+        await enqueue_all(ctx, res, stored, state, t0)
     else:
         state = await follow_intent(ctx, res, stored)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
@@ -158,7 +159,6 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
         return early("Scheduled", f"starts at {spec['scheduleAt']}")
     if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
         return early("Failed", str(old.get("message", "")))
-    t0 = time.perf_counter()
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
         src = await sources.resolve(
@@ -175,14 +175,8 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     total = await store.materialize(
         ctx.pool, row, src.entries, validate=src.validate, state=desired_state(spec)
     )
-    elapsed = time.perf_counter() - t0
-    metrics.MATERIALIZE_SECONDS.observe(elapsed)
     if total is None:
         log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
-    else:
-        log.info(
-            "campaign %s/%s: stored %d messages in %.2fs", res.namespace, res.name, total, elapsed
-        )
     return None
 
 
@@ -200,15 +194,26 @@ async def _fresh(ctx: OperatorContext, res: Resource) -> Resource | None:
 
 
 async def enqueue_all(
-    ctx: OperatorContext, cid: uuid.UUID, stored: store.Stored, state: str
+    ctx: OperatorContext, res: Resource, stored: store.Stored, state: str, t0: float
 ) -> None:
     """Step 2: one job per chunk, if the campaign is active (checked under its lock)."""
-    if state != "active":
-        return
-    opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
-    added = await _add_jobs(ctx, cid, jobs.chunks(cid, stored.total, stored.chunk_size), opts)
-    ctx.mark_swept(cid, await ctx.redis_epoch())
-    log.info("campaign %s: queued %d chunk job(s)", cid, added)
+    added = 0
+    if state == "active":
+        opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
+        chunk_jobs = jobs.chunks(res.uid, stored.total, stored.chunk_size)
+        added = await _add_jobs(ctx, res.uid, chunk_jobs, opts)
+        ctx.mark_swept(res.uid, await ctx.redis_epoch())
+    elapsed = time.perf_counter() - t0
+    metrics.MATERIALIZE_SECONDS.observe(elapsed)
+    log.info(
+        "campaign %s/%s: stored and queued %d messages (%d chunk jobs, %s) in %.2fs",
+        res.namespace,
+        res.name,
+        stored.total,
+        added,
+        state,
+        elapsed,
+    )
 
 
 async def _add_jobs(

@@ -106,16 +106,16 @@ def test_immutable_fields_and_one_way_cancel(
 
 
 EDITS = [
-    ({"subject": "Other"}, "spec.subject and spec.body cannot change after creation"),
-    ({"body": "Other"}, "spec.subject and spec.body cannot change after creation"),
-    ({"retry": {"attempts": 2}}, "spec.retry cannot change after creation"),
+    ({"subject": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
+    ({"body": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
+    ({"retry": {"attempts": 2}}, "spec.retry cannot change once the campaign started"),
     ({"recipients": {"generate": {"count": 4}}}, "spec.recipients cannot change after creation"),
     ({"channel": "sms"}, "spec.channel and spec.provider cannot change after creation"),
 ]
 
 
 @pytest.mark.parametrize(("edit", "message"), EDITS, ids=[str(e) for e, _ in EDITS])
-def test_edits_after_creation_are_refused_or_allowed(
+def test_edits_after_start_are_refused_or_allowed(
     control_plane: testbed.ControlPlane, namespace: str, edit: dict[str, Any], message: str
 ) -> None:
     base = {
@@ -125,6 +125,21 @@ def test_edits_after_creation_are_refused_or_allowed(
         "retry": {"attempts": 4, "backoffMs": 1000},
     }
     assert _apply(control_plane, namespace, base, "e") == ""
+    templates = {k: v for k, v in edit.items() if k in ("subject", "body", "retry")}
+    if templates:  # not started yet (a Failed spec can be fixed): allowed
+        assert _apply(control_plane, namespace, {**base, **templates}, "e") == ""
+        assert _apply(control_plane, namespace, base, "e") == ""
+    control_plane.kubectl(  # what the operator writes once the rows are stored
+        "patch",
+        "campaign",
+        "e",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"phase": "Processing", "startTime": "2026-11-30T00:00:00Z"}}',
+    )
     err = _apply(control_plane, namespace, {**base, **edit}, "e")
     assert message in err, err
     # what a running campaign takes: pause/resume, rate limit, schedule (docs/architecture.md)
