@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from bullmq import Queue
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 from notifq.core.db import open_pool
 from notifq.core.queue import alive_key, queue_opts
 from notifq.core.settings import OperatorSettings
+from notifq.operator.kube import CampaignApi
 from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,11 @@ def kube_api_client() -> k8s.ApiClient | None:
         except (k8s_config.ConfigException, FileNotFoundError, TypeError) as exc:
             log.warning("no Kubernetes client (ConfigMaps, scaling): %s", exc)
             return None
-    return k8s.ApiClient()
+    api = k8s.ApiClient()
+    if not api.configuration.verify_ssl:  # say it once, not at every call
+        log.warning("the API server's certificate is not verified (kubeconfig says so)")
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    return api
 
 
 @dataclass
@@ -43,6 +50,7 @@ class OperatorContext:
     queue: Any
     core_api: k8s.CoreV1Api | None
     apps_api: k8s.AppsV1Api | None
+    campaigns_api: CampaignApi | None
     swept: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
     recommenders: dict[str, Recommender] = field(default_factory=dict)
@@ -56,7 +64,8 @@ class OperatorContext:
         api = kube_api_client()
         core = k8s.CoreV1Api(api) if api else None
         apps = k8s.AppsV1Api(api) if api else None
-        return cls(settings, pool, redis, queue, core, apps)
+        campaigns = CampaignApi(api) if api else None
+        return cls(settings, pool, redis, queue, core, apps, campaigns)
 
     async def close(self) -> None:
         await self.queue.close()

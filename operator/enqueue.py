@@ -1,15 +1,17 @@
 """Redis side of the operator: add, remove and re-add chunk jobs.
 
 Jobs are derived from rows: a chunk needs a job while it holds pending
-messages. Ids are deterministic, so adding is idempotent and re-adding after
-Redis lost its data (or after suspend) is always safe.
+messages and its campaign is active. Ids are deterministic, so adding is
+idempotent and re-adding after Redis lost its data (or after suspend) is always
+safe. Callers add jobs only under the campaign row's lock
+(:func:`notifq.operator.store.locked_state`), one batch at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,16 +26,20 @@ log = logging.getLogger(__name__)
 ADD_BATCH = 1000
 
 
-async def add(queue: Any, chunk_jobs: Sequence[jobs.ChunkJob], opts: dict[str, Any]) -> None:
-    """``addBulk`` the chunks, 1,000 per call; existing ids are left alone by BullMQ."""
+def batches(chunk_jobs: Sequence[jobs.ChunkJob]) -> Iterator[Sequence[jobs.ChunkJob]]:
+    """The chunks in ``addBulk`` batches of ``ADD_BATCH``."""
     for i in range(0, len(chunk_jobs), ADD_BATCH):
-        batch = chunk_jobs[i : i + ADD_BATCH]
-        await queue.addBulk(
-            [
-                {"name": jobs.JOB_NAME, "data": j.to_data(), "opts": {**opts, "jobId": j.job_id}}
-                for j in batch
-            ]
-        )
+        yield chunk_jobs[i : i + ADD_BATCH]
+
+
+async def add(queue: Any, batch: Sequence[jobs.ChunkJob], opts: dict[str, Any]) -> None:
+    """``addBulk`` one batch of chunks; existing ids are left alone by BullMQ."""
+    await queue.addBulk(
+        [
+            {"name": jobs.JOB_NAME, "data": j.to_data(), "opts": {**opts, "jobId": j.job_id}}
+            for j in batch
+        ]
+    )
 
 
 async def remove(queue: Any, ids: Sequence[str]) -> int:
@@ -57,7 +63,7 @@ async def remove(queue: Any, ids: Sequence[str]) -> int:
     return removed
 
 
-async def ensure(
+async def missing(
     redis: Redis,
     queue: Any,
     prefix: str,
@@ -66,11 +72,10 @@ async def ensure(
     chunk_numbers: Sequence[int],
     total: int,
     chunk_size: int,
-    opts: dict[str, Any],
-) -> int:
-    """Give every listed chunk a live job. Returns how many were (re)added."""
+) -> list[jobs.ChunkJob]:
+    """The listed chunks without a live job (failed jobs are removed and listed too)."""
     if not chunk_numbers:
-        return 0
+        return []
     ids = [jobs.job_id(cid, k) for k in chunk_numbers]
     pipe = redis.pipeline(transaction=False)
     failed_set = state_key(prefix, queue_name, "failed")
@@ -78,22 +83,15 @@ async def ensure(
         pipe.exists(job_key(prefix, queue_name, job_id))
         pipe.zscore(failed_set, job_id)
     res = await pipe.execute()
-    missing: list[jobs.ChunkJob] = []
+    out: list[jobs.ChunkJob] = []
     dead: list[str] = []
     for i, k in enumerate(chunk_numbers):
         exists, failed_score = res[2 * i], res[2 * i + 1]
         if failed_score is not None:
             dead.append(ids[i])
         if not exists or failed_score is not None:
-            missing.append(jobs.chunk_of(cid, k, total, chunk_size))
+            out.append(jobs.chunk_of(cid, k, total, chunk_size))
     if dead:
         await remove(queue, dead)
-    if missing:
-        await add(queue, missing, opts)
-        log.info(
-            "campaign %s: re-enqueued %d chunk(s) (%d failed jobs replaced)",
-            cid,
-            len(missing),
-            len(dead),
-        )
-    return len(missing)
+        log.info("campaign %s: %d failed job(s) to replace", cid, len(dead))
+    return out

@@ -1,19 +1,25 @@
-"""Kopf handlers: thin adapters from Kopf's callbacks to :mod:`reconcile`."""
+"""Kopf handlers: thin adapters from Kopf's callbacks to :mod:`supervisor`.
+
+Only watch-event handlers: no timer, daemon or on-delete handler, because each
+of those makes Kopf put a finalizer on every Campaign, and a finalizer left
+behind by an uninstalled operator blocks deleting Campaigns, their namespace
+and the CRD (see :mod:`notifq.operator.supervisor`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import uuid
 from typing import Any
 
 import kopf
 
 from notifq.core.resource import GROUP, PLURAL, VERSION
 from notifq.core.settings import get_operator_settings
-from notifq.operator import autoscale, metrics, reconcile
+from notifq.operator import autoscale
 from notifq.operator.context import OperatorContext
+from notifq.operator.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 30
+    # The finalizer of earlier releases: with no handler needing one, Kopf removes it
+    # from every Campaign it sees, so upgraded installations lose it too.
     settings.persistence.finalizer = "notifq.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="notifq.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -36,15 +44,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo.ctx = await OperatorContext.open(_settings)
     memo.autoscaler = asyncio.create_task(autoscale.run(memo.ctx), name="autoscaler")
+    memo.supervisor = Supervisor(memo.ctx)
+    memo.orphans = asyncio.create_task(memo.supervisor.sweep_orphans_forever(), name="orphans")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("autoscaler")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("autoscaler", "orphans"):
+        task: asyncio.Task[None] | None = memo.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    supervisor: Supervisor | None = memo.get("supervisor")
+    if supervisor is not None:
+        await supervisor.close()
     ctx: OperatorContext | None = memo.get("ctx")
     if ctx is not None:
         await ctx.close()
@@ -59,42 +73,8 @@ async def probe_database(memo: kopf.Memo, **_: Any) -> bool:
     return True
 
 
-def _resource(body: kopf.Body) -> reconcile.Resource:
-    meta = body.get("metadata", {})
-    return reconcile.Resource(
-        uid=uuid.UUID(meta["uid"]),
-        namespace=meta.get("namespace", "default"),
-        name=meta["name"],
-        generation=int(meta.get("generation", 1)),
-        spec=body.get("spec", {}),
-        status=body.get("status", {}),
-        annotations=meta.get("annotations", {}),
-    )
-
-
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    id="reconcile",
-    interval=_settings.status_interval,
-    initial_delay=0.0,
-    backoff=2.0,
-)
-async def reconcile_campaign(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Store, enqueue, follow intent and report status, idempotently."""
-    try:
-        new_status = await reconcile.reconcile(memo.ctx, _resource(body))
-    except Exception:
-        metrics.RECONCILES.labels("error").inc()
-        raise
-    metrics.RECONCILES.labels("ok").inc()
-    if new_status is not None:
-        for key, value in new_status.items():
-            patch.status[key] = value
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, id="stop-delivery", backoff=2.0)
-async def stop_delivery(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A deleted campaign sends nothing more."""
-    await reconcile.on_delete(memo.ctx, _resource(body))
+@kopf.on.event(GROUP, VERSION, PLURAL, id="campaigns")
+async def campaign_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every watch event of a Campaign goes to the supervisor (no finalizer needed)."""
+    supervisor: Supervisor = memo.supervisor
+    supervisor.observe(type, body)

@@ -1,16 +1,24 @@
 """Level-based reconciliation of one Campaign: rows, jobs, intent and status.
 
-Called every ``status_interval`` seconds per campaign (a Kopf timer). Each step
-checks the world and does only what is missing, so a restart at any point
-finishes the work without duplicates.
+Called every ``status_interval`` seconds per campaign that has work left (see
+:mod:`notifq.operator.supervisor`). Each step checks the world and does only
+what is missing, so a restart at any point finishes the work without
+duplicates. The steps, as in docs/architecture.md: store, enqueue, follow
+intent, retry-failed, sweep, report.
+
+Jobs exist only for an active campaign: every add happens under the campaign
+row's lock after checking its state (:func:`_add_jobs`), and every change away
+from ``active`` (suspend, cancel, delete) updates that row first and withdraws
+jobs after its commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +46,35 @@ class Resource:
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
 
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Resource:
+        meta = body.get("metadata", {})
+        return cls(
+            uid=uuid.UUID(meta["uid"]),
+            namespace=meta.get("namespace", "default"),
+            name=meta["name"],
+            generation=int(meta.get("generation", 1)),
+            spec=body.get("spec", {}),
+            status=body.get("status", {}),
+            annotations=meta.get("annotations") or {},
+        )
+
+    @property
+    def retry_token(self) -> str | None:
+        """A ``notifq.dev/retry-failed`` value not handled yet."""
+        token = self.annotations.get(RETRY_ANNOTATION)
+        handled = (self.status.get("retry") or {}).get("token")
+        return token if token and token != handled else None
+
+    @property
+    def settled(self) -> bool:
+        """Final, and nothing asked since: no reconciliation needed until it changes."""
+        return (
+            self.status.get("phase") in st.FINAL_PHASES
+            and self.retry_token is None
+            and self.status.get("observedGeneration") == self.generation
+        )
+
 
 def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
     """The campaign row for a resource; checks its templates."""
@@ -61,55 +98,211 @@ def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
     )
 
 
-def desired_state(spec: Mapping[str, Any]) -> str:
+def desired_state(spec: Mapping[str, Any], now: datetime | None = None) -> str:
+    """The row state a spec asks for; a future ``scheduleAt`` holds the campaign."""
     if spec.get("cancel"):
         return "cancelled"
-    return "suspended" if spec.get("suspend") else "active"
+    if spec.get("suspend") or st.scheduled_later(spec, now or datetime.now(UTC)):
+        return "suspended"
+    return "active"
 
 
 async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | None:
     """Bring rows and jobs in line with the resource; the status to patch, or None."""
-    old = res.status
-    token = res.annotations.get(RETRY_ANNOTATION)
-    retry_asked = bool(token) and token != (old.get("retry") or {}).get("token")
-    if (
-        old.get("phase") in st.FINAL_PHASES
-        and not retry_asked
-        and old.get("observedGeneration") == res.generation
-    ):
+    if res.settled:
         return None
-
     stored = await store.get(ctx.pool, res.uid)
     if stored is None or stored.materialized_at is None:
-        early = await _materialize(ctx, res)
+        t0 = time.perf_counter()
+        early = await store_campaign(ctx, res)
         if early is not None:
-            return early
+            return early if st.changed(res.status, early) else None
+        fresh = await _fresh(ctx, res)
+        if fresh is None:  # deleted while it was being stored
+            await on_delete(ctx, res)
+            return None
+        res = fresh
         stored = await store.get(ctx.pool, res.uid)
         assert stored is not None
-
+        state = await follow_intent(ctx, res, stored)
+        await enqueue_all(ctx, res, stored, state, t0)
+    else:
+        state = await follow_intent(ctx, res, stored)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
-    desired = desired_state(res.spec)
-    if stored.state not in (desired, "cancelled"):
-        await _apply_intent(ctx, res.uid, desired, stored, opts)
-
-    extra: dict[str, Any] = {}
-    if retry_asked and desired == "active":
-        retried = await store.retry_failed(ctx.pool, res.uid)
-        await _sweep(ctx, res.uid, stored, opts, await ctx.redis_epoch())
-        log.info(
-            "campaign %s/%s: retry-failed %r re-queued %d message(s)",
-            res.namespace,
-            res.name,
-            token,
-            retried,
-        )
-        extra["retry"] = {"token": token, "retried": retried, "time": st.now_iso()}
-
-    if desired == "active":
+    extra = await retry_failed(ctx, res, stored, opts) if state == "active" else {}
+    if state == "active":
         epoch = await ctx.redis_epoch()
         if ctx.sweep_due(res.uid, epoch):
-            await _sweep(ctx, res.uid, stored, opts, epoch)
+            await sweep(ctx, res.uid, stored, opts, epoch)
+    return await report(ctx, res, stored, extra)
 
+
+async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] | None:
+    """Step 1: store rows in the state the spec asks for; a status instead when not (yet)."""
+    spec, old = res.spec, res.status
+
+    def early(phase: str, message: str) -> dict[str, Any]:
+        return st.build(
+            old=old,
+            spec=spec,
+            generation=res.generation,
+            phase=phase,
+            counts=None,
+            total=0,
+            message=message,
+        )
+
+    if spec.get("cancel"):
+        return early("Cancelled", "cancelled before it started")
+    if st.scheduled_later(spec, datetime.now(UTC)):
+        return early("Scheduled", f"starts at {spec['scheduleAt']}")
+    if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
+        return early("Failed", str(old.get("message", "")))
+    try:
+        row = campaign_row(res, ctx.settings.chunk_size)
+        src = await sources.resolve(
+            spec,
+            res.namespace,
+            ctx.core_api,
+            max_generated=ctx.settings.max_generated_recipients,
+            max_inline=ctx.settings.max_inline_recipients,
+        )
+    except InvalidCampaign as exc:
+        log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
+        metrics.RECONCILES.labels("invalid").inc()
+        return early("Failed", str(exc))
+    total = await store.materialize(
+        ctx.pool, row, src.entries, validate=src.validate, state=desired_state(spec)
+    )
+    if total is None:
+        log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
+    return None
+
+
+async def _fresh(ctx: OperatorContext, res: Resource) -> Resource | None:
+    """The resource as the API server has it now (None when deleted), so that an
+    intent set while the campaign was being stored counts before any job exists."""
+    if ctx.campaigns_api is None:
+        return res
+    body = await asyncio.to_thread(ctx.campaigns_api.get, res.namespace, res.name)
+    if body is None or body.get("metadata", {}).get("uid") != str(res.uid):
+        return None
+    if body["metadata"].get("deletionTimestamp"):
+        return None
+    return Resource.from_body(body)
+
+
+async def enqueue_all(
+    ctx: OperatorContext, res: Resource, stored: store.Stored, state: str, t0: float
+) -> None:
+    """Step 2: one job per chunk, if the campaign is active (checked under its lock)."""
+    added = 0
+    if state == "active":
+        opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
+        chunk_jobs = jobs.chunks(res.uid, stored.total, stored.chunk_size)
+        added = await _add_jobs(ctx, res.uid, chunk_jobs, opts)
+        ctx.mark_swept(res.uid, await ctx.redis_epoch())
+    elapsed = time.perf_counter() - t0
+    metrics.MATERIALIZE_SECONDS.observe(elapsed)
+    log.info(
+        "campaign %s/%s: stored and queued %d messages (%d chunk jobs, %s) in %.2fs",
+        res.namespace,
+        res.name,
+        stored.total,
+        added,
+        state,
+        elapsed,
+    )
+
+
+async def _add_jobs(
+    ctx: OperatorContext, cid: uuid.UUID, chunk_jobs: Sequence[jobs.ChunkJob], opts: dict[str, Any]
+) -> int:
+    """Add jobs batch by batch, each under the row lock and only while the row is active."""
+    added = 0
+    for batch in enqueue.batches(chunk_jobs):
+        async with store.locked_state(ctx.pool, cid) as state:
+            if state != "active":
+                break
+            await enqueue.add(ctx.queue, batch, opts)
+        added += len(batch)
+    return added
+
+
+async def follow_intent(ctx: OperatorContext, res: Resource, stored: store.Stored) -> str:
+    """Step 3: ``cancel``/``suspend``/``scheduleAt`` and ``rateLimit`` of the spec become
+    the row's; returns the state now in force."""
+    cid = res.uid
+    rate_limit = res.spec.get("rateLimit")
+    if rate_limit != stored.rate_limit:
+        await store.set_rate_limit(ctx.pool, cid, rate_limit)
+        log.info("campaign %s: rate limit now %s", cid, rate_limit)
+    desired = desired_state(res.spec)
+    if stored.state in (desired, "cancelled"):
+        return stored.state
+    all_ids = [c.job_id for c in jobs.chunks(cid, stored.total, stored.chunk_size)]
+    if desired == "cancelled":
+        n = await store.cancel(ctx.pool, cid)
+        await enqueue.remove(ctx.queue, all_ids)
+        log.info("campaign %s cancelled: %d pending message(s) cancelled", cid, n)
+    elif desired == "suspended":
+        await store.set_state(ctx.pool, cid, "suspended")
+        removed = await enqueue.remove(ctx.queue, all_ids)
+        log.info("campaign %s suspended: %d queued job(s) withdrawn", cid, removed)
+    else:
+        await store.set_state(ctx.pool, cid, "active")
+        opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
+        await sweep(ctx, cid, stored, opts, await ctx.redis_epoch())
+        log.info("campaign %s resumed", cid)
+    return desired
+
+
+async def retry_failed(
+    ctx: OperatorContext, res: Resource, stored: store.Stored, opts: dict[str, Any]
+) -> dict[str, Any]:
+    """Step 4: a new ``notifq.dev/retry-failed`` token re-queues failed messages."""
+    token = res.retry_token
+    if token is None:
+        return {}
+    retried = await store.retry_failed(ctx.pool, res.uid)
+    await sweep(ctx, res.uid, stored, opts, await ctx.redis_epoch())
+    log.info(
+        "campaign %s/%s: retry-failed %r re-queued %d message(s)",
+        res.namespace,
+        res.name,
+        token,
+        retried,
+    )
+    return {"retry": {"token": token, "retried": retried, "time": st.now_iso()}}
+
+
+async def sweep(
+    ctx: OperatorContext, cid: uuid.UUID, stored: store.Stored, opts: dict[str, Any], epoch: str
+) -> None:
+    """Step 5: re-enqueue every chunk that holds pending messages but has no live job."""
+    chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
+    missing = await enqueue.missing(
+        ctx.redis,
+        ctx.queue,
+        ctx.settings.queue_prefix,
+        ctx.settings.queue_name,
+        cid,
+        chunk_numbers,
+        stored.total,
+        stored.chunk_size,
+    )
+    if missing:
+        n = await _add_jobs(ctx, cid, missing, opts)
+        metrics.REQUEUED_CHUNKS.inc(n)
+        log.info("campaign %s: re-enqueued %d chunk(s)", cid, n)
+    ctx.mark_swept(cid, epoch)
+
+
+async def report(
+    ctx: OperatorContext, res: Resource, stored: store.Stored, extra: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Step 6: counts from the database into the status; None when nothing changed."""
+    old = res.status
     counts = await store.counts(ctx.pool, res.uid)
     phase = st.phase_for(res.spec, counts, stored.total)
     for s, n in counts.items():
@@ -139,108 +332,45 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     return new if st.changed(old, new) else None
 
 
-async def _materialize(ctx: OperatorContext, res: Resource) -> dict[str, Any] | None:
-    """Store rows and enqueue jobs; a status to report instead when not (yet) possible."""
-    spec, old = res.spec, res.status
-
-    def early(phase: str, message: str) -> dict[str, Any]:
-        return st.build(
-            old=old,
-            spec=spec,
-            generation=res.generation,
-            phase=phase,
-            counts=None,
-            total=0,
-            message=message,
-        )
-
-    if spec.get("cancel"):
-        return early("Cancelled", "cancelled before it started")
-    when = st.parse_time(spec.get("scheduleAt"))
-    if when is not None and when > datetime.now(UTC):
-        return early("Scheduled", f"starts at {spec['scheduleAt']}")
-    if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
-        return None
-    t0 = time.perf_counter()
-    try:
-        row = campaign_row(res, ctx.settings.chunk_size)
-        src = await sources.resolve(
-            spec,
-            res.namespace,
-            ctx.core_api,
-            max_generated=ctx.settings.max_generated_recipients,
-            max_inline=ctx.settings.max_inline_recipients,
-        )
-    except InvalidCampaign as exc:
-        log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
-        metrics.RECONCILES.labels("invalid").inc()
-        return early("Failed", str(exc))
-    total = await store.materialize(ctx.pool, row, src.entries, validate=src.validate)
-    opts = jobs.job_options(row.max_attempts, row.backoff_ms)
-    await enqueue.add(ctx.queue, jobs.chunks(res.uid, total, row.chunk_size), opts)
-    ctx.mark_swept(res.uid, await ctx.redis_epoch())
-    elapsed = time.perf_counter() - t0
-    metrics.MATERIALIZE_SECONDS.observe(elapsed)
-    log.info(
-        "campaign %s/%s: stored and queued %d messages in %.2fs",
-        res.namespace,
-        res.name,
-        total,
-        elapsed,
-    )
-    return None
-
-
-async def _apply_intent(
-    ctx: OperatorContext,
-    cid: uuid.UUID,
-    desired: str,
-    stored: store.Stored,
-    opts: dict[str, Any],
-) -> None:
-    all_ids = [c.job_id for c in jobs.chunks(cid, stored.total, stored.chunk_size)]
-    if desired == "cancelled":
-        n = await store.cancel(ctx.pool, cid)
-        await enqueue.remove(ctx.queue, all_ids)
-        log.info("campaign %s cancelled: %d pending message(s) cancelled", cid, n)
-    elif desired == "suspended":
-        await store.set_state(ctx.pool, cid, "suspended")
-        removed = await enqueue.remove(ctx.queue, all_ids)
-        log.info("campaign %s suspended: %d queued job(s) withdrawn", cid, removed)
-    else:
-        await store.set_state(ctx.pool, cid, "active")
-        await _sweep(ctx, cid, stored, opts, await ctx.redis_epoch())
-        log.info("campaign %s resumed", cid)
-
-
-async def _sweep(
-    ctx: OperatorContext, cid: uuid.UUID, stored: store.Stored, opts: dict[str, Any], epoch: str
-) -> None:
-    """Re-enqueue every chunk that holds pending messages but has no live job."""
-    chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
-    n = await enqueue.ensure(
-        ctx.redis,
-        ctx.queue,
-        ctx.settings.queue_prefix,
-        ctx.settings.queue_name,
-        cid,
-        chunk_numbers,
-        stored.total,
-        stored.chunk_size,
-        opts,
-    )
-    metrics.REQUEUED_CHUNKS.inc(n)
-    ctx.mark_swept(cid, epoch)
-
-
 async def on_delete(ctx: OperatorContext, res: Resource) -> None:
-    """Stop delivery of a deleted campaign; its rows stay, marked cancelled and deleted."""
-    stored = await store.get(ctx.pool, res.uid)
+    """Stop delivery of a deleted campaign; its rows stay, marked cancelled and deleted.
+
+    Works whether or not the campaign was stored, and while it is being stored
+    (the tombstone waits for the COPY's transaction, whose enqueue step then
+    finds it cancelled).
+    """
     metrics.forget(res.namespace, res.name)
     ctx.swept.pop(res.uid, None)
-    if stored is None:
-        return
-    n = await store.cancel(ctx.pool, res.uid, deleted=True)
-    ids = [c.job_id for c in jobs.chunks(res.uid, stored.total, stored.chunk_size)]
+    await _forget(ctx, res.uid, res.namespace, res.name)
+
+
+async def _forget(ctx: OperatorContext, cid: uuid.UUID, namespace: str, name: str) -> None:
+    n, total, chunk_size = await store.tombstone(
+        ctx.pool, cid, namespace, name, ctx.settings.chunk_size
+    )
+    ids = [c.job_id for c in jobs.chunks(cid, total, chunk_size)]
     await enqueue.remove(ctx.queue, ids)
-    log.info("campaign %s/%s deleted: %d pending message(s) cancelled", res.namespace, res.name, n)
+    log.info("campaign %s/%s deleted: %d pending message(s) cancelled", namespace, name, n)
+
+
+async def sweep_orphans(ctx: OperatorContext) -> int:
+    """Cancel the unfinished campaigns whose resource no longer exists (deleted while
+    no operator was watching). Rows are read before the Campaigns are listed, so a
+    row always belongs to a resource created before the list. Returns how many."""
+    if ctx.campaigns_api is None:
+        return 0
+    rows = await store.unfinished(ctx.pool)
+    by_ns: dict[str, list[tuple[uuid.UUID, str]]] = {}
+    for cid, ns, name in rows:
+        by_ns.setdefault(ns, []).append((cid, name))
+    n = 0
+    for ns, items in by_ns.items():
+        existing = await asyncio.to_thread(ctx.campaigns_api.existing_uids, ns)
+        if existing is None:
+            continue
+        for cid, name in items:
+            if cid not in existing:
+                log.info("campaign %s/%s (%s) no longer exists: cancelling", ns, name, cid)
+                await _forget(ctx, cid, ns, name)
+                n += 1
+    return n

@@ -25,7 +25,15 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def phase_for(spec: Mapping[str, Any], counts: Mapping[str, int], total: int) -> str:
+def scheduled_later(spec: Mapping[str, Any], now: datetime) -> bool:
+    """Whether ``spec.scheduleAt`` lies in the future."""
+    when = parse_time(spec.get("scheduleAt"))
+    return when is not None and when > now
+
+
+def phase_for(
+    spec: Mapping[str, Any], counts: Mapping[str, int], total: int, now: datetime | None = None
+) -> str:
     """Phase of a materialized campaign."""
     pending = counts.get("pending", 0)
     if spec.get("cancel"):
@@ -36,6 +44,8 @@ def phase_for(spec: Mapping[str, Any], counts: Mapping[str, int], total: int) ->
         return "CompletedWithFailures" if counts.get("failed", 0) else "Completed"
     if spec.get("suspend"):
         return "Suspended"
+    if scheduled_later(spec, now or datetime.now(UTC)):
+        return "Scheduled"  # scheduleAt moved to the future after it started: held until then
     return "Processing"
 
 
@@ -83,7 +93,8 @@ def build(
     counts = counts or {}
     final = phase in FINAL_PHASES
     conds = old.get("conditions") or []
-    accepted = phase not in {"Pending", "Scheduled", "Failed"}
+    # a stored campaign held by a later scheduleAt stays accepted
+    accepted = phase not in {"Pending", "Failed"} and (phase != "Scheduled" or total > 0)
     new: dict[str, Any] = {
         "phase": phase,
         "total": total,
@@ -131,6 +142,8 @@ def describe(phase: str, counts: Mapping[str, int], total: int) -> str:
         return f"{sent + failed} of {total} delivered or failed, {pending} pending"
     if phase == "Suspended":
         return f"suspended with {pending} pending"
+    if phase == "Scheduled":
+        return f"held until spec.scheduleAt with {pending} pending"
     if phase == "Cancelled":
         return f"cancelled: {cancelled} not sent, {sent} sent, {failed} failed"
     if phase == "Completed":

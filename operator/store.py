@@ -9,7 +9,8 @@ repeat finds the work done.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +51,7 @@ class Stored:
     backoff_ms: int
     materialized_at: datetime | None
     started_at: datetime | None
+    rate_limit: int | None
 
 
 def _escape(value: str) -> str:
@@ -67,7 +69,7 @@ async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at FROM campaign WHERE id = %s",
+            "started_at, rate_limit FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
@@ -75,14 +77,23 @@ async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
 
 
 async def materialize(
-    pool: AsyncConnectionPool, camp: CampaignRow, recipients: Iterable[str], *, validate: bool
-) -> int:
-    """Store the campaign and all its message rows, once. Returns the message count."""
+    pool: AsyncConnectionPool,
+    camp: CampaignRow,
+    recipients: Iterable[str],
+    *,
+    validate: bool,
+    state: str,
+) -> int | None:
+    """Store the campaign in ``state`` and all its message rows, once.
+
+    Returns the message count, or None when the campaign was deleted first (its
+    row is a tombstone: nothing is copied).
+    """
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
             "max_attempts, backoff_ms, chunk_size, rate_limit, total, state, phase, sent_count, "
-            "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 'active', "
+            "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, "
             "'Pending', 0, 0) ON CONFLICT (id) DO NOTHING",
             (
                 camp.id,
@@ -96,15 +107,19 @@ async def materialize(
                 camp.backoff_ms,
                 camp.chunk_size,
                 camp.rate_limit,
+                state,
             ),
         )
         cur = await conn.execute(
-            "SELECT total, materialized_at FROM campaign WHERE id = %s FOR UPDATE", (camp.id,)
+            "SELECT total, materialized_at, deleted_at FROM campaign WHERE id = %s FOR UPDATE",
+            (camp.id,),
         )
         row = await cur.fetchone()
         assert row is not None
         if row[1] is not None:
             return int(row[0])
+        if row[2] is not None:
+            return None
         total = await _copy_messages(conn, camp, recipients, validate=validate)
         await conn.execute(
             "UPDATE campaign SET total = %s, materialized_at = now(), started_at = now(), "
@@ -172,20 +187,79 @@ async def set_state(pool: AsyncConnectionPool, cid: uuid.UUID, state: str) -> bo
         return cur.rowcount > 0
 
 
-async def cancel(pool: AsyncConnectionPool, cid: uuid.UUID, *, deleted: bool = False) -> int:
+async def cancel(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
     """Stop for good: pending messages become cancelled. Returns how many."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE campaign SET state = 'cancelled', updated_at = now(), "
-            "deleted_at = CASE WHEN %s THEN now() ELSE deleted_at END WHERE id = %s",
-            (deleted, cid),
+            "UPDATE campaign SET state = 'cancelled', updated_at = now() WHERE id = %s", (cid,)
         )
+        return await _cancel_pending(conn, cid)
+
+
+async def tombstone(
+    pool: AsyncConnectionPool, cid: uuid.UUID, namespace: str, name: str, chunk_size: int
+) -> tuple[int, int, int]:
+    """Record that the resource is gone: cancelled and ``deleted_at``, stored or not.
+
+    A campaign being stored meanwhile waits for this row (or this for its COPY) and
+    then copies nothing, or has its pending rows cancelled here. Returns (messages
+    cancelled, total, chunk size).
+    """
+    async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "UPDATE message SET status = 'cancelled', updated_at = now() "
-            "WHERE campaign_id = %s AND status = 'pending'",
-            (cid,),
+            "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+            "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
+            "failed_count, deleted_at) VALUES (%s, %s, %s, '', '', '', '', 0, 0, %s, 0, "
+            "'cancelled', 'Cancelled', 0, 0, now()) ON CONFLICT (id) DO UPDATE SET "
+            "state = 'cancelled', updated_at = now(), "
+            "deleted_at = coalesce(campaign.deleted_at, now()) RETURNING total, chunk_size",
+            (cid, namespace, name, chunk_size),
         )
-        return cur.rowcount
+        row = await cur.fetchone()
+        assert row is not None
+        return await _cancel_pending(conn, cid), int(row[0]), int(row[1])
+
+
+async def _cancel_pending(conn: AsyncConnection, cid: uuid.UUID) -> int:
+    cur = await conn.execute(
+        "UPDATE message SET status = 'cancelled', updated_at = now() "
+        "WHERE campaign_id = %s AND status = 'pending'",
+        (cid,),
+    )
+    return cur.rowcount
+
+
+@asynccontextmanager
+async def locked_state(pool: AsyncConnectionPool, cid: uuid.UUID) -> AsyncIterator[str | None]:
+    """The campaign's state, held (``FOR SHARE``) until the block ends.
+
+    Jobs are added only inside this block and only while it says ``active``;
+    cancel, suspend and delete change the row, so they wait for the block and
+    withdraw jobs after their own commit.
+    """
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT state FROM campaign WHERE id = %s FOR SHARE", (cid,))
+        row = await cur.fetchone()
+        yield None if row is None else str(row[0])
+
+
+async def set_rate_limit(pool: AsyncConnectionPool, cid: uuid.UUID, rate_limit: int | None) -> None:
+    """A new ``spec.rateLimit``; workers re-read the row every second."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE campaign SET rate_limit = %s, updated_at = now() WHERE id = %s",
+            (rate_limit, cid),
+        )
+
+
+async def unfinished(pool: AsyncConnectionPool) -> list[tuple[uuid.UUID, str, str]]:
+    """(id, namespace, name) of campaigns neither finished nor marked deleted."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, namespace, name FROM campaign "
+            "WHERE deleted_at IS NULL AND finished_at IS NULL"
+        )
+        return [(r[0], str(r[1]), str(r[2])) for r in await cur.fetchall()]
 
 
 async def retry_failed(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:

@@ -91,3 +91,15 @@ def assert_status_matches_db(stack: Stack, ns: str, name: str) -> dict[str, int]
     for key in ("pending", "sent", "failed", "cancelled"):
         assert st[key] == counts.get(key, 0), (key, st, counts)
     return counts
+
+
+def deliveries(stack: Stack, domain: str) -> list[float]:
+    """Times (unix seconds) of the sends the mock provider accepted for ``@domain``."""
+    times: list[float] = []
+    suffix = "@" + domain
+    for path in (stack.workdir / "mock-log").glob("*.log"):
+        for line in path.read_text().splitlines():
+            stamp, _, recipient = line.partition("\t")
+            if recipient.endswith(suffix):
+                times.append(float(stamp))
+    return times

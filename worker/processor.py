@@ -133,6 +133,8 @@ class ChunkProcessor:
                 )
             if waited:
                 metrics.RATE_WAIT_SECONDS.labels(provider_name).inc(waited)
+            if not await self.campaigns.is_active(camp.id):  # cancelled while waiting
+                return {"skipped": len(rows)}
             metrics.IN_FLIGHT.inc(len(outbound))
             t0 = time.perf_counter()
             try:

@@ -88,6 +88,15 @@ class CampaignCache:
         self._items[cid] = (now, info)
         return info
 
+    async def is_active(self, cid: uuid.UUID) -> bool:
+        """The campaign's state read now (not cached): checked right before each send."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT state = 'active' FROM campaign WHERE id = %s", (cid,), prepare=True
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
 
 async def fetch_pending(
     pool: AsyncConnectionPool, cid: uuid.UUID, start: int, end: int

@@ -52,6 +52,11 @@ class OperatorSettings(CommonSettings):
     requeue_interval: float = Field(default=15.0, gt=0)
     """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
 
+    orphan_sweep_interval: float = Field(default=60.0, gt=0)
+    """Seconds between sweeps that cancel unfinished campaigns whose Campaign resource no
+    longer exists (deleted while no operator watched); one metadata-only LIST per
+    namespace that has unfinished campaigns."""
+
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint (0 disables it)."""
 

@@ -103,3 +103,50 @@ def test_immutable_fields_and_one_way_cancel(
     assert _apply(control_plane, namespace, {**ok, "cancel": True}, "c") == ""
     err = _apply(control_plane, namespace, {**ok, "cancel": False}, "c")
     assert "a cancelled campaign cannot be resumed" in err
+
+
+EDITS = [
+    ({"subject": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
+    ({"body": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
+    ({"retry": {"attempts": 2}}, "spec.retry cannot change once the campaign started"),
+    ({"recipients": {"generate": {"count": 4}}}, "spec.recipients cannot change after creation"),
+    ({"channel": "sms"}, "spec.channel and spec.provider cannot change after creation"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), EDITS, ids=[str(e) for e, _ in EDITS])
+def test_edits_after_start_are_refused_or_allowed(
+    control_plane: testbed.ControlPlane, namespace: str, edit: dict[str, Any], message: str
+) -> None:
+    base = {
+        "recipients": {"generate": {"count": 3}},
+        "subject": "Hi",
+        "body": "Hello {{ recipient }}",
+        "retry": {"attempts": 4, "backoffMs": 1000},
+    }
+    assert _apply(control_plane, namespace, base, "e") == ""
+    templates = {k: v for k, v in edit.items() if k in ("subject", "body", "retry")}
+    if templates:  # not started yet (a Failed spec can be fixed): allowed
+        assert _apply(control_plane, namespace, {**base, **templates}, "e") == ""
+        assert _apply(control_plane, namespace, base, "e") == ""
+    control_plane.kubectl(  # what the operator writes once the rows are stored
+        "patch",
+        "campaign",
+        "e",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"phase": "Processing", "startTime": "2026-11-30T00:00:00Z"}}',
+    )
+    err = _apply(control_plane, namespace, {**base, **edit}, "e")
+    assert message in err, err
+    # what a running campaign takes: pause/resume, rate limit, schedule (docs/architecture.md)
+    for allowed in (
+        {"suspend": True},
+        {"rateLimit": 10},
+        {"rateLimit": 20, "scheduleAt": "2999-01-01T00:00:00Z"},
+        {},
+    ):
+        assert _apply(control_plane, namespace, {**base, **allowed}, "e") == ""

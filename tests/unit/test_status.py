@@ -79,3 +79,21 @@ def test_failed_phase_is_not_accepted() -> None:
     accepted = next(c for c in new["conditions"] if c["type"] == "Accepted")
     assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
     assert accepted["message"] == "ConfigMap x not found"
+
+
+def test_a_later_schedule_holds_a_stored_campaign() -> None:
+    later = {"scheduleAt": "2999-01-01T00:00:00Z"}
+    assert st.phase_for(later, {"pending": 5, "sent": 5}, 10) == "Scheduled"
+    assert st.phase_for(later, {"pending": 0, "sent": 10}, 10) == "Completed"
+    assert st.phase_for({"scheduleAt": "2000-01-01T00:00:00Z"}, {"pending": 5}, 5) == "Processing"
+    held = st.build(
+        old={},
+        spec=later,
+        generation=2,
+        phase="Scheduled",
+        counts={"pending": 5},
+        total=5,
+        message="held",
+    )
+    accepted = next(c for c in held["conditions"] if c["type"] == "Accepted")
+    assert accepted["status"] == "True"  # stored, only held

@@ -1,0 +1,94 @@
+"""The operator's calls to the Campaign API: patch status, read one, list what exists.
+
+The ``kubernetes`` client is blocking; every method here is called through
+:func:`asyncio.to_thread`, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from notifq.core.resource import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+
+TIMEOUT = 30.0
+"""Seconds before a call to the API server is given up (and retried by its caller)."""
+
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+class CampaignApi:
+    """Blocking calls on Campaign resources (run them in a thread)."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self.api_client = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        """Merge-patch the status subresource; False when the Campaign is gone."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": status},
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Campaign as stored now (a quorum read), or None when it is gone."""
+        try:
+            obj = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    def existing_uids(self, namespace: str) -> set[uuid.UUID] | None:
+        """Uids of the Campaigns in a namespace (metadata only, paged); None if not allowed."""
+        uids: set[uuid.UUID] = set()
+        token: str | None = None
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        while True:
+            query: list[tuple[str, Any]] = [("limit", 500)]
+            if token:
+                query.append(("continue", token))
+            try:
+                resp = self.api_client.call_api(
+                    path,
+                    "GET",
+                    query_params=query,
+                    header_params={"Accept": _METADATA_ONLY},
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _return_http_data_only=True,
+                    _request_timeout=TIMEOUT,
+                )
+            except ApiException as exc:
+                if exc.status in (403, 404):
+                    log.info("cannot list Campaigns in %s (%s); not sweeping it", namespace, exc)
+                    return None
+                raise
+            page = json.loads(resp.data)
+            uids.update(uuid.UUID(item["metadata"]["uid"]) for item in page.get("items") or [])
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return uids

@@ -1,0 +1,151 @@
+"""One reconciling task per Campaign that has work left; no finalizer on any Campaign.
+
+Kopf's timers would put a finalizer on every Campaign (a timer must be stopped
+before its object goes), and a finalizer outlives the operator: after
+``helm uninstall``, ``kubectl delete crd`` or deleting a namespace would hang.
+So the operator only watches (``@kopf.on.event``, which needs no finalizer) and
+runs its own loops:
+
+- a task per unsettled Campaign reconciles it every ``status_interval`` seconds
+  (sooner when its spec or retry annotation changes) and patches its status;
+  it ends when the campaign is final, so settled campaigns cost nothing;
+- a deleted Campaign (its DELETED event, or a ``deletionTimestamp``) is
+  cancelled and marked deleted in Postgres, whether or not it was stored yet;
+- every ``orphan_sweep_interval`` seconds, unfinished campaign rows whose
+  Campaign no longer exists (deleted while no operator watched) are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from notifq.operator import metrics, reconcile
+from notifq.operator.context import OperatorContext
+from notifq.operator.reconcile import Resource
+
+log = logging.getLogger(__name__)
+
+ERROR_BACKOFF = 2.0
+"""Seconds before a failed reconciliation or deletion is tried again."""
+
+
+def merge_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``status`` after a JSON merge patch of its top-level keys."""
+    out = dict(status)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+class Supervisor:
+    """Reconciles every Campaign it is told about through :meth:`observe`."""
+
+    def __init__(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        self.latest: dict[uuid.UUID, Resource] = {}
+        """The newest body seen of each campaign that has a task."""
+        self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.wake: dict[uuid.UUID, asyncio.Event] = {}
+        self.background: set[asyncio.Task[None]] = set()
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event (``None`` for the initial listing); never blocks, never raises."""
+        res = Resource.from_body(body)
+        if event_type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
+            self._deleted(res)
+            return
+        prev = self.latest.get(res.uid)
+        if res.uid not in self.tasks:
+            if res.settled:
+                return
+            self.latest[res.uid] = res
+            self.wake[res.uid] = asyncio.Event()
+            self.tasks[res.uid] = asyncio.create_task(
+                self._run(res.uid), name=f"campaign {res.namespace}/{res.name}"
+            )
+            return
+        self.latest[res.uid] = res
+        if prev is None or (prev.generation, prev.retry_token) != (
+            res.generation,
+            res.retry_token,
+        ):
+            self.wake[res.uid].set()
+
+    def _deleted(self, res: Resource) -> None:
+        if self.latest.pop(res.uid, None) is not None:
+            self.wake[res.uid].set()  # its task ends after the current step
+        self._spawn(self._delete(res), f"delete {res.namespace}/{res.name}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _run(self, uid: uuid.UUID) -> None:
+        try:
+            while (res := self.latest.get(uid)) is not None:
+                self.wake[uid].clear()
+                delay = self.ctx.settings.status_interval
+                try:
+                    new = await reconcile.reconcile(self.ctx, res)
+                    if new is not None:
+                        await self._patch_status(uid, res, new)
+                    metrics.RECONCILES.labels("ok").inc()
+                except Exception:
+                    metrics.RECONCILES.labels("error").inc()
+                    log.exception("campaign %s/%s: reconciliation failed", res.namespace, res.name)
+                    delay = ERROR_BACKOFF
+                res = self.latest.get(uid)
+                if res is None or res.settled:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake[uid].wait(), delay)
+        finally:
+            self.tasks.pop(uid, None)
+            self.wake.pop(uid, None)
+            self.latest.pop(uid, None)
+
+    async def _patch_status(self, uid: uuid.UUID, res: Resource, new: dict[str, Any]) -> None:
+        api = self.ctx.campaigns_api
+        if api is None:
+            return
+        if not await asyncio.to_thread(api.patch_status, res.namespace, res.name, new):
+            return  # gone: its DELETED event follows
+        cur = self.latest.get(uid)
+        if cur is not None:  # until the watch brings it, the status we wrote is the newest
+            self.latest[uid] = replace(cur, status=merge_patch(cur.status, new))
+
+    async def _delete(self, res: Resource) -> None:
+        while True:
+            try:
+                await reconcile.on_delete(self.ctx, res)
+                return
+            except Exception:
+                log.exception("campaign %s/%s: deletion failed; retrying", res.namespace, res.name)
+                await asyncio.sleep(ERROR_BACKOFF)
+
+    async def sweep_orphans_forever(self) -> None:
+        """Cancel campaigns deleted while no operator watched, now and then periodically."""
+        while True:
+            try:
+                n = await reconcile.sweep_orphans(self.ctx)
+                if n:
+                    log.info("orphan sweep: %d campaign(s) without a resource cancelled", n)
+            except Exception:
+                log.exception("orphan sweep failed")
+            await asyncio.sleep(self.ctx.settings.orphan_sweep_interval)
+
+    async def close(self) -> None:
+        tasks = [*self.tasks.values(), *self.background]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
