@@ -21,6 +21,10 @@ class Event:
     message: str
 
 
+SENDING = frozenset({"Processing", "Completed", "CompletedWithFailures"})
+"""Phases a campaign reaches once it sends (a small one may finish before it is seen sending)."""
+
+
 def _n(status: Mapping[str, Any], key: str) -> int:
     return int(status.get(key) or 0)
 
@@ -54,12 +58,12 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
     if before == after:
         return events
     message = str(new.get("message") or "")
+    if before in (None, "Pending", "Scheduled") and after in SENDING:
+        events.append(Event("Normal", "Started", f"sending {_n(new, 'total')} messages"))
     if after == "Scheduled":
         events.append(Event("Normal", "Scheduled", message))
     elif after == "Processing" and before == "Suspended":
         events.append(Event("Normal", "Resumed", message))
-    elif after == "Processing":
-        events.append(Event("Normal", "Started", message))
     elif after == "Suspended":
         events.append(Event("Normal", "Suspended", message))
     elif after == "Cancelled":

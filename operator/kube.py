@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from notifq.core.resource import GROUP, PLURAL, VERSION
+from notifq.core.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,51 @@ class CampaignApi:
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self.api_client = api_client
         self.custom = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+
+    def post_event(
+        self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on the Campaign (what ``kubectl describe campaign`` lists)."""
+        now = datetime.now(UTC)
+        body = {
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "notifq-operator"},
+            "reportingComponent": "notifq.dev/operator",
+            "reportingInstance": "notifq-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(namespace, body, _request_timeout=TIMEOUT)
+
+    def delete(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Campaign if it is still the one with ``uid``; False when gone."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body={"preconditions": {"uid": uid}},
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the Campaign is gone."""

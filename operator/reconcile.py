@@ -319,6 +319,8 @@ async def report(
         start_time=start,
     )
     new.update(extra)
+    if counts["failed"] != old.get("failed") or (counts["failed"] and "failureReasons" not in old):
+        new["failureReasons"] = await store.failure_reasons(ctx.pool, res.uid)
     if phase not in st.FINAL_PHASES and old.get("completionTime"):
         new["completionTime"] = None  # merge patch: remove (a retry reopened the campaign)
     if (old.get("phase"), old.get("sent"), old.get("failed")) != (

@@ -11,6 +11,7 @@ from typing import Any
 
 from notifq.core.phases import FINAL_PHASES
 from notifq.core.resource import format_time
+from notifq.operator.conditions import conditions
 
 __all__ = ["FINAL_PHASES"]
 
@@ -116,7 +117,7 @@ def build(
                 else f"{total} messages stored and queued",
                 generation,
             ),
-            condition(conds, "Complete", final, phase, message, generation),
+            *conditions(conds, phase, message, generation, now_iso),
         ],
     }
     start = old.get("startTime") or start_time

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -163,6 +164,24 @@ async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     out = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}
     out.update({str(s): int(n) for s, n in rows})
     return out
+
+
+FAILURE_REASONS_LIMIT = 10
+"""Most common failure reasons kept in a campaign's status."""
+
+
+async def failure_reasons(pool: AsyncConnectionPool, cid: uuid.UUID) -> list[dict[str, Any]]:
+    """The most common reasons of a campaign's failed messages, with counts (no recipients).
+
+    Runs only when the failed count changed; it reads the failed rows of one campaign.
+    """
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT coalesce(last_error, 'unknown'), count(*) FROM message "
+            "WHERE campaign_id = %s AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s",
+            (cid, FAILURE_REASONS_LIMIT),
+        )
+        return [{"reason": str(r)[:300], "count": int(n)} for r, n in await cur.fetchall()]
 
 
 async def pending_chunks(pool: AsyncConnectionPool, cid: uuid.UUID, chunk_size: int) -> list[int]:

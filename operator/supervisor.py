@@ -12,7 +12,11 @@ runs its own loops:
 - a deleted Campaign (its DELETED event, or a ``deletionTimestamp``) is
   cancelled and marked deleted in Postgres, whether or not it was stored yet;
 - every ``orphan_sweep_interval`` seconds, unfinished campaign rows whose
-  Campaign no longer exists (deleted while no operator watched) are cancelled.
+  Campaign no longer exists (deleted while no operator watched) are cancelled;
+- each status change posts the Events it deserves (:mod:`events`), so
+  ``kubectl describe campaign`` tells the story;
+- a finished Campaign with ``spec.ttlSecondsAfterFinished`` gets a sleeping
+  task that deletes it when the time is up (one timer, no polling).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
-from notifq.operator import metrics, reconcile
+from notifq.operator import events, metrics, reconcile
 from notifq.operator.context import OperatorContext
 from notifq.operator.reconcile import Resource
+from notifq.operator.status import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ class Supervisor:
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.wake: dict[uuid.UUID, asyncio.Event] = {}
         self.background: set[asyncio.Task[None]] = set()
+        self.expiry: dict[uuid.UUID, asyncio.Task[None]] = {}
+        """Deletions waiting for ``ttlSecondsAfterFinished``, by campaign."""
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event (``None`` for the initial listing); never blocks, never raises."""
@@ -66,7 +74,9 @@ class Supervisor:
         prev = self.latest.get(res.uid)
         if res.uid not in self.tasks:
             if res.settled:
+                self._expire_later(res)
                 return
+            self._keep(res.uid)
             self.latest[res.uid] = res
             self.wake[res.uid] = asyncio.Event()
             self.tasks[res.uid] = asyncio.create_task(
@@ -80,7 +90,73 @@ class Supervisor:
         ):
             self.wake[res.uid].set()
 
+    def _expire_later(self, res: Resource) -> None:
+        """Delete a finished campaign ``ttlSecondsAfterFinished`` after its completion."""
+        ttl = res.spec.get("ttlSecondsAfterFinished")
+        done = parse_time(res.status.get("completionTime"))
+        if ttl is None or done is None or res.uid in self.expiry:
+            return
+        delay = max(0.0, (done - datetime.now(UTC)).total_seconds() + int(ttl))
+        task = asyncio.create_task(self._expire(res, delay), name=f"ttl {res.name}")
+        self.expiry[res.uid] = task
+        task.add_done_callback(lambda _: self.expiry.pop(res.uid, None))
+
+    def _keep(self, uid: uuid.UUID) -> None:
+        """The campaign has work again (a retry, an edit): no expiry while it runs."""
+        task = self.expiry.pop(uid, None)
+        if task is not None:
+            task.cancel()
+
+    async def _expire(self, res: Resource, delay: float) -> None:
+        await asyncio.sleep(delay)
+        api = self.ctx.campaigns_api
+        while api is not None:
+            try:
+                if await asyncio.to_thread(api.delete, res.namespace, res.name, str(res.uid)):
+                    log.info(
+                        "campaign %s/%s deleted: ttlSecondsAfterFinished %s passed",
+                        res.namespace,
+                        res.name,
+                        res.spec.get("ttlSecondsAfterFinished"),
+                    )
+                return
+            except Exception:
+                log.exception("campaign %s/%s: TTL deletion failed", res.namespace, res.name)
+                await asyncio.sleep(ERROR_BACKOFF)
+
+    def _post_events(
+        self, res: Resource, before: Mapping[str, Any], after: Mapping[str, Any]
+    ) -> None:
+        api = self.ctx.campaigns_api
+        happened = events.transitions(before, after)
+        if api is None or not happened:
+            return
+
+        async def post() -> None:
+            for e in happened:
+                try:
+                    await asyncio.to_thread(
+                        api.post_event,
+                        res.namespace,
+                        res.name,
+                        str(res.uid),
+                        e.type,
+                        e.reason,
+                        e.message,
+                    )
+                except Exception as exc:  # an Event is worth a log line, not a failed step
+                    log.warning(
+                        "campaign %s/%s: event %s not posted: %s",
+                        res.namespace,
+                        res.name,
+                        e.reason,
+                        exc,
+                    )
+
+        self._spawn(post(), f"events {res.namespace}/{res.name}")
+
     def _deleted(self, res: Resource) -> None:
+        self._keep(res.uid)
         if self.latest.pop(res.uid, None) is not None:
             self.wake[res.uid].set()  # its task ends after the current step
         self._spawn(self._delete(res), f"delete {res.namespace}/{res.name}")
@@ -105,7 +181,10 @@ class Supervisor:
                     log.exception("campaign %s/%s: reconciliation failed", res.namespace, res.name)
                     delay = ERROR_BACKOFF
                 res = self.latest.get(uid)
-                if res is None or res.settled:
+                if res is None:
+                    break
+                if res.settled:
+                    self._expire_later(res)
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake[uid].wait(), delay)
@@ -120,6 +199,7 @@ class Supervisor:
             return
         if not await asyncio.to_thread(api.patch_status, res.namespace, res.name, new):
             return  # gone: its DELETED event follows
+        self._post_events(res, res.status, merge_patch(res.status, new))
         cur = self.latest.get(uid)
         if cur is not None:  # until the watch brings it, the status we wrote is the newest
             self.latest[uid] = replace(cur, status=merge_patch(cur.status, new))
@@ -145,7 +225,7 @@ class Supervisor:
             await asyncio.sleep(self.ctx.settings.orphan_sweep_interval)
 
     async def close(self) -> None:
-        tasks = [*self.tasks.values(), *self.background]
+        tasks = [*self.tasks.values(), *self.background, *self.expiry.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -52,13 +52,15 @@ def test_events_for_a_campaign_life() -> None:
     stored = {"phase": "Processing", "total": 100, "message": "0 of 100"}
     assert transitions(pending, stored) == [
         Event("Normal", "Stored", "100 messages stored"),
-        Event("Normal", "Started", "0 of 100"),
+        Event("Normal", "Started", "sending 100 messages"),
     ]
     suspended = {**stored, "phase": "Suspended", "message": "suspended with 60 pending"}
     assert transitions(stored, suspended) == [
         Event("Normal", "Suspended", "suspended with 60 pending")
     ]
     assert [e.reason for e in transitions(suspended, stored)] == ["Resumed"]
+    quick = {"phase": "Completed", "total": 5, "sent": 5}
+    assert [e.reason for e in transitions(pending, quick)] == ["Stored", "Started", "Completed"]
     assert transitions(stored, stored) == []
     done = {**stored, "phase": "CompletedWithFailures", "sent": 90, "failed": 10}
     assert transitions(stored, done) == [

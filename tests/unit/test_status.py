@@ -60,7 +60,12 @@ def test_build_reports_counts_and_completion() -> None:
     assert new["observedGeneration"] == 3 and "completionTime" in new
     assert {c["type"]: c["status"] for c in new["conditions"]} == {
         "Accepted": "True",
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
         "Complete": "True",
+        "Failed": "False",
+        "Suspended": "False",
     }
     assert not st.changed(new, dict(new))
     assert st.changed(new, {**new, "sent": 5})

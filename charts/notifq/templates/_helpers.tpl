@@ -167,7 +167,7 @@ affinity:
 {{- define "notifq.operatorCampaignRules" -}}
 - apiGroups: [notifq.dev]
   resources: [campaigns]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, delete]  # delete: ttlSecondsAfterFinished
 - apiGroups: [notifq.dev]
   resources: [campaigns/status]
   verbs: [get, patch, update]
