@@ -13,6 +13,7 @@ import kopf
 from notifq.core.settings import get_operator_settings
 from notifq.operator import autoscale, metrics, reconcile
 from notifq.operator.context import OperatorContext
+from notifq.operator.diffbase import NoDiffBaseStorage
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.connect_timeout = 30
     settings.persistence.finalizer = "notifq.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="notifq.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="notifq.dev", key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()  # a timer needs no diff
     memo.ctx = await OperatorContext.open(_settings)
     memo.autoscaler = asyncio.create_task(autoscale.run(memo.ctx), name="autoscaler")
 
@@ -90,6 +89,8 @@ async def reconcile_campaign(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo
         raise
     metrics.RECONCILES.labels("ok").inc()
     if new_status is not None:
+        if new_status.get("phase") == "Failed" and body.get("status", {}).get("phase") != "Failed":
+            kopf.warn(body, reason="InvalidSpec", message=str(new_status.get("message", ""))[:1024])
         for key, value in new_status.items():
             patch.status[key] = value
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifq.core import jobs
-from notifq.core.errors import InvalidCampaign
+from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
 from notifq.operator import enqueue, metrics, sources, store
 from notifq.operator import status as st
@@ -41,11 +41,10 @@ class Resource:
 
 
 def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
-    """The campaign row for a resource; checks its templates."""
+    """The campaign row for a resource (templates are checked by :func:`check_templates`)."""
     spec = res.spec
     subject = spec.get("subject") or DEFAULT_SUBJECT
     body = spec.get("body") or DEFAULT_BODY
-    MessageTemplate(res.name, subject, body).check()
     retry = spec.get("retry") or {}
     return store.CampaignRow(
         id=res.uid,
@@ -60,6 +59,14 @@ def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
         chunk_size=chunk_size,
         rate_limit=spec.get("rateLimit"),
     )
+
+
+async def check_templates(ctx: OperatorContext, row: store.CampaignRow) -> None:
+    """Render a sample message within the render budget; :class:`InvalidCampaign` if not."""
+    tmpl = MessageTemplate(row.name, row.subject, row.body)
+    error = await ctx.renderer.check(tmpl)
+    if error is not None:
+        raise TemplateError(error)
 
 
 def desired_state(spec: Mapping[str, Any]) -> str:
@@ -169,6 +176,7 @@ async def _materialize(ctx: OperatorContext, res: Resource) -> dict[str, Any] | 
     t0 = time.perf_counter()
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
+        await check_templates(ctx, row)
         src = await sources.resolve(
             spec,
             res.namespace,
@@ -223,7 +231,7 @@ async def _sweep(
 ) -> None:
     """Re-enqueue every chunk that holds pending messages but has no live job."""
     chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
-    n = await enqueue.ensure(
+    done = await enqueue.ensure(
         ctx.redis,
         ctx.queue,
         ctx.settings.queue_prefix,
@@ -233,8 +241,13 @@ async def _sweep(
         stored.total,
         stored.chunk_size,
         opts,
+        ctx.settings.max_job_replacements,
     )
-    metrics.REQUEUED_CHUNKS.inc(n)
+    for k, reason in done.given_up.items():
+        start = k * stored.chunk_size
+        await store.fail_pending(ctx.pool, cid, start, start + stored.chunk_size, reason)
+    metrics.REQUEUED_CHUNKS.inc(done.added)
+    metrics.GIVEN_UP_CHUNKS.inc(len(done.given_up))
     ctx.mark_swept(cid, epoch)
 
 
