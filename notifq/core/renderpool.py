@@ -164,6 +164,11 @@ class RenderPool:
                 self._all.discard(renderer)
             self._idle.put_nowait(renderer)
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running renderers."""
+        return [r.proc.pid for r in self._all if r.alive]
+
     async def close(self) -> None:
         """Stop every renderer."""
         for renderer in list(self._all):

@@ -114,10 +114,12 @@ def test_a_killed_renderer_fails_its_batch_and_is_replaced() -> None:
         pool = RenderPool(limits)
         try:
             task = asyncio.create_task(pool.render(MessageTemplate("c", "s", slow), ROWS[:2]))
-            while not pool._all:  # noqa: SLF001 - the test reaches for the child's pid
+            for _ in range(200):
+                if pool.pids:
+                    break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)
-            os.kill(next(iter(pool._all)).proc.pid, signal.SIGKILL)  # noqa: SLF001
+            os.kill(pool.pids[0], signal.SIGKILL)
             killed = await task
             again = await pool.render(MessageTemplate("c", "s", "{{ index }}!"), ROWS[:1])
         finally:
@@ -133,7 +135,7 @@ def test_plain_substitutions_render_in_process_without_a_renderer() -> None:
     pool = RenderPool(Limits())
     out = asyncio.run(pool.render(MessageTemplate("c", "Hi {{ recipient }}", "#{{ index }}"), ROWS))
     assert out[2] == (2, "Hi user2@example.com", "#2", None)
-    assert not pool._all  # noqa: SLF001 - no subprocess was started
+    assert not pool.pids  # no subprocess was started
 
 
 @pytest.mark.parametrize(
