@@ -34,8 +34,9 @@ class Bystander:
     """Runs a bystander campaign and watches its status from a thread (the Python client,
     not ``kubectl``: a process per poll would itself load the two cores)."""
 
-    def __init__(self, stack: Stack, count: int = COUNT) -> None:
+    def __init__(self, stack: Stack, count: int = COUNT, deadline: float = 120) -> None:
         self.stack = stack
+        self.deadline = deadline
         self.count = count
         self.namespace = f"bystander-{uuid.uuid4().hex[:6]}"
         self.name = "bystander"
@@ -66,8 +67,8 @@ class Bystander:
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
-    def wait(self, timeout: float = 120) -> Measurement:
-        self._thread.join(timeout)
+    def wait(self) -> Measurement:
+        self._thread.join(self.deadline + 10)
         self._stop = True
         if self._error is not None:
             raise self._error
@@ -84,7 +85,7 @@ class Bystander:
     def _poll(self) -> None:
         last_change = time.monotonic()
         last_status: Any = None
-        deadline = self.t0 + 120
+        deadline = self.t0 + self.deadline
         while not self._stop and time.monotonic() < deadline:
             obj = self.api.get_namespaced_custom_object(
                 "notifq.dev", "v1alpha1", self.namespace, "campaigns", self.name
