@@ -5,10 +5,12 @@ Field names follow the reference service's REST contract (camelCase).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -29,7 +31,26 @@ CampaignStatus = Literal[
     "failed",
 ]
 MessageStatus = Literal["pending", "sent", "failed", "cancelled"]
-Recipient = Annotated[str, StringConstraints(max_length=320)]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, tab, newline, ...)")
+    return value
+
+
+def _no_body_control(value: str) -> str:
+    if _BODY_CONTROL.search(value):
+        raise ValueError("must not contain control characters other than tab and newlines")
+    return value
+
+
+Clean = AfterValidator(_no_control)
+"""Refuses every control character: recipients, names and subjects (no header injection)."""
+
+Recipient = Annotated[str, StringConstraints(max_length=320), Clean]
 
 
 class ErrorPublic(BaseModel):
@@ -66,7 +87,9 @@ class RetryPolicy(BaseModel):
 class CampaignCreate(BaseModel):
     """The reference service's fields, plus optional ones mapping to the Campaign spec."""
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Clean
+    ]
     recipientCount: int = Field(default=100, ge=1, le=100_000)  # noqa: N815
     """Messages to send, the target recipient included (as in the reference service)."""
     targetEmail: EmailStr | None = None  # noqa: N815
@@ -84,8 +107,11 @@ class CampaignCreate(BaseModel):
 
     channel: Literal["email", "sms", "push"] = "email"
     provider: Literal["auto", "mock", "ses", "sns"] = "auto"
-    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
-    body: Annotated[str, StringConstraints(max_length=262_144)] | None = None
+    subject: Annotated[str, StringConstraints(max_length=998), Clean] | None = None
+    body: (
+        Annotated[str, StringConstraints(max_length=262_144), AfterValidator(_no_body_control)]
+        | None
+    ) = None
     scheduleAt: AwareDatetime | None = None  # noqa: N815
     rateLimit: int | None = Field(default=None, ge=1, le=100_000)  # noqa: N815
     retry: RetryPolicy | None = None

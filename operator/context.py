@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from notifq.core.db import open_pool
 from notifq.core.queue import alive_key, queue_opts
+from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import OperatorSettings
 from notifq.operator.kube import CampaignApi
 from notifq.operator.scaling import Recommender
@@ -55,6 +56,8 @@ class OperatorContext:
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
     recommenders: dict[str, Recommender] = field(default_factory=dict)
     """worker Deployment uid -> its recent scaling wishes."""
+    renderer: RenderPool = field(default_factory=lambda: RenderPool(Limits()))
+    """Renders templates on a budget, off the event loop (validation of new campaigns)."""
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
@@ -65,9 +68,19 @@ class OperatorContext:
         core = k8s.CoreV1Api(api) if api else None
         apps = k8s.AppsV1Api(api) if api else None
         campaigns = CampaignApi(api) if api else None
-        return cls(settings, pool, redis, queue, core, apps, campaigns)
+        return cls(
+            settings,
+            pool,
+            redis,
+            queue,
+            core,
+            apps,
+            campaigns,
+            renderer=RenderPool(Limits.from_settings(settings)),
+        )
 
     async def close(self) -> None:
+        await self.renderer.close()
         await self.queue.close()
         await self.redis.aclose()
         await self.pool.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,6 +25,8 @@ from notifq.core.queue import job_key, state_key
 log = logging.getLogger(__name__)
 
 ADD_BATCH = 1000
+REPLACED_TTL_SECONDS = 7 * 86400
+"""How long the count of a campaign's replaced jobs is kept after its last change."""
 
 
 def batches(chunk_jobs: Sequence[jobs.ChunkJob]) -> Iterator[Sequence[jobs.ChunkJob]]:
@@ -63,6 +66,19 @@ async def remove(queue: Any, ids: Sequence[str]) -> int:
     return removed
 
 
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """What a sweep found: chunks to (re)add, and chunks given up with the reason why."""
+
+    chunks: list[jobs.ChunkJob]
+    given_up: dict[int, str]
+
+
+def replaced_key(prefix: str, queue_name: str, cid: uuid.UUID) -> str:
+    """Hash: chunk number -> how many times a failed job of it was replaced."""
+    return f"{prefix}:{queue_name}:notifq-replaced:{cid}"
+
+
 async def missing(
     redis: Redis,
     queue: Any,
@@ -72,10 +88,16 @@ async def missing(
     chunk_numbers: Sequence[int],
     total: int,
     chunk_size: int,
-) -> list[jobs.ChunkJob]:
-    """The listed chunks without a live job (failed jobs are removed and listed too)."""
+    max_replacements: int,
+) -> Missing:
+    """The listed chunks without a live job; failed jobs are removed and listed too.
+
+    A chunk whose job failed (every attempt raised) is listed again up to
+    ``max_replacements`` times; after that it is given up, so the same failing work is
+    never re-added without bound: the caller fails its pending messages.
+    """
     if not chunk_numbers:
-        return []
+        return Missing([], {})
     ids = [jobs.job_id(cid, k) for k in chunk_numbers]
     pipe = redis.pipeline(transaction=False)
     failed_set = state_key(prefix, queue_name, "failed")
@@ -84,14 +106,46 @@ async def missing(
         pipe.zscore(failed_set, job_id)
     res = await pipe.execute()
     out: list[jobs.ChunkJob] = []
-    dead: list[str] = []
+    dead: dict[int, str] = {}
     for i, k in enumerate(chunk_numbers):
         exists, failed_score = res[2 * i], res[2 * i + 1]
         if failed_score is not None:
-            dead.append(ids[i])
-        if not exists or failed_score is not None:
+            dead[k] = ids[i]
+        elif not exists:
             out.append(jobs.chunk_of(cid, k, total, chunk_size))
+    given_up: dict[int, str] = {}
     if dead:
-        await remove(queue, dead)
-        log.info("campaign %s: %d failed job(s) to replace", cid, len(dead))
+        counted = await _count_replacement(redis, prefix, queue_name, cid, dead)
+        for k, (times, why) in counted.items():
+            if times > max_replacements:
+                given_up[k] = f"delivery job failed {times - 1} times, last: {why}"[:1000]
+            else:
+                out.append(jobs.chunk_of(cid, k, total, chunk_size))
+        await remove(queue, list(dead.values()))
+        log.info(
+            "campaign %s: %d failed job(s) to replace, %d chunk(s) given up",
+            cid,
+            len(dead) - len(given_up),
+            len(given_up),
+        )
+    out.sort(key=lambda j: j.chunk)
+    return Missing(out, given_up)
+
+
+async def _count_replacement(
+    redis: Redis, prefix: str, queue_name: str, cid: uuid.UUID, dead: dict[int, str]
+) -> dict[int, tuple[int, str]]:
+    """Count one more failure of each dead chunk; (failures so far, last failed reason)."""
+    key = replaced_key(prefix, queue_name, cid)
+    pipe = redis.pipeline(transaction=False)
+    for k, job_id in dead.items():
+        pipe.hincrby(key, str(k), 1)
+        pipe.hget(job_key(prefix, queue_name, job_id), "failedReason")
+    pipe.expire(key, REPLACED_TTL_SECONDS)
+    res = await pipe.execute()
+    out: dict[int, tuple[int, str]] = {}
+    for i, k in enumerate(dead):
+        reason = res[2 * i + 1]
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        out[k] = (int(res[2 * i]), text)
     return out

@@ -19,6 +19,7 @@ from notifq.core.resource import GROUP, PLURAL, VERSION
 from notifq.core.settings import get_operator_settings
 from notifq.operator import autoscale
 from notifq.operator.context import OperatorContext
+from notifq.operator.diffbase import NoDiffBaseStorage
 from notifq.operator.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # from every Campaign it sees, so upgraded installations lose it too.
     settings.persistence.finalizer = "notifq.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="notifq.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="notifq.dev", key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()  # no spec copy in annotations
     memo.ctx = await OperatorContext.open(_settings)
     memo.autoscaler = asyncio.create_task(autoscale.run(memo.ctx), name="autoscaler")
     memo.supervisor = Supervisor(memo.ctx)

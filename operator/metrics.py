@@ -17,6 +17,10 @@ MATERIALIZE_SECONDS = Histogram(
 REQUEUED_CHUNKS = Counter(
     "notifq_operator_requeued_chunks_total", "Chunks re-enqueued because their job was gone"
 )
+GIVEN_UP_CHUNKS = Counter(
+    "notifq_operator_given_up_chunks_total",
+    "Chunks whose jobs failed too often; their pending messages were failed",
+)
 CAMPAIGN_MESSAGES = Gauge(
     "notifq_operator_campaign_messages",
     "Messages per campaign and status",

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifq.core import jobs
-from notifq.core.errors import InvalidCampaign
+from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
 from notifq.operator import enqueue, metrics, sources, store
@@ -77,11 +77,10 @@ class Resource:
 
 
 def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
-    """The campaign row for a resource; checks its templates."""
+    """The campaign row for a resource (templates are checked by :func:`check_templates`)."""
     spec = res.spec
     subject = spec.get("subject") or DEFAULT_SUBJECT
     body = spec.get("body") or DEFAULT_BODY
-    MessageTemplate(res.name, subject, body).check()
     retry = spec.get("retry") or {}
     return store.CampaignRow(
         id=res.uid,
@@ -96,6 +95,14 @@ def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
         chunk_size=chunk_size,
         rate_limit=spec.get("rateLimit"),
     )
+
+
+async def check_templates(ctx: OperatorContext, row: store.CampaignRow) -> None:
+    """Render a sample message within the render budget; :class:`InvalidCampaign` if not."""
+    tmpl = MessageTemplate(row.name, row.subject, row.body)
+    error = await ctx.renderer.check(tmpl)
+    if error is not None:
+        raise TemplateError(error)
 
 
 def desired_state(spec: Mapping[str, Any], now: datetime | None = None) -> str:
@@ -160,6 +167,7 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
         return early("Failed", str(old.get("message", "")))
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
+        await check_templates(ctx, row)
         src = await sources.resolve(
             spec,
             res.namespace,
@@ -281,7 +289,7 @@ async def sweep(
 ) -> None:
     """Step 5: re-enqueue every chunk that holds pending messages but has no live job."""
     chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
-    missing = await enqueue.missing(
+    found = await enqueue.missing(
         ctx.redis,
         ctx.queue,
         ctx.settings.queue_prefix,
@@ -290,9 +298,14 @@ async def sweep(
         chunk_numbers,
         stored.total,
         stored.chunk_size,
+        ctx.settings.max_job_replacements,
     )
-    if missing:
-        n = await _add_jobs(ctx, cid, missing, opts)
+    for k, reason in found.given_up.items():
+        start = k * stored.chunk_size
+        await store.fail_pending(ctx.pool, cid, start, start + stored.chunk_size, reason)
+    metrics.GIVEN_UP_CHUNKS.inc(len(found.given_up))
+    if found.chunks:
+        n = await _add_jobs(ctx, cid, found.chunks, opts)
         metrics.REQUEUED_CHUNKS.inc(n)
         log.info("campaign %s: re-enqueued %d chunk(s)", cid, n)
     ctx.mark_swept(cid, epoch)

@@ -143,8 +143,8 @@ async def _copy_messages(
         ) as copy,
     ):
         for r in recipients:
-            if validate and not rcpt.is_valid(camp.channel, r):
-                buf.append(f"{cid}\t{seq}\t{_escape(r)}\tfailed\t{rcpt.INVALID_ADDRESS}\n")
+            if validate and (why := rcpt.problem(camp.channel, r)) is not None:
+                buf.append(f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}\n")
             else:
                 buf.append(f"{cid}\t{seq}\t{_escape(r) if validate else r}\tpending\t\\N\n")
             seq += 1
@@ -291,6 +291,19 @@ async def retry_failed(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
                 "UPDATE campaign SET finished_at = NULL, updated_at = now() WHERE id = %s", (cid,)
             )
         return n
+
+
+async def fail_pending(
+    pool: AsyncConnectionPool, cid: uuid.UUID, start: int, end: int, reason: str
+) -> int:
+    """Fail the pending messages with ``seq`` in ``[start, end)`` for ``reason``."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE message SET status = 'failed', last_error = %s, updated_at = now() "
+            "WHERE campaign_id = %s AND seq >= %s AND seq < %s AND status = 'pending'",
+            (reason, cid, start, end),
+        )
+        return cur.rowcount
 
 
 async def snapshot(

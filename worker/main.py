@@ -84,6 +84,7 @@ async def run(settings: WorkerSettings) -> None:
         await depth
     for p in providers.values():
         await p.close()
+    await processor.renderer.close()
     await redis.aclose()
     await pool.close()
     log.info("worker stopped cleanly")

@@ -23,3 +23,9 @@ RATE_WAIT_SECONDS = Counter(
 IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
 JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
 QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])
+RENDER_FAILURES = Counter(
+    "notifq_worker_render_failures_total", "Messages failed because their template did not render"
+)
+BAD_JOBS = Counter(
+    "notifq_worker_bad_jobs_total", "Jobs failed for good because their payload was unreadable"
+)

@@ -17,15 +17,17 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from bullmq import UnrecoverableError
 from psycopg_pool import AsyncConnectionPool
 
 from notifq.core import recipients as rcpt
-from notifq.core.errors import TemplateError
 from notifq.core.jobs import ChunkJob
+from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import WorkerSettings
 from notifq.worker import metrics, store
-from notifq.worker.providers import Outbound, Outcome, Provider
+from notifq.worker.providers import Outcome, Provider
 from notifq.worker.ratelimit import SharedRateLimiter
+from notifq.worker.render import render_rows
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class ChunkProcessor:
         self.pool = pool
         self.providers = providers
         self.limiter = limiter
+        self.renderer = RenderPool(Limits.from_settings(settings))
         self.campaigns = store.CampaignCache(pool)
         self.slots = asyncio.Semaphore(max(1, settings.max_in_flight // settings.write_batch))
         self.active = 0
@@ -61,7 +64,12 @@ class ChunkProcessor:
                 return
 
     async def __call__(self, job: Any, token: str) -> dict[str, int]:
-        chunk = ChunkJob.from_data(job.data)
+        try:
+            chunk = ChunkJob.from_data(job.data)
+        except Exception as exc:
+            metrics.BAD_JOBS.inc()
+            log.error("job %s has an unreadable payload, failed for good: %s", job.id, exc)
+            raise UnrecoverableError(f"unreadable job payload: {exc}") from exc
         max_job_attempts = int(job.opts.get("attempts", 1))
         last_attempt = job.attemptsMade + 1 >= max_job_attempts
         self.active += 1
@@ -109,6 +117,8 @@ class ChunkProcessor:
         rows: list[store.PendingRow],
         last_attempt: bool,
     ) -> dict[str, int]:
+        # rendering needs no send slot: a slow template must not hold one
+        outbound, render_failures = await render_rows(self.renderer, camp, rows)
         async with self.slots:
             fresh = await self.campaigns.get(camp.id)
             if fresh is None or fresh.state != "active":
@@ -123,7 +133,6 @@ class ChunkProcessor:
                 ]
                 await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
                 return {"failed": len(rows)}
-            outbound, render_failures = self._render(camp, rows)
             waited = await self.limiter.acquire(
                 f"provider:{provider_name}", self.settings.rate_limit(provider_name), len(outbound)
             )
@@ -147,22 +156,6 @@ class ChunkProcessor:
             counts["failed"] += len(render_failures)
             await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
             return counts
-
-    @staticmethod
-    def _render(
-        camp: store.CampaignInfo, rows: list[store.PendingRow]
-    ) -> tuple[list[Outbound], list[store.Write]]:
-        outbound: list[Outbound] = []
-        failures: list[store.Write] = []
-        render = camp.template.render
-        for r in rows:
-            try:
-                subject, body = render(r.recipient, r.seq)
-            except TemplateError as exc:
-                failures.append(store.Write(r.seq, "failed", str(exc)[:1000], "none", None))
-                continue
-            outbound.append(Outbound(r.seq, r.recipient, subject, body))
-        return outbound, failures
 
     @staticmethod
     def _decide(

@@ -7,16 +7,16 @@ these statements so the answers cannot drift apart.
 
 from __future__ import annotations
 
-from notifq.core.recipients import INVALID_ADDRESS
+from notifq.core.recipients import NEVER_RETRIED
 
 COUNT_BY_STATUS = "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status"
 """Messages of campaign ``%s`` per status (the (campaign_id, status, seq) index)."""
 
-RETRYABLE = "status = 'failed' AND last_error IS DISTINCT FROM %s"
-"""Failed messages a retry may send again: all but invalid addresses, which never succeed.
-One parameter: :data:`RETRYABLE_PARAM`."""
+RETRYABLE = "status = 'failed' AND NOT coalesce(last_error = ANY(%s), false)"
+"""Failed messages a retry may send again: all but those that can never succeed (invalid
+addresses, control characters). One parameter: :data:`RETRYABLE_PARAM`."""
 
-RETRYABLE_PARAM = INVALID_ADDRESS
+RETRYABLE_PARAM = list(NEVER_RETRIED)
 
 COUNT_RETRYABLE = f"SELECT count(*) FROM message WHERE campaign_id = %s AND {RETRYABLE}"
 """How many messages of campaign ``%s`` a retry would send again (then RETRYABLE_PARAM)."""

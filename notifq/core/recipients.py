@@ -20,6 +20,15 @@ MAX_RECIPIENT_LENGTH = 320
 INVALID_ADDRESS = "invalid address"
 """``last_error`` of a message whose recipient is not valid for the channel (never retried)."""
 
+CONTROL_CHARACTER = "invalid recipient: control character"
+"""``last_error`` of a message whose recipient holds a control character (never retried).
+The API server and the REST API refuse those; a ConfigMap list can still carry one."""
+
+NEVER_RETRIED = (INVALID_ADDRESS, CONTROL_CHARACTER)
+"""Failures that retry-failed leaves alone."""
+
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 MOCK_DOMAINS = ("example.com", "example.org", "example.net")
 """Addresses at these reserved domains go to the mock provider under ``provider: auto``."""
 
@@ -54,6 +63,18 @@ def is_valid(channel: str, recipient: str) -> bool:
     if channel == "sms":
         return PHONE_RE.match(recipient) is not None
     return bool(recipient) and not any(c.isspace() for c in recipient)
+
+
+def problem(channel: str, recipient: str) -> str | None:
+    """Why a message to ``recipient`` fails at once (``last_error``), or None."""
+    if CONTROL_RE.search(recipient) is not None:
+        return CONTROL_CHARACTER
+    return None if is_valid(channel, recipient) else INVALID_ADDRESS
+
+
+def printable(recipient: str) -> str:
+    """``recipient`` with control characters written as ``\\xNN`` (Postgres text holds no NUL)."""
+    return CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", recipient)
 
 
 def route(channel: str, provider: str, recipient: str) -> str:

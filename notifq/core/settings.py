@@ -39,6 +39,26 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     """Python logging level name."""
 
+    render_cpu_ms: int = Field(default=50, ge=1, le=60_000)
+    """CPU budget of one message's render (subject and body) in a Jinja template; past it
+    the message fails (``template over its CPU budget``). Plain substitutions have none."""
+
+    render_batch_cpu_ms: int = Field(default=2_000, ge=1, le=600_000)
+    """CPU budget of one renderer call (one write batch of one campaign); the batch's
+    messages past it fail, so one template holds a renderer for at most this long."""
+
+    render_memory_mb: int = Field(default=256, ge=64, le=65_536)
+    """Address-space limit (RLIMIT_AS) of each renderer subprocess; a render past it fails
+    its message (``template over its memory budget``)."""
+
+    render_max_output_bytes: int = Field(default=512 * 1024, ge=1_024, le=64 * 1024 * 1024)
+    """Largest rendered subject plus body of one message (characters); past it the
+    message fails (``template output over its budget``)."""
+
+    render_processes: int = Field(default=2, ge=1, le=64)
+    """Renderer subprocesses per operator or worker process, started on first use (only
+    templates that need Jinja use them)."""
+
 
 class OperatorSettings(CommonSettings):
     """Settings of the Kopf operator."""
@@ -56,6 +76,10 @@ class OperatorSettings(CommonSettings):
     """Seconds between sweeps that cancel unfinished campaigns whose Campaign resource no
     longer exists (deleted while no operator watched); one metadata-only LIST per
     namespace that has unfinished campaigns."""
+
+    max_job_replacements: int = Field(default=3, ge=0, le=100)
+    """Times a chunk whose job failed (every attempt raised) gets a fresh job; after that
+    its pending messages fail with the job's last error instead of being re-added forever."""
 
     metrics_port: int = 9090
     """Port of the Prometheus /metrics endpoint (0 disables it)."""

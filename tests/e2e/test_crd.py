@@ -81,6 +81,32 @@ BAD = [
         "date-time",
     ),
     ({"recipients": {"configMapRef": {}}}, "spec.recipients.configMapRef.name: Required value"),
+    (
+        {"recipients": {"list": [f"u{i}@example.com" for i in range(10_001)]}},
+        "at most 10,000 recipients inline; put larger lists in a ConfigMap and use "
+        "spec.recipients.configMapRef",
+    ),
+    (
+        {"recipients": {"list": ["a@example.com", "b\x00@example.com"]}},
+        'spec.recipients.list[1]: Invalid value: "b\\x00@example.com": recipients must not '
+        "contain control characters",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1, "include": ["x\x07@example.com"]}}},
+        "recipients must not contain control characters",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "subject": "Hi\r\nBcc: x@example.org"},
+        "spec.subject must not contain control characters",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "body": "bell\x07"},
+        "spec.body must not contain control characters other than tab and newlines",
+    ),
+    (
+        {"recipients": {"configMapRef": {"name": "a/b"}}},
+        "spec.recipients.configMapRef.name in body should match",
+    ),
 ]
 
 

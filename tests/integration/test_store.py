@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from notifq.core.db import open_pool
-from notifq.core.recipients import INVALID_ADDRESS
+from notifq.core.recipients import CONTROL_CHARACTER, INVALID_ADDRESS
 from notifq.operator import store
 
 
@@ -34,19 +34,27 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
     pool = await open_pool(database_url)
     try:
         cid = uuid.uuid4()
-        entries = ["a@example.com", "tab\there@example.com", "bad-address", "c@example.com"]
-        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 4
+        entries = [
+            "a@example.com",
+            "tab\there@example.com",
+            "bad-address",
+            "c@example.com",
+            "nul\x00@example.com",
+        ]
+        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 5
         # a repeat (operator restarted) adds nothing
-        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 4
+        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 5
         counts = await store.counts(pool, cid)
-        assert counts == {"pending": 2, "sent": 0, "failed": 2, "cancelled": 0}
+        assert counts == {"pending": 2, "sent": 0, "failed": 3, "cancelled": 0}
         with psycopg.connect(database_url) as conn:
             rows = conn.execute(
                 "SELECT seq, recipient, status, last_error FROM message "
                 "WHERE campaign_id = %s ORDER BY seq",
                 (cid,),
             ).fetchall()
-        assert rows[1][1] == "tab\there@example.com"
+        # control characters: stored visibly (Postgres text holds no NUL), failed at once
+        assert rows[1][1:] == ("tab\\x09here@example.com", "failed", CONTROL_CHARACTER)
+        assert rows[4][1:] == ("nul\\x00@example.com", "failed", CONTROL_CHARACTER)
         assert rows[2][2:] == ("failed", INVALID_ADDRESS)
         assert await store.pending_chunks(pool, cid, 2) == [0, 1]
     finally:

@@ -139,6 +139,11 @@ NOTIFQ_ENVIRONMENT: {{ .Values.config.environment | quote }}
 NOTIFQ_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 NOTIFQ_QUEUE_PREFIX: {{ .Values.config.queuePrefix | quote }}
 NOTIFQ_QUEUE_NAME: {{ .Values.config.queueName | quote }}
+NOTIFQ_RENDER_CPU_MS: {{ .Values.config.renderCpuMs | int | quote }}
+NOTIFQ_RENDER_BATCH_CPU_MS: {{ .Values.config.renderBatchCpuMs | int | quote }}
+NOTIFQ_RENDER_MEMORY_MB: {{ .Values.config.renderMemoryMb | int | quote }}
+NOTIFQ_RENDER_MAX_OUTPUT_BYTES: {{ .Values.config.renderMaxOutputBytes | int | quote }}
+NOTIFQ_RENDER_PROCESSES: {{ .Values.config.renderProcesses | int | quote }}
 {{- end }}
 
 {{/* Pod-spec fragments every notifq pod shares. */}}
