@@ -50,15 +50,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await ctx.close()
 
 
-@kopf.on.probe(id="database")
-async def probe_database(memo: kopf.Memo, **_: Any) -> bool:
-    """Liveness detail: Postgres answers."""
-    ctx: OperatorContext = memo.ctx
-    async with ctx.pool.connection() as conn:
-        await conn.execute("SELECT 1")
-    return True
-
-
 def _resource(body: kopf.Body) -> reconcile.Resource:
     meta = body.get("metadata", {})
     return reconcile.Resource(
