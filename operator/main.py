@@ -113,23 +113,30 @@ class Replica:
 
     async def run(self) -> int:
         stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
+        self._route_signals(stopping)
         if not await self.elector.acquire(stopping):
             log.info("stopped while standing by")
             return 0
         metrics.LEADER.set(1)
-        # the renewal task exists before Kopf starts, so Kopf's shutdown leaves it alone
+        # tasks made before Kopf starts are left alone by Kopf's shutdown
         holding = asyncio.create_task(self.elector.hold(), name="lease renewal")
-        # Kopf replaces the signal handlers with its own; the stop flag covers a signal
-        # that came in between
+        ready = asyncio.Event()
+        started = asyncio.create_task(ready.wait(), name="kopf started")
         self.kopf = asyncio.create_task(
-            kopf.operator(stop_flag=stopping, **self.kopf_args), name="kopf"
+            kopf.operator(stop_flag=stopping, ready_flag=ready, **self.kopf_args), name="kopf"
         )
-        done, _ = await asyncio.wait({holding, self.kopf}, return_when=asyncio.FIRST_COMPLETED)
-        if holding in done:
-            await self.lost(holding)
+        waiting = {holding, self.kopf, started}
+        while not self.kopf.done():
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if holding in done:
+                await self.lost(holding)
+            if started in done:
+                # Kopf took the signal handlers over at its start; hand them back to the
+                # stop flag, so a SIGTERM stops Kopf through it (else Kopf's own waiter on
+                # the flag lingers through its 5 s shutdown grace)
+                self._route_signals(stopping)
+                waiting.discard(started)
+        started.cancel()
         holding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await holding
@@ -137,6 +144,12 @@ class Replica:
         metrics.LEADER.set(0)
         self.kopf.result()  # Kopf's own failure, if any, fails the process
         return 0
+
+    @staticmethod
+    def _route_signals(stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
 
     async def lost(self, holding: asyncio.Task[str]) -> None:
         """The Lease is gone: stop working at once and exit non-zero (the pod restarts)."""
@@ -158,3 +171,7 @@ class Replica:
         await asyncio.wait({self.kopf}, timeout=STOP_GRACE)
         logging.shutdown()
         os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
