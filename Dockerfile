@@ -12,6 +12,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/notifq
 WORKDIR /src
+# The locked, hash-checked dependencies first (a layer that changes only with the lock),
+# then notifq itself without resolving anything again.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN /opt/notifq/bin/pip install --no-cache-dir --require-hashes -r requirements/runtime.txt
 # notifq/operator, notifq/worker and notifq/api are relative symlinks to the
 # top-level folders; COPY keeps them and the (non-editable) wheel build follows them.
 COPY pyproject.toml README.md ./
@@ -19,7 +23,7 @@ COPY notifq/ notifq/
 COPY operator/ operator/
 COPY worker/ worker/
 COPY api/ api/
-RUN /opt/notifq/bin/pip install --no-cache-dir . \
+RUN /opt/notifq/bin/pip install --no-cache-dir --no-deps . \
  && /opt/notifq/bin/python -m compileall -q /opt/notifq/lib
 
 FROM ${PYTHON_IMAGE} AS base

@@ -5,11 +5,26 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint unit integration e2e demo bench clean chart-crds
+.PHONY: setup test lint unit integration e2e demo bench clean chart-crds chart-schema lock
+
+# values.schema.json and the chart README are generated from the annotated values.yaml
+# (tests/unit/test_chart_schema.py fails when they are stale)
+chart-schema:
+	$(PY) hack/chart_schema.py
 
 # the chart carries a copy of the CRD (tests/unit/test_chart_crds.py keeps them equal)
 chart-crds:
 	cp crds/notifq.dev_campaigns.yaml charts/notifq/crds/
+
+# Refresh the lock files from pyproject.toml (newest versions that satisfy it).
+# requirements/dev.txt: everything `make test` installs; runtime.txt: the image's subset,
+# pinned to the same versions. tests/unit/test_lock.py fails when they disagree with pyproject.
+UV_COMPILE = uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu -q
+lock: setup
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/$(UV_COMPILE) --extra dev -o requirements/dev.txt
+	$(VENV)/bin/$(UV_COMPILE) -c requirements/dev.txt -o requirements/runtime.txt
 
 setup:
 	@hack/setup.sh

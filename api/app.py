@@ -34,7 +34,7 @@ from notifq.api.kube import CampaignClient
 from notifq.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from notifq.api.routes import auth, campaigns, dashboard, health
 from notifq.core.db import open_pool
-from notifq.core.errors import DatabaseUnavailable, QueueUnavailable
+from notifq.core.errors import DatabaseUnavailable, RedisUnavailable
 from notifq.core.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("dependency unavailable: %s", exc)
         return _error(503, str(exc))
 
-    for cls in (KubernetesUnavailable, DatabaseUnavailable, QueueUnavailable):
+    for cls in (KubernetesUnavailable, DatabaseUnavailable, RedisUnavailable):
         app.add_exception_handler(cls, unavailable)
 
 
@@ -182,6 +182,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Total-Count"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)

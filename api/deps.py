@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from notifq.api import security, store
 from notifq.api.context import ApiContext
+from notifq.api.errors import CampaignNotFound
 from notifq.api.schemas import AdminPublic
 
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/login")
@@ -46,3 +47,14 @@ async def current_admin(
 
 
 CurrentAdmin = Annotated[AdminPublic, Depends(current_admin)]
+
+
+def campaign_id(campaign_id: str) -> uuid.UUID:
+    """The path's campaign id; anything that is not a UUID names no campaign (404)."""
+    try:
+        return uuid.UUID(campaign_id)
+    except ValueError as exc:
+        raise CampaignNotFound(f"campaign {campaign_id[:64]!r} not found") from exc
+
+
+CampaignId = Annotated[uuid.UUID, Depends(campaign_id)]

@@ -29,14 +29,11 @@ from notifq.api.errors import (
     CampaignRejected,
     KubernetesUnavailable,
 )
+from notifq.core import resource
+from notifq.core.resource import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL, KIND = "notifq.dev", "v1alpha1", "campaigns", "Campaign"
-DISPLAY_NAME = "notifq.dev/display-name"
-RETRY_ANNOTATION = "notifq.dev/retry-failed"
-REQUESTED_BY = "notifq.dev/requested-by"
-CREATED_BY_LABEL = "app.kubernetes.io/created-by"
 TIMEOUT = 10.0
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_PREFIX_MAX = 40
@@ -55,17 +52,16 @@ def manifest(
     name: str, namespace: str, display_name: str, spec: dict[str, Any], requested_by: str
 ) -> Resource:
     """The Campaign resource the API creates."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {CREATED_BY_LABEL: "notifq-api"},
-            "annotations": {DISPLAY_NAME: display_name, REQUESTED_BY: requested_by},
+    return resource.manifest(
+        name,
+        namespace,
+        spec,
+        labels={resource.CREATED_BY_LABEL: "notifq-api"},
+        annotations={
+            resource.DISPLAY_NAME_ANNOTATION: display_name,
+            resource.REQUESTED_BY_ANNOTATION: requested_by,
         },
-        "spec": spec,
-    }
+    )
 
 
 def _api_message(exc: ApiException) -> str:

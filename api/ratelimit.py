@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from notifq.core.errors import QueueUnavailable
+from notifq.core.errors import RedisUnavailable
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class LoginLimiter:
                 pipe.ttl(k)
             got = await pipe.execute()
         except RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
+            raise RedisUnavailable(f"Redis: {exc}") from exc
         wait = 0
         for count, ttl in zip(got[0::3], got[2::3], strict=True):
             if int(count) > self.attempts:
@@ -62,4 +62,4 @@ class LoginLimiter:
             pipe.decr(ip_key)
             await pipe.execute()
         except RedisError as exc:
-            raise QueueUnavailable(f"Redis: {exc}") from exc
+            raise RedisUnavailable(f"Redis: {exc}") from exc

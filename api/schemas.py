@@ -8,7 +8,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 CampaignStatus = Literal[
     "pending",
@@ -60,9 +68,20 @@ class CampaignCreate(BaseModel):
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     recipientCount: int = Field(default=100, ge=1, le=100_000)  # noqa: N815
+    """Messages to send, the target recipient included (as in the reference service)."""
     targetEmail: EmailStr | None = None  # noqa: N815
+    """A real address sent to first; empty or null means none."""
     recipients: list[Recipient] | None = Field(default=None, min_length=1, max_length=10_000)
     """An explicit recipient list instead of ``recipientCount`` generated addresses."""
+
+    @field_validator("targetEmail", mode="before")
+    @classmethod
+    def _blank_target_is_none(cls, value: object) -> object:
+        """The reference client sends ``""`` for a target left empty."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     channel: Literal["email", "sms", "push"] = "email"
     provider: Literal["auto", "mock", "ses", "sns"] = "auto"
     subject: Annotated[str, StringConstraints(max_length=998)] | None = None
@@ -94,10 +113,12 @@ class CampaignPublic(BaseModel):
 
 
 class ProgressPublic(BaseModel):
-    """Messages per status; ``queued`` equals ``pending`` (every pending message is queued)."""
+    """Messages per state; the five numbers add up to ``totalMessages``."""
 
     pending: int = 0
+    """Not attempted yet."""
     queued: int = 0
+    """Attempted, failed transiently, waiting for a retry (backoff)."""
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -110,6 +131,9 @@ class CampaignDetailPublic(CampaignPublic):
 
 class RetryPublic(BaseModel):
     retriedCount: int  # noqa: N815
+    """Failed messages made pending again."""
+    status: CampaignStatus
+    """The campaign's status once the retry took effect (``processing``)."""
 
 
 class MessagePublic(BaseModel):

@@ -10,8 +10,8 @@ from typing import Any
 from psycopg import Error as PsycopgError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from notifq.core import queries
 from notifq.core.errors import DatabaseUnavailable
-from notifq.core.recipients import INVALID_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -81,24 +81,25 @@ async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: st
     return str(rows[0][0]) if rows else None
 
 
-async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
-    """Messages per status, on the (campaign_id, status, seq) index."""
+async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
+    """Messages per state: ``pending`` split into not yet attempted and ``queued`` (waiting
+    for a retry), then ``sent``, ``failed``, ``cancelled``."""
     rows = await _fetch(
         pool,
-        "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+        "SELECT status, status = 'pending' AND attempts > 0, count(*) FROM message "
+        "WHERE campaign_id = %s GROUP BY 1, 2",
         (cid,),
     )
-    return {str(s): int(n) for s, n in rows}
+    out = {"pending": 0, "queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    for status, retrying, n in rows:
+        key = "queued" if retrying else str(status)
+        out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 async def retryable(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
     """Failed messages a retry would re-send (invalid addresses never succeed)."""
-    rows = await _fetch(
-        pool,
-        "SELECT count(*) FROM message WHERE campaign_id = %s AND status = 'failed' "
-        "AND last_error IS DISTINCT FROM %s",
-        (cid, INVALID_ADDRESS),
-    )
+    rows = await _fetch(pool, queries.COUNT_RETRYABLE, (cid, queries.RETRYABLE_PARAM))
     return int(rows[0][0])
 
 

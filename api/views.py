@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from notifq.api.kube import DISPLAY_NAME, Resource
+from notifq.api.kube import Resource
 from notifq.api.schemas import CampaignCreate, CampaignPublic, CampaignStatus
 from notifq.core.phases import REFERENCE_STATUS
+from notifq.core.resource import DISPLAY_NAME_ANNOTATION, format_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -19,22 +20,23 @@ def reference_status(phase: str | None) -> CampaignStatus:
 def spec_for(body: CampaignCreate) -> dict[str, Any]:
     """The Campaign spec for a create request."""
     spec: dict[str, Any] = {"channel": body.channel, "provider": body.provider}
+    target = body.targetEmail
     if body.recipients is not None:
-        entries = list(body.recipients)
-        if body.targetEmail:
-            entries.append(body.targetEmail)
-        spec["recipients"] = {"list": entries}
+        # an extension of ours: the list as given, the target (if any) first
+        spec["recipients"] = {"list": [target, *body.recipients] if target else body.recipients}
+    elif target and body.recipientCount == 1:
+        spec["recipients"] = {"list": [target]}
+    elif target:
+        # the reference service: the target is message 1 and counts in recipientCount
+        spec["recipients"] = {"generate": {"count": body.recipientCount - 1, "include": [target]}}
     else:
-        generate: dict[str, Any] = {"count": body.recipientCount}
-        if body.targetEmail:
-            generate["include"] = [body.targetEmail]
-        spec["recipients"] = {"generate": generate}
+        spec["recipients"] = {"generate": {"count": body.recipientCount}}
     if body.subject is not None:
         spec["subject"] = body.subject
     if body.body is not None:
         spec["body"] = body.body
     if body.scheduleAt is not None:
-        spec["scheduleAt"] = body.scheduleAt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        spec["scheduleAt"] = format_time(body.scheduleAt)
     if body.rateLimit is not None:
         spec["rateLimit"] = body.rateLimit
     if body.retry is not None:
@@ -76,7 +78,7 @@ def public(res: Resource) -> CampaignPublic:
     total = status.get("total")
     return CampaignPublic(
         id=meta["uid"],
-        name=(meta.get("annotations") or {}).get(DISPLAY_NAME) or meta["name"],
+        name=(meta.get("annotations") or {}).get(DISPLAY_NAME_ANNOTATION) or meta["name"],
         resourceName=meta["name"],
         totalMessages=int(total) if total else expected_total(res.get("spec") or {}),
         sentCount=int(status.get("sent") or 0),

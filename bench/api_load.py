@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 
 import httpx
+import testbed
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-import testbed  # noqa: E402
 
 PASSWORD = secrets.token_urlsafe(16)
 
@@ -79,74 +77,54 @@ def main() -> int:
     parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="notifq-apiload-"))
-    pg = testbed.Postgres(work / "pg").start()
-    redis = testbed.Redis(work / "redis").start()
-    cp = testbed.ControlPlane(work / "k8s").start()
-    procs: list[testbed.Proc] = []
     try:
-        cp.kubectl("apply", "-f", str(ROOT / "crds"))
-        testbed.wait_for(
-            lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0, 60, "CRD"
-        )
-        url = pg.create_database("notifq")
-        from notifq.core.migrate import upgrade
-
-        upgrade(url)
-        port = testbed.free_port()
-        env = {
-            **testbed.notifq_env(cp, url, redis.url),
-            "NOTIFQ_MOCK_LATENCY_MS": "0",
-            "NOTIFQ_MOCK_FAILURE_RATE": "0",
-            "NOTIFQ_JWT_SECRET": secrets.token_urlsafe(48),
-            "NOTIFQ_ADMIN_EMAIL": "bench@example.com",
-            "NOTIFQ_ADMIN_PASSWORD": PASSWORD,
-            "NOTIFQ_API_PORT": str(port),
-            "NOTIFQ_LOG_LEVEL": "WARNING",
-        }
-        py = sys.executable
-        for name, argv in [
-            ("operator", [py, "-m", "notifq.operator.main", "--liveness", ""]),
-            ("worker", [py, "-m", "notifq.worker.main"]),
-            ("api", [py, "-m", "notifq.api.main", "serve", "--host", "127.0.0.1"]),
-        ]:
-            procs.append(testbed.Proc(name, argv, work / f"{name}.log", env=env).start())
-        base = f"http://127.0.0.1:{port}"
-        testbed.wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "the API")
-        login = httpx.post(
-            f"{base}/auth/login", json={"email": "bench@example.com", "password": PASSWORD}
-        ).json()
-        created = httpx.post(
-            f"{base}/campaigns",
-            json={"name": "api load", "recipientCount": args.count},
-            headers={"Authorization": f"Bearer {login['token']}"},
-            timeout=30,
-        ).json()
-        target = f"{base}/campaigns/{created['campaignId']}"
-        t0 = time.monotonic()
-        testbed.wait_for(
-            lambda: httpx.get(target).json()["status"] == "completed", 600, "the campaign"
-        )
-        print(f"campaign of {args.count} delivered in {time.monotonic() - t0:.1f}s")
-        print(httpx.get(target).json())
-        tool = args.tool
-        if tool == "auto":
-            tool = "wrk" if shutil.which("wrk") else "httpx"
-        if tool == "wrk":
-            p50, p99, rps = wrk_load(target, args.seconds, args.connections)
-        else:
-            p50, p99, rps = asyncio.run(httpx_load(target, args.seconds, args.connections))
-        print(
-            f"GET /campaigns/{{id}} ({args.count} messages, {tool}, {args.connections} conns, "
-            f"{args.seconds:.0f}s): p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:.0f} req/s"
-        )
+        with testbed.Services(work) as services:
+            port = testbed.free_port()
+            env = services.env(
+                NOTIFQ_MOCK_LATENCY_MS="0",
+                NOTIFQ_MOCK_FAILURE_RATE="0",
+                NOTIFQ_JWT_SECRET=secrets.token_urlsafe(48),
+                NOTIFQ_ADMIN_EMAIL="bench@example.com",
+                NOTIFQ_ADMIN_PASSWORD=PASSWORD,
+                NOTIFQ_LOG_LEVEL="WARNING",
+            )
+            with testbed.Stack(work, env, services.control_plane, services.database_url) as stack:
+                stack.start_operator()
+                stack.start_worker()
+                stack.start_api(port)
+                measure(args, f"http://127.0.0.1:{port}")
     finally:
-        for p in reversed(procs):
-            p.stop()
-        cp.stop()
-        redis.stop()
-        pg.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def measure(args: argparse.Namespace, base: str) -> None:
+    testbed.wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "the API")
+    login = httpx.post(
+        f"{base}/auth/login", json={"email": "bench@example.com", "password": PASSWORD}
+    ).json()
+    created = httpx.post(
+        f"{base}/campaigns",
+        json={"name": "api load", "recipientCount": args.count},
+        headers={"Authorization": f"Bearer {login['token']}"},
+        timeout=30,
+    ).json()
+    target = f"{base}/campaigns/{created['campaignId']}"
+    t0 = time.monotonic()
+    testbed.wait_for(lambda: httpx.get(target).json()["status"] == "completed", 600, "the campaign")
+    print(f"campaign of {args.count} delivered in {time.monotonic() - t0:.1f}s")
+    print(httpx.get(target).json())
+    tool = args.tool
+    if tool == "auto":
+        tool = "wrk" if shutil.which("wrk") else "httpx"
+    if tool == "wrk":
+        p50, p99, rps = wrk_load(target, args.seconds, args.connections)
+    else:
+        p50, p99, rps = asyncio.run(httpx_load(target, args.seconds, args.connections))
+    print(
+        f"GET /campaigns/{{id}} ({args.count} messages, {tool}, {args.connections} conns, "
+        f"{args.seconds:.0f}s): p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:.0f} req/s"
+    )
 
 
 if __name__ == "__main__":

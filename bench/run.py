@@ -36,12 +36,14 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+import testbed
 import urllib3
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
+from notifq.core import queries
+from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
 
-import testbed  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,6 @@ GROUPS = {
     "main": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct"],
     "all": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
 }
-FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
 
 
 def proc_stat(pid: int) -> tuple[float, int]:
@@ -169,16 +170,14 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         config.load_kube_config(str(cp.kubeconfig))
         api = client.CustomObjectsApi()
         manifest = {
-            "apiVersion": "notifq.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": "bench", "namespace": "default"},
             "spec": {"recipients": {"generate": {"count": case.count}}},
         }
         db = psycopg.connect(url, autocommit=True)
         t_apply = time.time()
-        created = api.create_namespaced_custom_object(
-            "notifq.dev", "v1alpha1", "default", "campaigns", manifest
-        )
+        created = api.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, manifest)
         uid = created["metadata"]["uid"]
         db_series: list[tuple[float, int]] = []
         cr_samples: list[tuple[float, int]] = []
@@ -187,18 +186,16 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         while time.time() < deadline:
             # the same indexed GROUP BY the operator runs, so sampling stays cheap
             rows = db.execute(
-                "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+                queries.COUNT_BY_STATUS,
                 (uid,),
             ).fetchall()
             now = time.time()
             db_series.append((now, sum(int(n) for st_, n in rows if st_ != "pending")))
-            cr = api.get_namespaced_custom_object(
-                "notifq.dev", "v1alpha1", "default", "campaigns", "bench"
-            )
+            cr = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "bench")
             st = cr.get("status") or {}
             cr_samples.append((time.time(), int(st.get("sent", 0)) + int(st.get("failed", 0))))
             phase = st.get("phase", "")
-            if phase in FINAL:
+            if phase in FINAL_PHASES:
                 break
             time.sleep(0.2)
         t_final = cr_samples[-1][0]

@@ -23,16 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import testbed
 
+from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import API_VERSION, WORKER_POOL_LABEL
+
 ROOT = testbed.ROOT
-FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
 
 
 def worker_deployment(max_replicas: int) -> dict[str, object]:
-    labels = {"app.kubernetes.io/name": "notifq-worker", "notifq.dev/worker-pool": "default"}
+    labels = {"app.kubernetes.io/name": "notifq-worker", WORKER_POOL_LABEL: "default"}
     annotations = {
         "notifq.dev/min-replicas": "1",
         "notifq.dev/max-replicas": str(max_replicas),
@@ -83,129 +83,98 @@ def main() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     logs = workdir / "logs"
-    procs: list[testbed.Proc] = []
-    services: list[testbed.Postgres | testbed.Redis | testbed.ControlPlane] = []
-    stopping = False
-
-    def shutdown(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        print("\nstopping notifq processes and the test bed ...", flush=True)
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.stop(signal.SIGTERM, timeout=30)
-        for s in reversed(services):
-            s.stop()
-
+    logs.mkdir()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
-        print("starting Postgres, Redis, etcd and kube-apiserver ...", flush=True)
-        pg = testbed.Postgres(workdir / "postgres").start()
-        services.append(pg)
-        url = pg.create_database("notifq")
-        redis = testbed.Redis(workdir / "redis").start()
-        services.append(redis)
-        cp = testbed.ControlPlane(workdir / "k8s").start()
-        services.append(cp)
-        env = {
-            **testbed.notifq_env(cp, url, redis.url),
-            "NOTIFQ_MOCK_LATENCY_MS": str(args.latency_ms),
-            "NOTIFQ_MOCK_FAILURE_RATE": str(args.failure_rate),
-        }
-        py = sys.executable
-        print("migrating the database and applying the CRD ...", flush=True)
-        testbed.subprocess.run(
-            [py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True, capture_output=True
-        )
-        cp.kubectl("apply", "-f", str(ROOT / "crds"))
-        testbed.wait_for(
-            lambda: cp.kubectl("get", "campaigns", check=False).returncode == 0, 60, "the CRD"
-        )
-        env["NOTIFQ_SCALE_INTERVAL"] = "1"
-        env["NOTIFQ_SCALE_DOWN_WINDOW"] = "10"
-        procs.append(
-            testbed.Proc(
-                "operator",
-                [py, "-m", "notifq.operator.main", "--liveness", ""],
-                logs / "operator.log",
-                env=env,
-            ).start()
-        )
-        # The worker Deployment the operator scales; with no kubelet here, the local
-        # runner keeps as many worker processes alive as its spec.replicas says.
-        cp.kubectl("apply", "-f", "-", input=json.dumps(worker_deployment(args.workers)))
-        procs.append(
-            testbed.Proc(
-                "local-runner",
-                [py, str(ROOT / "hack" / "local_runner.py"), "--logs", str(logs)],
-                logs / "local-runner.log",
-                env={**env, "KUBECTL": str(cp.bindir / "kubectl")},
-            ).start()
-        )
-        manifest = {
-            "apiVersion": "notifq.dev/v1alpha1",
-            "kind": "Campaign",
-            "metadata": {"name": "demo", "namespace": "default"},
-            "spec": {
-                "subject": "Hello {{ recipient }}",
-                "body": "Message {{ index }} of campaign {{ campaign }}.",
-                "recipients": {"generate": {"count": args.count}},
-            },
-        }
-        cp.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         print(
-            f"applied Campaign 'demo' ({args.count} recipients, 1 to {args.workers} workers, "
-            f"mock latency {args.latency_ms:g} ms, failure rate {args.failure_rate:g})\n",
-            flush=True,
+            "starting Postgres, Redis, etcd and kube-apiserver; migrating; the CRD ...", flush=True
         )
-        print(
-            f"{'TIME':>6}  {'PHASE':<22} {'TOTAL':>7} {'SENT':>7} {'FAILED':>7} "
-            f"{'PENDING':>7} {'WORKERS':>7}  PROGRESS",
-            flush=True,
-        )
-        t0 = time.monotonic()
-        status: dict[str, object] = {}
-        while True:
-            out = cp.kubectl("get", "campaign", "demo", "-o", "json", check=False)
-            if out.returncode == 0:
-                status = json.loads(out.stdout).get("status", {})
-            total = int(status.get("total", 0) or 0)  # type: ignore[call-overload]
-            sent = int(status.get("sent", 0) or 0)  # type: ignore[call-overload]
-            failed = int(status.get("failed", 0) or 0)  # type: ignore[call-overload]
-            pending = int(status.get("pending", 0) or 0)  # type: ignore[call-overload]
-            phase = str(status.get("phase", "-"))
-            frac = (sent + failed) / total if total else 0.0
-            print(
-                f"{time.monotonic() - t0:5.1f}s  {phase:<22} {total:>7} {sent:>7} {failed:>7} "
-                f"{pending:>7} {replicas(cp):>7}  [{bar(frac)}] {status.get('progress', '0%')}",
-                flush=True,
+        with testbed.Services(workdir) as services:
+            env = services.env(
+                NOTIFQ_MOCK_LATENCY_MS=str(args.latency_ms),
+                NOTIFQ_MOCK_FAILURE_RATE=str(args.failure_rate),
+                NOTIFQ_SCALE_INTERVAL="1",
+                NOTIFQ_SCALE_DOWN_WINDOW="10",
             )
-            if phase in FINAL:
-                break
-            for p in procs:
-                if not p.alive():
-                    print(f"{p.name} exited unexpectedly:\n{p.tail()}", file=sys.stderr)
-                    return 1
-            time.sleep(1)
-        elapsed = time.monotonic() - t0
-        print(
-            f"\nfinal: {phase} — {sent} sent, {failed} failed of {total} in {elapsed:.1f}s "
-            f"({total / elapsed:.0f} msgs/s)"
-        )
-        print(f"status message: {status.get('message')}")
-        print(f"logs: {logs}/ (operator, local-runner, notifq-worker-*); test bed: {workdir}/")
-        print(f"kubectl: KUBECONFIG={cp.kubeconfig} kubectl get campaigns")
-        if args.keep:
-            print("--keep: processes stay up; Ctrl-C to stop", flush=True)
-            testbed.wait_for_signal()
-        return 0
+            cp = services.control_plane
+            with testbed.Stack(logs, env, cp, services.database_url) as stack:
+                try:
+                    return run(args, cp, stack, logs, workdir)
+                finally:
+                    print("\nstopping notifq processes and the test bed ...", flush=True)
     except KeyboardInterrupt:
         return 130
-    finally:
-        shutdown()
+
+
+def run(
+    args: argparse.Namespace,
+    cp: testbed.ControlPlane,
+    stack: testbed.Stack,
+    logs: Path,
+    workdir: Path,
+) -> int:
+    stack.start_operator()
+    # The worker Deployment the operator scales; with no kubelet here, the local
+    # runner keeps as many worker processes alive as its spec.replicas says.
+    cp.kubectl("apply", "-f", "-", input=json.dumps(worker_deployment(args.workers)))
+    stack.start_local_runner(logs)
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": "Campaign",
+        "metadata": {"name": "demo", "namespace": "default"},
+        "spec": {
+            "subject": "Hello {{ recipient }}",
+            "body": "Message {{ index }} of campaign {{ campaign }}.",
+            "recipients": {"generate": {"count": args.count}},
+        },
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    print(
+        f"applied Campaign 'demo' ({args.count} recipients, 1 to {args.workers} workers, "
+        f"mock latency {args.latency_ms:g} ms, failure rate {args.failure_rate:g})\n",
+        flush=True,
+    )
+    print(
+        f"{'TIME':>6}  {'PHASE':<22} {'TOTAL':>7} {'SENT':>7} {'FAILED':>7} "
+        f"{'PENDING':>7} {'WORKERS':>7}  PROGRESS",
+        flush=True,
+    )
+    t0 = time.monotonic()
+    status: dict[str, object] = {}
+    while True:
+        out = cp.kubectl("get", "campaign", "demo", "-o", "json", check=False)
+        if out.returncode == 0:
+            status = json.loads(out.stdout).get("status", {})
+        total = int(status.get("total", 0) or 0)  # type: ignore[call-overload]
+        sent = int(status.get("sent", 0) or 0)  # type: ignore[call-overload]
+        failed = int(status.get("failed", 0) or 0)  # type: ignore[call-overload]
+        pending = int(status.get("pending", 0) or 0)  # type: ignore[call-overload]
+        phase = str(status.get("phase", "-"))
+        frac = (sent + failed) / total if total else 0.0
+        print(
+            f"{time.monotonic() - t0:5.1f}s  {phase:<22} {total:>7} {sent:>7} {failed:>7} "
+            f"{pending:>7} {replicas(cp):>7}  [{bar(frac)}] {status.get('progress', '0%')}",
+            flush=True,
+        )
+        if phase in FINAL_PHASES:
+            break
+        for p in stack.processes():
+            if not p.alive():
+                print(f"{p.name} exited unexpectedly:\n{p.tail()}", file=sys.stderr)
+                return 1
+        time.sleep(1)
+    elapsed = time.monotonic() - t0
+    print(
+        f"\nfinal: {phase} — {sent} sent, {failed} failed of {total} in {elapsed:.1f}s "
+        f"({total / elapsed:.0f} msgs/s)"
+    )
+    print(f"status message: {status.get('message')}")
+    print(f"logs: {logs}/ (operator, local-runner, notifq-worker-*); test bed: {workdir}/")
+    print(f"kubectl: KUBECONFIG={cp.kubeconfig} kubectl get campaigns")
+    if args.keep:
+        print("--keep: processes stay up; Ctrl-C to stop", flush=True)
+        testbed.wait_for_signal()
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import testbed
 
-LABEL = "notifq.dev/worker-pool"
+from notifq.core.resource import WORKER_POOL_LABEL
+
+LABEL = WORKER_POOL_LABEL
 
 
 class Runner:

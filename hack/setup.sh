@@ -3,7 +3,7 @@
 # Idempotent: a second run only checks. Called by `make test`, `make demo`, `make bench`.
 #   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py),
 #      Chromium for the dashboard's browser tests (never a test tool's own browser)
-#   2. a virtualenv in .venv with notifq installed editable, plus dev tools
+#   2. a virtualenv in .venv: the locked dependencies (requirements/dev.txt) and notifq editable
 #   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +29,20 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.notifq-installed"
-if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
-  log "installing Python dependencies"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || requirements/dev.txt -nt "$stamp" ]]; then
+  # Exactly the versions the tests ran with (requirements/dev.txt, hashes checked);
+  # `make lock` refreshes it from pyproject.toml.
+  log "installing Python dependencies from requirements/dev.txt"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]"
+  .venv/bin/pip install -q --require-hashes -r requirements/dev.txt
+  .venv/bin/pip install -q --no-deps -e .
   touch "$stamp"
 fi
+
+# The dev tools import each other by module name (testbed, harness): put hack/ and tests/
+# on the virtualenv's path (what pytest's `pythonpath` does for the tests).
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$PWD/hack" "$PWD/tests" >"$site/notifq-dev-tools.pth"
 
 hack/build-control-plane.sh >/dev/null
 log "ready"

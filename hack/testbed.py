@@ -322,7 +322,6 @@ class ControlPlane:
     etcd_peer_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: os.urandom(16).hex())
-    extra_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     """token -> (user name, comma-separated groups); e.g. a ServiceAccount identity."""
     etcd: Proc | None = None
     apiserver: Proc | None = None
@@ -334,12 +333,6 @@ class ControlPlane:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def add_token(self, user: str, groups: str = "") -> str:
-        """A bearer token authenticating as ``user`` (effective after a restart)."""
-        token = os.urandom(16).hex()
-        self.extra_tokens[token] = (user, groups)
-        return token
 
     def start(self) -> ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -442,10 +435,8 @@ class ControlPlane:
             )
 
     def _write_tokens(self) -> None:
-        lines = [f'{self.admin_token},admin,admin-uid,"system:masters"']
-        for token, (user, groups) in self.extra_tokens.items():
-            lines.append(f'{token},{user},{user}-uid,"{groups}"')
-        (self.workdir / "tokens.csv").write_text("\n".join(lines) + "\n")
+        line = f'{self.admin_token},admin,admin-uid,"system:masters"\n'
+        (self.workdir / "tokens.csv").write_text(line)
 
     def _write_kubeconfig(self) -> None:
         cfg = {
@@ -512,6 +503,137 @@ def notifq_env(cp: ControlPlane, database_url: str, redis_url: str, **extra: str
         "NOTIFQ_METRICS_PORT": "0",
         **extra,
     }
+
+
+class Services:
+    """The services notifq needs, started together: Postgres with a migrated database,
+    Redis, and etcd + kube-apiserver with the Campaign CRD served.
+
+    ``with Services(dir) as sv:`` starts them (in that order) and stops them in reverse,
+    also when starting fails half-way. The tests start the same pieces once per session
+    (tests/conftest.py) and share them; tools start their own.
+    """
+
+    def __init__(self, workdir: Path, *, durable: bool = False, database: str = "notifq") -> None:
+        self.workdir = workdir
+        self.postgres = Postgres(workdir / "postgres", durable=durable)
+        self.redis = Redis(workdir / "redis")
+        self.control_plane = ControlPlane(workdir / "k8s")
+        self.database = database
+        self.database_url = ""
+        self._started: list[Postgres | Redis | ControlPlane] = []
+
+    def __enter__(self) -> Services:
+        try:
+            self._started.append(self.postgres.start())
+            self.database_url = self.postgres.create_database(self.database)
+            migrate(self.database_url)
+            self._started.append(self.redis.start())
+            self._started.append(self.control_plane.start())
+            apply_crds(self.control_plane)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        while self._started:
+            self._started.pop().stop()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment of a notifq process run against these services."""
+        return notifq_env(self.control_plane, self.database_url, self.redis.url, **extra)
+
+
+def migrate(database_url: str) -> None:
+    """Bring the database schema to the newest migration."""
+    from notifq.core.migrate import upgrade
+
+    upgrade(database_url)
+
+
+def apply_crds(cp: ControlPlane) -> None:
+    """Apply the project's CRDs and wait until Campaigns are served."""
+    cp.kubectl("apply", "-f", str(ROOT / "crds"))
+    wait_for(
+        lambda: cp.kubectl("get", "campaigns", "-A", check=False).returncode == 0,
+        60,
+        "the Campaign CRD to be served",
+    )
+
+
+class Stack:
+    """notifq's own processes (operator, workers, API, local runner) against the services.
+
+    ``with Stack(workdir, env, cp) as stack:`` stops every process it started on exit
+    (SIGTERM, then a bounded wait), so the demo, the benchmarks and the tests start and
+    stop the local system the same way.
+    """
+
+    def __init__(
+        self, workdir: Path, env: dict[str, str], control_plane: ControlPlane, database_url: str
+    ) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.control_plane = control_plane
+        self.database_url = database_url
+        self.operator: Proc | None = None
+        self.workers: list[Proc] = []
+        self.others: list[Proc] = []
+        self._n = 0
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _proc(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        self._n += 1
+        label = f"{name}-{self._n}"
+        return Proc(label, argv, self.workdir / f"{label}.log", env=env).start()
+
+    def start_operator(self, **env: str) -> Proc:
+        self.operator = self._proc(
+            "operator",
+            [sys.executable, "-m", "notifq.operator.main", "--liveness", ""],
+            {**self.env, **env},
+        )
+        return self.operator
+
+    def start_worker(self, **env: str) -> Proc:
+        proc = self._proc(
+            "worker", [sys.executable, "-m", "notifq.worker.main"], {**self.env, **env}
+        )
+        self.workers.append(proc)
+        return proc
+
+    def start_api(self, port: int, **env: str) -> Proc:
+        argv = [sys.executable, "-m", "notifq.api.main", "serve", "--host", "127.0.0.1"]
+        proc = self._proc("api", argv, {**self.env, "NOTIFQ_API_PORT": str(port), **env})
+        self.others.append(proc)
+        return proc
+
+    def start_local_runner(self, logs: Path, **env: str) -> Proc:
+        """hack/local_runner.py: worker processes for labelled Deployments (no kubelet here)."""
+        kubectl = str(self.control_plane.bindir / "kubectl")
+        argv = [sys.executable, str(ROOT / "hack" / "local_runner.py"), "--logs", str(logs)]
+        proc = self._proc("local-runner", argv, {**self.env, "KUBECTL": kubectl, **env})
+        self.others.append(proc)
+        return proc
+
+    def processes(self) -> list[Proc]:
+        return [*self.others, *self.workers, *([self.operator] if self.operator else [])]
+
+    def stop(self) -> None:
+        procs = self.processes()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.stop(signal.SIGTERM, timeout=30)
 
 
 def main(argv: list[str]) -> int:

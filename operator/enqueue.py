@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notifq.core import jobs
+from notifq.core.errors import RedisUnavailable
 from notifq.core.queue import job_key, state_key
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,23 @@ async def add(queue: Any, chunk_jobs: Sequence[jobs.ChunkJob], opts: dict[str, A
 
 
 async def remove(queue: Any, ids: Sequence[str]) -> int:
-    """Remove waiting/delayed jobs by id; active (locked) ones finish on their own."""
+    """Remove waiting/delayed jobs by id; active (locked) and missing ones count 0.
+
+    An error answered by Redis raises :class:`RedisUnavailable` (the caller's reconcile is
+    retried) instead of reporting that nothing was queued; a lost connection is retried by
+    bullmq's client until Redis is back.
+    """
     removed = 0
-    for job_id in ids:
-        try:
+    try:
+        # bullmq's removeJob answers 1 for a missing job too: look first
+        pipe = queue.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(queue.toKey(job_id))
+        present = [job_id for job_id, n in zip(ids, await pipe.execute(), strict=True) if n]
+        for job_id in present:
             removed += int(bool(await queue.remove(job_id)))
-        except Exception as exc:
-            log.debug("job %s not removed: %s", job_id, exc)
+    except RedisError as exc:
+        raise RedisUnavailable(f"Redis: removing jobs failed: {exc}") from exc
     return removed
 
 

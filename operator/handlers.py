@@ -10,13 +10,13 @@ from typing import Any
 
 import kopf
 
+from notifq.core.resource import GROUP, PLURAL, VERSION
 from notifq.core.settings import get_operator_settings
 from notifq.operator import autoscale, metrics, reconcile
 from notifq.operator.context import OperatorContext
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "notifq.dev", "v1alpha1", "campaigns"
 _settings = get_operator_settings()
 
 

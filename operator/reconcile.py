@@ -17,14 +17,13 @@ from typing import Any
 
 from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign
+from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
 from notifq.operator import enqueue, metrics, sources, store
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 
 log = logging.getLogger(__name__)
-
-RETRY_ANNOTATION = "notifq.dev/retry-failed"
 
 
 @dataclass(frozen=True)
@@ -115,11 +114,7 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     phase = st.phase_for(res.spec, counts, stored.total)
     for s, n in counts.items():
         metrics.CAMPAIGN_MESSAGES.labels(res.namespace, res.name, s).set(n)
-    start = (
-        stored.started_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if stored.started_at
-        else None
-    )
+    start = format_time(stored.started_at) if stored.started_at else None
     new = st.build(
         old=old,
         spec=res.spec,

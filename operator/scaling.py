@@ -15,10 +15,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from notifq.core.resource import GROUP, WORKER_POOL_LABEL
 from notifq.core.settings import OperatorSettings
 
-ANNOTATION_PREFIX = "notifq.dev/"
-POOL_LABEL = "notifq.dev/worker-pool"
+ANNOTATION_PREFIX = f"{GROUP}/"
+POOL_LABEL = WORKER_POOL_LABEL
 
 
 @dataclass(frozen=True, slots=True)

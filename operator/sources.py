@@ -42,7 +42,7 @@ async def resolve(
         synthetic = rcpt.generated(count, gen.get("domain", "example.com"))
         include = rcpt.normalize(gen.get("include") or [])
         if include:
-            return Recipients(itertools.chain(synthetic, include), validate=True)
+            return Recipients(itertools.chain(include, synthetic), validate=True)
         # synthetic addresses are valid by construction: skip per-row validation
         return Recipients(synthetic, validate=False)
     if "list" in src:

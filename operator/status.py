@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import format_time
 
 __all__ = ["FINAL_PHASES"]
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 def parse_time(value: str | None) -> datetime | None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from notifq.core import queries
 from notifq.core import recipients as rcpt
 
 COPY_BATCH = 20_000
@@ -49,7 +50,6 @@ class Stored:
     backoff_ms: int
     materialized_at: datetime | None
     started_at: datetime | None
-    finished_at: datetime | None
 
 
 def _escape(value: str) -> str:
@@ -67,7 +67,7 @@ async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at, finished_at FROM campaign WHERE id = %s",
+            "started_at FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
@@ -143,9 +143,7 @@ async def _copy_messages(
 async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     """Messages per status, from the (campaign_id, status, seq) index."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status", (cid,)
-        )
+        cur = await conn.execute(queries.COUNT_BY_STATUS, (cid,))
         rows = await cur.fetchall()
     out = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}
     out.update({str(s): int(n) for s, n in rows})
@@ -193,12 +191,7 @@ async def cancel(pool: AsyncConnectionPool, cid: uuid.UUID, *, deleted: bool = F
 async def retry_failed(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
     """Failed messages (except invalid addresses) become pending with fresh attempts."""
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "UPDATE message SET status = 'pending', attempts = 0, updated_at = now() "
-            "WHERE campaign_id = %s AND status = 'failed' "
-            "AND last_error IS DISTINCT FROM %s",
-            (cid, rcpt.INVALID_ADDRESS),
-        )
+        cur = await conn.execute(queries.RETRY, (cid, queries.RETRYABLE_PARAM))
         n = cur.rowcount
         if n:
             await conn.execute(

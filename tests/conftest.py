@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import testbed
+from harness import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import testbed  # noqa: E402
-from harness import Stack  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,22 +48,15 @@ def redis_server(workdir: Path) -> Iterator[testbed.Redis]:
 @pytest.fixture(scope="session")
 def database_url(postgres: testbed.Postgres) -> str:
     """A migrated database for the whole session."""
-    from notifq.core.migrate import upgrade
-
     url = postgres.create_database("notifq_test")
-    upgrade(url)
+    testbed.migrate(url)
     return url
 
 
 @pytest.fixture(scope="session")
 def control_plane(workdir: Path) -> Iterator[testbed.ControlPlane]:
     cp = testbed.ControlPlane(workdir / "k8s").start()
-    cp.kubectl("apply", "-f", str(ROOT / "crds"))
-    testbed.wait_for(
-        lambda: cp.kubectl("get", "campaigns", "-A", check=False).returncode == 0,
-        60,
-        "the Campaign CRD to be served",
-    )
+    testbed.apply_crds(cp)
     yield cp
     cp.stop()
 
@@ -113,7 +102,7 @@ def stack_factory(
             "NOTIFQ_LEADER_LEASE_NAME": f"{prefix}-operator",
             **env,
         }
-        stack = Stack(d, base, control_plane, postgres, redis_server, database_url)
+        stack = Stack(d, base, control_plane, database_url)
         stacks.append(stack)
         stack.start_operator()
         for _ in range(workers):

@@ -1,68 +1,25 @@
-"""Test harness: notifq's processes on the test bed and helpers to drive them."""
+"""Test harness: helpers to drive notifq's processes on the test bed (hack/testbed.py)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import testbed
 import yaml
 
+from notifq.core import queries
+from notifq.core.resource import API_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-import testbed  # noqa: E402
-
-PY = sys.executable
 
 
-@dataclass
-class Stack:
-    """notifq's processes (operator, workers) running against the test bed."""
-
-    workdir: Path
-    env: dict[str, str]
-    control_plane: testbed.ControlPlane
-    postgres: testbed.Postgres
-    redis: testbed.Redis
-    database_url: str
-    operator: testbed.Proc | None = None
-    workers: list[testbed.Proc] = field(default_factory=list)
-    _n: int = 0
-
-    def start_operator(self) -> testbed.Proc:
-        self._n += 1
-        self.operator = testbed.Proc(
-            f"operator-{self._n}",
-            [PY, "-m", "notifq.operator.main", "--liveness", ""],
-            self.workdir / f"operator-{self._n}.log",
-            env=self.env,
-        ).start()
-        return self.operator
-
-    def start_worker(self, **env: str) -> testbed.Proc:
-        self._n += 1
-        proc = testbed.Proc(
-            f"worker-{self._n}",
-            [PY, "-m", "notifq.worker.main"],
-            self.workdir / f"worker-{self._n}.log",
-            env={**self.env, **env},
-        ).start()
-        self.workers.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        procs = [*self.workers, *([self.operator] if self.operator else [])]
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.stop(signal.SIGTERM, timeout=30)
+class Stack(testbed.Stack):
+    """notifq's processes on the test bed (testbed.Stack) plus what tests ask of them."""
 
     # helpers ---------------------------------------------------------------
     def apply(self, manifest: dict[str, Any]) -> None:
@@ -97,7 +54,7 @@ class Stack:
     def counts(self, uid: str) -> dict[str, int]:
         with self.db() as conn:
             rows = conn.execute(
-                "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status",
+                queries.COUNT_BY_STATUS,
                 (uid,),
             ).fetchall()
         return {str(s): int(n) for s, n in rows}
@@ -106,7 +63,7 @@ class Stack:
 def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     """A Campaign manifest."""
     return {
-        "apiVersion": "notifq.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,

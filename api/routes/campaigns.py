@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 import uuid
 from typing import Annotated, Any
@@ -12,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from notifq.api import kube, metrics, store, views
-from notifq.api.deps import CtxDep, CurrentAdmin
-from notifq.api.errors import CampaignConflict
+from notifq.api.deps import CampaignId, CtxDep, CurrentAdmin
+from notifq.api.errors import CampaignConflict, CampaignNotFound
 from notifq.api.schemas import (
     CampaignAccepted,
     CampaignCreate,
@@ -26,6 +25,7 @@ from notifq.api.schemas import (
     ProgressPublic,
     RetryPublic,
 )
+from notifq.core import resource
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -94,27 +94,23 @@ async def list_campaigns(
 
 
 @router.get("/{campaign_id}", responses={**NOT_FOUND, **UNAVAILABLE})
-async def get_campaign(campaign_id: uuid.UUID, ctx: CtxDep) -> CampaignDetailPublic:
+async def get_campaign(campaign_id: CampaignId, ctx: CtxDep) -> CampaignDetailPublic:
     """A campaign with its messages counted per status."""
     res = await _find(ctx, campaign_id)
-    counts = await store.counts(ctx.pool, campaign_id)
-    pending = counts.get("pending", 0)
-    progress = ProgressPublic(
-        pending=pending,
-        queued=pending,
-        sent=counts.get("sent", 0),
-        failed=counts.get("failed", 0),
-        cancelled=counts.get("cancelled", 0),
-    )
+    public = views.public(res)
+    counts = await store.progress(ctx.pool, campaign_id)
+    if not any(counts.values()):  # not stored yet: everything is still to be sent
+        counts["pending"] = public.totalMessages
     message = str((res.get("status") or {}).get("message") or "")
     return CampaignDetailPublic(
-        **views.public(res).model_dump(), progress=progress, message=message
+        **public.model_dump(), progress=ProgressPublic(**counts), message=message
     )
 
 
 @router.post(
     "/{campaign_id}/retry",
     responses={
+        202: {"model": RetryPublic, "description": "Asked; the operator has not acted yet"},
         400: {"model": ErrorPublic, "description": "Nothing to retry"},
         **AUTH,
         **NOT_FOUND,
@@ -122,41 +118,65 @@ async def get_campaign(campaign_id: uuid.UUID, ctx: CtxDep) -> CampaignDetailPub
         **UNAVAILABLE,
     },
 )
-async def retry_failed(campaign_id: uuid.UUID, ctx: CtxDep, admin: CurrentAdmin) -> RetryPublic:
-    """Send the failed messages again (invalid addresses excepted)."""
+async def retry_failed(
+    campaign_id: CampaignId, ctx: CtxDep, admin: CurrentAdmin, response: Response
+) -> RetryPublic:
+    """Send the failed messages again (invalid addresses excepted).
+
+    Answers once the operator has made them pending again, so the campaign already reads
+    ``processing``; 202 if the operator did not do so within ``retry_wait_seconds``.
+    """
     res = await _find(ctx, campaign_id)
     if (res.get("spec") or {}).get("cancel"):
         raise CampaignConflict("a cancelled campaign cannot be retried")
     count = await store.retryable(ctx.pool, campaign_id)
     if count == 0:
         raise HTTPException(400, "no failed messages to retry")
-    token = f"{int(time.time())}-{secrets.token_hex(4)}"
-    patch = {"metadata": {"annotations": {kube.RETRY_ANNOTATION: token}}}
-    await asyncio.to_thread(ctx.campaigns.patch, res, patch)
+    token = resource.retry_token()
+    res = await asyncio.to_thread(ctx.campaigns.patch, res, resource.retry_patch(token))
     log.info("admin %s asked to retry %d message(s) of %s", admin.id, count, campaign_id)
-    return RetryPublic(retriedCount=count)
+    done = await _retry_taken(ctx, res, token)
+    if done is None:
+        response.status_code = 202  # the operator has not picked it up yet
+        return RetryPublic(retriedCount=count, status=views.public(res).status)
+    retried = int(((done.get("status") or {}).get("retry") or {}).get("retried") or 0)
+    return RetryPublic(retriedCount=retried, status=views.public(done).status)
+
+
+async def _retry_taken(ctx: CtxDep, res: kube.Resource, token: str) -> kube.Resource | None:
+    """The resource once the operator recorded retry ``token`` (None after the wait)."""
+    name = res["metadata"]["name"]
+    deadline = time.monotonic() + ctx.settings.retry_wait_seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        cur = await asyncio.to_thread(ctx.campaigns.get, name)
+        if cur is None or cur["metadata"].get("uid") != res["metadata"]["uid"]:
+            raise CampaignNotFound(f"campaign {res['metadata']['uid']} not found")
+        if ((cur.get("status") or {}).get("retry") or {}).get("token") == token:
+            return cur
+    return None
 
 
 @router.post("/{campaign_id}/suspend", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
-async def suspend(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+async def suspend(campaign_id: CampaignId, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
     """Pause delivery (spec.suspend = true)."""
     return await _patch(ctx, campaign_id, {"spec": {"suspend": True}})
 
 
 @router.post("/{campaign_id}/resume", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
-async def resume(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+async def resume(campaign_id: CampaignId, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
     """Resume delivery (spec.suspend = false)."""
     return await _patch(ctx, campaign_id, {"spec": {"suspend": False}})
 
 
 @router.post("/{campaign_id}/cancel", responses={**AUTH, **NOT_FOUND, **CONFLICT, **UNAVAILABLE})
-async def cancel(campaign_id: uuid.UUID, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
+async def cancel(campaign_id: CampaignId, ctx: CtxDep, _: CurrentAdmin) -> CampaignPublic:
     """Stop for good: messages not yet sent become cancelled (spec.cancel = true)."""
     return await _patch(ctx, campaign_id, {"spec": {"cancel": True}})
 
 
 @router.delete("/{campaign_id}", status_code=204, responses={**AUTH, **NOT_FOUND, **UNAVAILABLE})
-async def delete_campaign(campaign_id: uuid.UUID, ctx: CtxDep, admin: CurrentAdmin) -> Response:
+async def delete_campaign(campaign_id: CampaignId, ctx: CtxDep, admin: CurrentAdmin) -> Response:
     """Delete the Campaign resource; delivery stops, rows stay in Postgres for audit."""
     res = await _find(ctx, campaign_id)
     await asyncio.to_thread(ctx.campaigns.delete, res)
@@ -166,7 +186,7 @@ async def delete_campaign(campaign_id: uuid.UUID, ctx: CtxDep, admin: CurrentAdm
 
 @router.get("/{campaign_id}/messages", responses={**AUTH, **NOT_FOUND, **UNAVAILABLE})
 async def list_messages(
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     ctx: CtxDep,
     _: CurrentAdmin,
     status: MessageStatus | None = None,

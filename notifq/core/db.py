@@ -1,7 +1,8 @@
 """Postgres connections: URL helpers and a psycopg async pool factory.
 
 Hot paths (COPY of message rows, batched status writes, counts) use psycopg
-directly with the SQL in :mod:`notifq.core.queries`; the schema itself is
+directly, with the SQL next to the code that runs it (statements that several
+components run live in :mod:`notifq.core.queries`); the schema itself is
 defined by SQLAlchemy models and changed only through Alembic migrations.
 """
 

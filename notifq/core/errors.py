@@ -11,8 +11,8 @@ class DatabaseUnavailable(NotifqError):
     """Postgres could not be reached or a statement failed for infrastructure reasons."""
 
 
-class QueueUnavailable(NotifqError):
-    """Redis could not be reached."""
+class RedisUnavailable(NotifqError):
+    """Redis could not be reached (the job queue and the login limiter live there)."""
 
 
 class InvalidCampaign(NotifqError):

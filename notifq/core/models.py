@@ -4,8 +4,9 @@ Postgres is the source of truth. Messages are keyed by ``(campaign_id, seq)`` so
 every step that writes them can be repeated without creating duplicates; the
 campaign id is the Campaign resource's uid. Campaign counts are *derived* from
 messages with an indexed ``GROUP BY`` (never a counter incremented per message);
-``sent_count``/``failed_count`` on the campaign are a snapshot the operator
-writes with the status, for cheap listing.
+``sent_count``/``failed_count`` on the campaign are a copy of the counts the
+operator writes with the status when they change (for SQL users; notifq's own
+reads take the counts from the resource status or from the messages).
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-MESSAGE_STATUSES = ("pending", "sent", "failed", "cancelled")
-FINAL_MESSAGE_STATUSES = ("sent", "failed", "cancelled")
-CAMPAIGN_STATES = ("active", "suspended", "cancelled")
 
 
 class Base(DeclarativeBase):

@@ -1,6 +1,6 @@
 """Recipient lists: generation for load tests, normalization and validation.
 
-Rules (documented in docs/campaigns.md): blank entries are dropped, surrounding
+Rules (documented in the README, "Recipient lists"): blank entries are dropped, surrounding
 white space is stripped, duplicates are removed case-insensitively keeping the
 first occurrence, and addresses that are not valid for the channel are kept as
 messages that fail at once with ``invalid address`` so the user can see them.

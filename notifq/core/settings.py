@@ -210,7 +210,11 @@ class ApiSettings(CommonSettings):
     """Password of that admin account; never defaulted."""
 
     cors_origins: list[str] = []
-    """Origins allowed by CORS; empty means same-origin only."""
+    """Origins allowed by CORS (e.g. ``["http://localhost:5173"]``); empty: same-origin only."""
+
+    retry_wait_seconds: float = 10.0
+    """How long ``POST /campaigns/{id}/retry`` waits for the operator to re-queue the failed
+    messages before answering 202 instead of 200."""
 
     login_attempts: int = 5
     """Failed logins allowed per client and per account within ``login_window_seconds``."""

@@ -123,7 +123,7 @@ class Console:
 
     def __init__(self, page: Any) -> None:
         self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
     def unexpected(self, *expected_statuses: int) -> list[str]:

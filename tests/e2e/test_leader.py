@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -21,7 +22,6 @@ from typing import Any
 import pytest
 import testbed
 from harness import (
-    PY,
     Stack,
     assert_status_matches_db,
     campaign,
@@ -83,7 +83,7 @@ def extra_operators() -> Iterator[list[testbed.Proc]]:
 def start_operator(stack: Stack, identity: str, procs: list[testbed.Proc]) -> testbed.Proc:
     proc = testbed.Proc(
         f"operator-{identity}",
-        [PY, "-m", "notifq.operator.main", "--liveness", ""],
+        [sys.executable, "-m", "notifq.operator.main", "--liveness", ""],
         stack.workdir / f"operator-{identity}.log",
         env={**stack.env, "NOTIFQ_LEADER_IDENTITY": identity},
     ).start()

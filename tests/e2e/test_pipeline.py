@@ -160,7 +160,7 @@ def test_operator_killed_while_enqueueing(
                     (namespace,),
                 ).fetchone()
                 != (0,)
-                or stack.get(namespace, "crash").get("status")
+                or bool(stack.get(namespace, "crash").get("status"))
             ),
             30,
             "the operator to start on the campaign",

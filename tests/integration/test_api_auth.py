@@ -137,7 +137,7 @@ def _prefix_of(api: httpx.Client, redis_server: Any) -> str:
     finally:
         r.close()
     newest = max(ttls, key=lambda k: ttls[k])
-    return newest.split(":login:")[0]
+    return str(newest).split(":login:")[0]
 
 
 def test_limiter_counts_per_client_ip(api: httpx.Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -55,7 +56,7 @@ async def test_failed_materialization_leaves_nothing(database_url: str) -> None:
     try:
         cid = uuid.uuid4()
 
-        def boom():  # type: ignore[no-untyped-def]
+        def boom() -> Iterator[str]:
             yield "a@example.com"
             raise RuntimeError("operator died mid-COPY")
 

@@ -12,8 +12,9 @@ import jwt
 import pytest
 
 from notifq.api import security, views
-from notifq.api.kube import DISPLAY_NAME, resource_name
-from notifq.api.schemas import CampaignCreate
+from notifq.api.kube import resource_name
+from notifq.api.schemas import CampaignCreate, RetryPolicy
+from notifq.core.resource import DISPLAY_NAME_ANNOTATION
 
 SECRET = "s" * 64
 SUB = str(uuid.uuid4())
@@ -132,11 +133,23 @@ def test_resource_names_are_dns_1123(display: str, prefix: str) -> None:
 
 def test_create_request_maps_to_spec() -> None:
     body = CampaignCreate(name="x", recipientCount=5, targetEmail="me@company.com")
-    assert views.spec_for(body)["recipients"] == {
-        "generate": {"count": 5, "include": ["me@company.com"]}
-    }
+    spec = views.spec_for(body)
+    assert spec["recipients"] == {"generate": {"count": 4, "include": ["me@company.com"]}}
+    assert views.expected_total(spec) == 5
+    one = views.spec_for(CampaignCreate(name="x", recipientCount=1, targetEmail="me@company.com"))
+    assert one["recipients"] == {"list": ["me@company.com"]}
+    for blank in ("", "   ", None):
+        body = CampaignCreate.model_validate(
+            {"name": "x", "recipientCount": 3, "targetEmail": blank}
+        )
+        assert body.targetEmail is None
+        assert views.spec_for(body)["recipients"] == {"generate": {"count": 3}}
+    listed = views.spec_for(
+        CampaignCreate(name="x", recipients=["a@b.co"], targetEmail="me@company.com")
+    )
+    assert listed["recipients"] == {"list": ["me@company.com", "a@b.co"]}
     body = CampaignCreate(
-        name="x", recipients=["a@b.co"], retry={"attempts": 1}, subject="Hi", rateLimit=5
+        name="x", recipients=["a@b.co"], retry=RetryPolicy(attempts=1), subject="Hi", rateLimit=5
     )
     spec = views.spec_for(body)
     assert spec["recipients"] == {"list": ["a@b.co"]}
@@ -150,7 +163,7 @@ def test_resource_maps_to_reference_contract() -> None:
         "metadata": {
             "uid": SUB,
             "name": "welcome-abcde",
-            "annotations": {DISPLAY_NAME: "Welcome"},
+            "annotations": {DISPLAY_NAME_ANNOTATION: "Welcome"},
             "creationTimestamp": "2025-01-01T00:00:00Z",
             "managedFields": [{"time": "2025-01-01T00:00:05Z"}],
         },

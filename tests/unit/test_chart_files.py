@@ -71,7 +71,14 @@ def test_dockerignore_keeps_the_package_sources() -> None:
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.startswith("!")
     }
-    assert kept == {"pyproject.toml", "README.md", "notifq", "operator", "worker", "api"}
+    copied = {
+        src.rstrip("/")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for src in line.split()[1:-1]
+    }
+    assert copied == kept  # everything the build copies, and nothing else, reaches it
+    assert {"pyproject.toml", "requirements/runtime.txt", "notifq", "api"} <= kept
 
 
 def test_kind_port_mapping_matches_the_api_node_port() -> None:
@@ -88,59 +95,3 @@ def test_tiltfile_references_real_paths() -> None:
         assert (ROOT / path).exists(), path
     assert "allow_k8s_contexts(" in tiltfile and "resource_deps=setup" in tiltfile
     assert "tilt_config.json" in (ROOT / ".gitignore").read_text()
-
-
-CHART = ROOT / "charts" / "notifq"
-
-
-def _schema_paths(schema: dict[str, object], path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """Paths of every property the schema names (not inside Kubernetes-shaped objects)."""
-    found: set[tuple[str, ...]] = set()
-    props = schema.get("properties")
-    if isinstance(props, dict) and path[-1:] != ("resources",):
-        for key, sub in props.items():
-            found.add((*path, key))
-            found |= _schema_paths(sub, (*path, key))
-    return found
-
-
-def _value_paths(values: object, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    found: set[tuple[str, ...]] = set()
-    if isinstance(values, dict) and path[-1:] != ("resources",):
-        for key, sub in values.items():
-            found.add((*path, key))
-            found |= _value_paths(sub, (*path, key))
-    return found
-
-
-def test_values_and_schema_are_in_step() -> None:
-    """Every value has a schema entry and every schema entry a documented default."""
-    import json
-
-    import jsonschema
-
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    free = {p for p in _value_paths(values) if p[-1:] != () and _is_free_form(schema, p)}
-    # `global` is Helm's own (subcharts), allowed by the schema, not a notifq value
-    assert _schema_paths(schema) - {("global",)} == _value_paths(values) - free
-    # the defaults plus the kind values are valid (the defaults alone lack a database)
-    kind = yaml.safe_load((CHART / "ci" / "kind-values.yaml").read_text())
-    jsonschema.Draft7Validator(schema).validate(_merge(values, kind))
-
-
-def _is_free_form(schema: dict[str, object], path: tuple[str, ...]) -> bool:
-    """Inside a map the schema leaves open (labels, annotations, nodeSelector, ...)."""
-    node: object = schema
-    for key in path[:-1]:
-        props = node.get("properties", {}) if isinstance(node, dict) else {}
-        if not isinstance(props, dict) or key not in props:
-            return True
-        node = props[key]
-    return isinstance(node, dict) and "properties" not in node
-
-
-def _merge(base: object, over: object) -> object:
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {k: _merge(base.get(k), over[k]) if k in over else base[k] for k in base | over}
-    return over if over is not None else base

@@ -125,7 +125,7 @@ key: redis-url
 
 {{/* Environment every notifq container gets: the connection URLs. With the in-chart
      Postgres the database URL is composed from the password (the kubelet expands
-     $(NOTIFQ_POSTGRES_PASSWORD)), so it always matches what Postgres was initialised with. */}}
+     $(POSTGRES_PASSWORD)), so it always matches what Postgres was initialised with. */}}
 {{- define "notifq.connectionEnv" -}}
 {{- if .Values.postgres.existingSecret.name -}}
 - name: NOTIFQ_DATABASE_URL
@@ -134,12 +134,12 @@ key: redis-url
       name: {{ .Values.postgres.existingSecret.name }}
       key: {{ .Values.postgres.existingSecret.key }}
 {{- else if .Values.postgres.inChart.enabled -}}
-- name: NOTIFQ_POSTGRES_PASSWORD
+- name: POSTGRES_PASSWORD
   valueFrom:
     secretKeyRef:
       {{- include "notifq.credentialRef" (dict "ctx" . "key" "postgres-password") | nindent 6 }}
 - name: NOTIFQ_DATABASE_URL
-  value: {{ printf "postgresql://notifq:$(NOTIFQ_POSTGRES_PASSWORD)@%s:5432/notifq" (include "notifq.componentName" (dict "ctx" . "component" "postgres")) }}
+  value: {{ printf "postgresql://notifq:$(POSTGRES_PASSWORD)@%s:5432/notifq" (include "notifq.componentName" (dict "ctx" . "component" "postgres")) }}
 {{- else -}}
 - name: NOTIFQ_DATABASE_URL
   valueFrom:

@@ -40,7 +40,8 @@ export function detailView(root, ctx, route) {
   // counts
   const stats = {
     total: stat("Total", "stat-total"), sent: stat("Sent", "stat-sent"), failed: stat("Failed", "stat-failed"),
-    pending: stat("Pending", "stat-pending"), cancelled: stat("Cancelled", "stat-cancelled"),
+    pending: stat("Pending", "stat-pending"), queued: stat("Waiting to retry", "stat-queued"),
+    cancelled: stat("Cancelled", "stat-cancelled"),
   };
   const bar = progressBar("Delivery progress", true);
   const pct = h("strong", {});
@@ -96,7 +97,7 @@ export function detailView(root, ctx, route) {
       h("nav", { class: "pager", "aria-label": "Message pages" }, pageInfo, h("div", { class: "btns" }, prev, next))),
   );
 
-  const signature = (c) => `${c.status}|${c.progress.pending}|${c.progress.sent}|${c.progress.failed}|${c.progress.cancelled}`;
+  const signature = (c) => `${c.status}|${c.progress.pending}|${c.progress.queued}|${c.progress.sent}|${c.progress.failed}|${c.progress.cancelled}`;
 
   function syncButtons() {
     const c = current;
@@ -118,11 +119,12 @@ export function detailView(root, ctx, route) {
     }
     sub.replaceChildren(h("span", { class: "mono" }, c.resourceName), ` · created ${dateTime(c.createdAt)}`);
     const p = c.progress;
-    const total = Math.max(c.totalMessages, p.pending + p.sent + p.failed + p.cancelled);
+    const total = Math.max(c.totalMessages, p.pending + p.queued + p.sent + p.failed + p.cancelled);
     stats.total.dd.textContent = fmt(total);
     stats.sent.dd.textContent = fmt(p.sent);
     stats.failed.dd.textContent = fmt(p.failed);
     stats.pending.dd.textContent = fmt(p.pending);
+    stats.queued.dd.textContent = fmt(p.queued);
     stats.cancelled.dd.textContent = fmt(p.cancelled);
     pct.textContent = `${bar.update(total, p.sent, p.failed).done}% processed`;
     note.hidden = !c.message;

@@ -1,0 +1,107 @@
+"""Campaigns through the Kubernetes API with the user's kubeconfig (blocking calls)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from notifq.core.resource import GROUP, PLURAL, VERSION
+
+Resource = dict[str, Any]
+TIMEOUT = 30.0
+
+
+class PluginError(Exception):
+    """A failure to show the user as one line (exit status 1)."""
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+class Campaigns:
+    """Get, list and patch Campaigns as the kubeconfig's user."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+        try:
+            self.api_client = k8s_config.new_client_from_config(
+                config_file=kubeconfig, context=context
+            )
+            _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise PluginError(f"cannot load kubeconfig: {exc}") from exc
+        if context:
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+            active = next((c for c in contexts if c["name"] == context), active)
+        self.default_namespace = str(
+            (active or {}).get("context", {}).get("namespace") or "default"
+        )
+        self.api = k8s.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=TIMEOUT, **kwargs)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise PluginError(f"{what}: not found") from exc
+            raise PluginError(f"{what}: {_message(exc)} ({exc.status})") from exc
+        except OSError as exc:
+            raise PluginError(f"{what}: Kubernetes API unreachable: {exc}") from exc
+
+    def get(self, namespace: str, name: str) -> Resource:
+        out = self._call(
+            f"campaign {namespace}/{name}",
+            self.api.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
+        return dict(out)
+
+    def list(self, namespace: str | None) -> list[Resource]:
+        """Campaigns of one namespace, or of all (``None``), by namespace and name."""
+        if namespace is None:
+            out = self._call(
+                "campaigns", self.api.list_cluster_custom_object, GROUP, VERSION, PLURAL
+            )
+        else:
+            out = self._call(
+                f"campaigns in {namespace}",
+                self.api.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+            )
+        items = [dict(i) for i in out.get("items", [])]
+        items.sort(key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"]))
+        return items
+
+    def patch(self, res: Resource, patch: dict[str, Any]) -> Resource:
+        """A merge patch guarded by the uid (a re-created namesake is never touched)."""
+        meta = res["metadata"]
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": meta["uid"]}}
+        out = self._call(
+            f"campaign {meta['namespace']}/{meta['name']}",
+            self.api.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            body,
+            _content_type="application/merge-patch+json",
+        )
+        return dict(out)

@@ -1,0 +1,39 @@
+"""A logged-in client of an API server on the test bed, shared by the API's e2e tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+ADMIN, PASSWORD = "admin@example.com", "a long and private passphrase"
+
+
+class Api:
+    """An API server on the test bed, its namespace and a logged-in client."""
+
+    def __init__(self, client: httpx.Client, namespace: str, control_plane: Any) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.control_plane = control_plane
+        resp = client.post("/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        assert resp.status_code == 200, resp.text
+        self.token = resp.json()["token"]
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+    def create(self, **body: Any) -> dict[str, Any]:
+        resp = self.client.post("/campaigns", json=body, headers=self.auth)
+        assert resp.status_code == 202, resp.text
+        return dict(resp.json())
+
+    def kubectl_get(self, name: str) -> dict[str, Any]:
+        out = self.control_plane.kubectl(
+            "get", "campaign", name, "-n", self.namespace, "-o", "json"
+        )
+        return dict(json.loads(out.stdout))
+
+    def detail(self, cid: str) -> dict[str, Any]:
+        resp = self.client.get(f"/campaigns/{cid}")
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())

@@ -1,0 +1,59 @@
+"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api_client import ADMIN, PASSWORD, Api
+
+from notifq.api.app import create_app
+from notifq.api.kube import CampaignClient
+from notifq.api.testing import serve_in_thread
+from notifq.core.settings import ApiSettings
+
+
+@pytest.fixture
+def api_factory(
+    control_plane: Any, database_url: str, redis_server: Any, namespace: str
+) -> Iterator[Callable[..., Api]]:
+    """API servers for this test's namespace; campaigns left there are deleted afterwards
+    (unless an operator handled them) so no later operator delivers them."""
+    stack: list[Any] = []
+
+    def make(**overrides: Any) -> Api:
+        settings = ApiSettings(
+            environment="test",
+            database_url=database_url,
+            redis_url=redis_server.url,
+            queue_prefix=f"apie2e{uuid.uuid4().hex[:8]}",
+            namespace=namespace,
+            jwt_secret=secrets.token_urlsafe(48),
+            admin_email=ADMIN,
+            admin_password=PASSWORD,
+            **overrides,
+        )
+        kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
+        server = serve_in_thread(create_app(settings, campaigns_client=kube))
+        url = server.__enter__()
+        client = httpx.Client(base_url=url, timeout=60)
+        stack.append((server, client, kube))
+        return Api(client, namespace, control_plane)
+
+    yield make
+    for server, client, kube in stack:
+        client.close()
+        server.__exit__(None, None, None)
+        kube.close()
+
+
+@pytest.fixture
+def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> Iterator[Api]:
+    yield api_factory()
+    control_plane.kubectl(
+        "delete", "campaigns", "--all", "-n", namespace, "--wait=false", check=False
+    )
