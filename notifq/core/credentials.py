@@ -49,16 +49,23 @@ def ensure(
     name: str,
     lengths: dict[str, int],
     labels: dict[str, str] | None = None,
+    adopt: dict[str, str] | None = None,
 ) -> list[str]:
-    """Give Secret ``name`` a random value for each key of ``lengths`` it lacks; returns
-    the keys it added. Existing keys are never changed."""
+    """Give Secret ``name`` a value for each key of ``lengths`` it lacks — the one in
+    ``adopt`` (base64, e.g. an older release's credential) or a random one; returns the
+    keys it added. Existing keys are never changed."""
+    adopt = adopt or {}
+
+    def new(key: str, length: int) -> str:
+        return adopt.get(key) or _encode(random_value(length))
+
     for _ in range(ATTEMPTS):
         try:
             secret = api.read_namespaced_secret(name, namespace)
         except k8s.ApiException as exc:
             if exc.status != 404:
                 raise
-            data = {key: _encode(random_value(n)) for key, n in lengths.items()}
+            data = {key: new(key, n) for key, n in lengths.items()}
             body: dict[str, Any] = {
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -77,7 +84,7 @@ def ensure(
         missing = {key: n for key, n in lengths.items() if key not in data}
         if not missing:
             return []
-        data.update({key: _encode(random_value(n)) for key, n in missing.items()})
+        data.update({key: new(key, n) for key, n in missing.items()})
         secret.data = data
         try:  # carries the resourceVersion we read: a concurrent change makes this fail
             api.replace_namespaced_secret(name, namespace, secret)
@@ -87,6 +94,18 @@ def ensure(
             raise
         return sorted(missing)
     raise RuntimeError(f"Secret {namespace}/{name} kept changing; gave up after {ATTEMPTS} tries")
+
+
+def _adoptable(api: k8s.CoreV1Api, namespace: str, name: str | None) -> dict[str, str]:
+    """The data of Secret ``name`` (empty when not given or absent)."""
+    if not name:
+        return {}
+    try:
+        return dict(api.read_namespaced_secret(name, namespace).data or {})
+    except k8s.ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
 
 
 def _key_length(text: str) -> tuple[str, int]:
@@ -111,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     cmd.add_argument("keys", nargs="+", type=_key_length, metavar="KEY:LENGTH")
     cmd.add_argument("--namespace", "-n", default=None, help="default: the pod's namespace")
     cmd.add_argument("--label", "-l", action="append", type=_label, default=[])
+    cmd.add_argument(
+        "--adopt-from",
+        default=None,
+        help="a Secret whose values of the keys are taken instead of random ones (if it has them)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -120,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
     namespace = own_namespace(args.namespace)
+    api = k8s.CoreV1Api()
     try:
-        added = ensure(k8s.CoreV1Api(), namespace, args.name, dict(args.keys), dict(args.label))
+        adopt = _adoptable(api, namespace, args.adopt_from)
+        added = ensure(api, namespace, args.name, dict(args.keys), dict(args.label), adopt)
     except k8s.ApiException as exc:
         log.error("cannot write Secret %s/%s: %s %s", namespace, args.name, exc.status, exc.reason)
         sys.exit(1)

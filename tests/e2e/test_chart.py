@@ -420,6 +420,39 @@ def test_template_and_apply_twice_keep_every_password(
     assert api_env["NOTIFQ_JWT_SECRET"] == seen[0]["jwt-secret"]
 
 
+def test_upgrade_from_0_1_0_keeps_its_generated_credentials(
+    control_plane: testbed.ControlPlane, helm: Helm, workdir: Path
+) -> None:
+    """Chart 0.1.0 kept generated credentials in the chart's Secret: they are carried
+    over and adopted, so a database initialised with them keeps working."""
+    ns = _ns(control_plane, "old")
+    legacy = {"jwt-secret": "j" * 48, "admin-password": "a" * 24, "postgres-password": "p" * 32}
+    old_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "nq-notifq",
+            "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": "nq",
+                "meta.helm.sh/release-namespace": ns,
+            },
+        },
+        "stringData": legacy,
+    }
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(old_secret))
+    helm(
+        "install", "nq", str(CHART), "-n", ns, "-f", str(KIND_VALUES),
+        "--set", "api.service.type=ClusterIP",
+    )  # fmt: skip
+    try:
+        _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
+        assert _secret_data(control_plane, ns, "nq-notifq-generated") == legacy
+    finally:
+        helm("uninstall", "nq", "-n", ns, check=False)
+
+
 def test_explicit_credentials_need_no_generated_secret(helm: Helm) -> None:
     values = [
         "--set",
@@ -537,11 +570,13 @@ def test_api_and_worker_service_accounts(
         err = _as(control_plane, token, *args, input=manifest.replace(ns, other))
         assert "forbidden" in err.lower(), (args, err)
 
-    # the secrets Job's identity: its one generated Secret, nothing else
+    # the secrets Job's identity: its generated Secret, and reading the chart's (what
+    # chart 0.1.0 generated is adopted from there), nothing else
     token = control_plane.kubectl("create", "token", "nq-notifq-secrets", "-n", ns).stdout.strip()
     assert _as(control_plane, token, "get", "secret", "nq-notifq-generated", "-n", ns) == ""
+    assert _as(control_plane, token, "get", "secret", "nq-notifq", "-n", ns) == ""
     for args in [
-        ("get", "secret", "nq-notifq", "-n", ns),
+        ("patch", "secret", "nq-notifq", "-n", ns, "-p", "{}"),
         ("get", "secrets", "-n", ns),
         ("delete", "secret", "nq-notifq-generated", "-n", ns),
         ("get", "secret", "nq-notifq-generated", "-n", other),
