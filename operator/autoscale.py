@@ -16,32 +16,21 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
 
+from notifq.core.incluster import own_namespace
 from notifq.operator import metrics, store
 from notifq.operator.context import OperatorContext
 from notifq.operator.scaling import POOL_LABEL, Policy, Recommender
 
 log = logging.getLogger(__name__)
 
-SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def worker_namespace(configured: str | None) -> str:
-    if configured:
-        return configured
-    try:
-        return SA_NAMESPACE.read_text().strip()
-    except OSError:
-        return "default"
-
 
 async def run(ctx: OperatorContext) -> None:
     """Decide and apply replicas every ``scale_interval`` seconds until cancelled."""
-    namespace = worker_namespace(ctx.settings.worker_namespace)
+    namespace = own_namespace(ctx.settings.worker_namespace)
     log.info("autoscaling worker Deployments labelled %s in namespace %s", POOL_LABEL, namespace)
     while True:
         try:

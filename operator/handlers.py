@@ -63,15 +63,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await ctx.close()
 
 
-@kopf.on.probe(id="database")
-async def probe_database(memo: kopf.Memo, **_: Any) -> bool:
-    """Liveness detail: Postgres answers."""
-    ctx: OperatorContext = memo.ctx
-    async with ctx.pool.connection() as conn:
-        await conn.execute("SELECT 1")
-    return True
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL, id="campaigns")
 async def campaign_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Every watch event of a Campaign goes to the supervisor (no finalizer needed)."""

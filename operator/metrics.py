@@ -27,6 +27,9 @@ CAMPAIGN_MESSAGES = Gauge(
     ["namespace", "campaign", "status"],
 )
 
+LEADER = Gauge(
+    "notifq_operator_leader", "1 while this replica holds the operator Lease and runs Kopf"
+)
 BACKLOG = Gauge("notifq_operator_backlog_messages", "Pending messages of active campaigns")
 DESIRED_REPLICAS = Gauge(
     "notifq_operator_worker_replicas_desired",

@@ -98,6 +98,8 @@ def stack_factory(
             "NOTIFQ_STATUS_INTERVAL": "0.5",
             "NOTIFQ_REQUEUE_INTERVAL": "5",
             "NOTIFQ_MOCK_LOG_DIR": str(d / "mock-log"),
+            # each stack's operators compete for a Lease of their own
+            "NOTIFQ_LEADER_LEASE_NAME": f"{prefix}-operator",
             **env,
         }
         stack = Stack(d, base, control_plane, database_url)

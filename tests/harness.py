@@ -83,6 +83,15 @@ def mock_log(stack: Stack) -> Counter[str]:
     return seen
 
 
+def sent_recipients(stack: Stack, uid: str) -> set[str]:
+    """Recipients of a campaign whose rows say sent."""
+    with stack.db() as conn:
+        rows = conn.execute(
+            "SELECT recipient FROM message WHERE campaign_id = %s AND status = 'sent'", (uid,)
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def assert_status_matches_db(stack: Stack, ns: str, name: str) -> dict[str, int]:
     cr = stack.get(ns, name)
     counts = stack.counts(cr["metadata"]["uid"])

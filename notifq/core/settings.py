@@ -112,6 +112,48 @@ class OperatorSettings(CommonSettings):
     max_generated_recipients: int = 10_000_000
     """Largest ``recipients.generate.count`` accepted."""
 
+    leader_election: bool = True
+    """Run Kopf's handlers, timers and the autoscaler only while this replica holds a
+    ``coordination.k8s.io`` Lease, so several replicas can run with one active and the
+    others standing by (docs/operator-ha.md). False: work at once (one replica only)."""
+
+    leader_lease_name: str = Field(default="notifq-operator", min_length=1, max_length=253)
+    """Name of the Lease the operator replicas compete for (one per installation)."""
+
+    leader_lease_namespace: str | None = None
+    """Namespace of the Lease; default: the operator's own namespace, or ``default``
+    outside a cluster."""
+
+    leader_identity: str | None = None
+    """This replica's name in the Lease (the chart passes the pod name); default: the
+    host name. A random suffix is always added, so a restarted process is a new holder."""
+
+    leader_lease_duration: int = Field(default=10, ge=2)
+    """Seconds a Lease stays valid after its last renewal. A standby takes over once it has
+    seen the Lease unchanged for this long, so this bounds the handover after a crash."""
+
+    leader_renew_deadline: float = Field(default=7.0, gt=0)
+    """Seconds the leader keeps working without a successful renewal; then it stops at once
+    and exits. Must be below ``leader_lease_duration``, so it stops before anyone else may
+    take over."""
+
+    leader_renew_interval: float = Field(default=2.0, gt=0)
+    """Seconds between the leader's renewals (and the timeout of each Lease request)."""
+
+    leader_retry_interval: float = Field(default=2.0, gt=0)
+    """Seconds between a standby's attempts to take the Lease."""
+
+    @model_validator(mode="after")
+    def _check_lease_timing(self) -> OperatorSettings:
+        if not (
+            self.leader_renew_interval < self.leader_renew_deadline < self.leader_lease_duration
+        ):
+            raise ValueError(
+                "leader election needs NOTIFQ_LEADER_RENEW_INTERVAL < "
+                "NOTIFQ_LEADER_RENEW_DEADLINE < NOTIFQ_LEADER_LEASE_DURATION"
+            )
+        return self
+
 
 class WorkerSettings(CommonSettings):
     """Settings of a delivery worker process."""

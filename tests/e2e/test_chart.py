@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import testbed
@@ -45,6 +48,13 @@ class Helm:
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_DATA_HOME": str(home / "data"),
         }
+
+    def template(self, *args: str, values: Path = KIND_VALUES) -> str:
+        """`helm template` of the chart as release nq, for the test bed's Kubernetes version."""
+        out = self(
+            "template", "nq", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values), *args
+        )
+        return str(out.stdout)
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         out = subprocess.run(
@@ -114,6 +124,56 @@ def _as(cp: testbed.ControlPlane, token: str, *args: str, input: str | None = No
     return out.stderr if out.returncode else ""
 
 
+def _jobs(cp: testbed.ControlPlane, ns: str) -> dict[str, dict[str, Any]]:
+    """The release's Jobs by what they do (migrate, secrets)."""
+    found = {}
+    for job in _get(cp, ns, "jobs")["items"]:
+        name = job["metadata"]["name"]
+        what = re.fullmatch(r"nq-notifq-(\w+)-[0-9a-f]{8}", name)
+        assert what, name
+        found[what.group(1)] = job
+    return found
+
+
+def _run_secrets_job(cp: testbed.ControlPlane, ns: str, job: dict[str, Any], workdir: Path) -> str:
+    """Run the secrets Job's container as the kubelet would: its command, its
+    ServiceAccount's token (the pod's namespace passed as the mounted file would)."""
+    pod = job["spec"]["template"]["spec"]
+    kubeconfig = workdir / f"secrets-sa-{ns}.kubeconfig"
+    _token_kubeconfig(cp, ns, pod["serviceAccountName"], kubeconfig)
+    args = pod["containers"][0]["args"]
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / args[0]), *args[1:], "--namespace", ns],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stderr
+
+
+def _secret_data(cp: testbed.ControlPlane, ns: str, name: str) -> dict[str, str]:
+    data = _get(cp, ns, "secret", name).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _resolved_env(cp: testbed.ControlPlane, ns: str, container: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as the kubelet builds it: secretKeyRefs read from the
+    live Secrets, $(VAR) references to earlier variables expanded."""
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), var["value"]
+            )
+        elif "secretKeyRef" in var.get("valueFrom", {}):
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = _secret_data(cp, ns, ref["name"])[ref["key"]]
+    return env
+
+
 # --- lint and render --------------------------------------------------------------
 
 
@@ -126,19 +186,9 @@ def test_lint_strict_and_server_side_dry_run(
         assert "0 chart(s) failed" in out.stdout
         assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout
         # the ServiceMonitor's CRD is not on the test bed: validated without it
-        rendered = helm(
-            "template",
-            "nq",
-            str(CHART),
-            "-n",
-            ns,
-            "--kube-version",
-            KUBE_VERSION,
-            "-f",
-            str(values),
-            "--set",
-            "metrics.serviceMonitor.enabled=false",
-        ).stdout
+        rendered = helm.template(
+            "-n", ns, "--set", "metrics.serviceMonitor.enabled=false", values=values
+        )
         applied = control_plane.kubectl(
             "apply", "--dry-run=server", "-n", ns, "-f", "-", input=rendered
         ).stdout
@@ -187,7 +237,7 @@ def test_schema_rejects_bad_values(
 
 
 def test_install_creates_every_object(
-    control_plane: testbed.ControlPlane, release: tuple[str, str]
+    control_plane: testbed.ControlPlane, release: tuple[str, str], workdir: Path
 ) -> None:
     _, ns = release
     names = {
@@ -213,51 +263,90 @@ def test_install_creates_every_object(
         ("ServiceAccount", "nq-notifq-operator"),
         ("ServiceAccount", "nq-notifq-api"),
         ("ServiceAccount", "nq-notifq-worker"),
+        ("ServiceAccount", "nq-notifq-secrets"),
         ("Secret", "nq-notifq"),
         ("ConfigMap", "nq-notifq-operator"),
         ("ConfigMap", "nq-notifq-api"),
         ("ConfigMap", "nq-notifq-worker"),
         ("Role", "nq-notifq-api"),
         ("Role", "nq-notifq-operator-scaler"),
+        ("Role", "nq-notifq-operator-leader"),
+        ("Role", "nq-notifq-secrets"),
         ("RoleBinding", "nq-notifq-api"),
         ("RoleBinding", "nq-notifq-operator-scaler"),
+        ("RoleBinding", "nq-notifq-operator-leader"),
+        ("RoleBinding", "nq-notifq-secrets"),
         ("PodDisruptionBudget", "nq-notifq-api"),
         ("PodDisruptionBudget", "nq-notifq-worker"),
+        ("PodDisruptionBudget", "nq-notifq-operator"),
     }
     assert expected <= names, expected - names
     control_plane.kubectl("get", "clusterrole,clusterrolebinding", f"{ns}-nq-notifq-operator")
 
+    # two operator replicas behind a Lease, rolled one at a time
     op = _get(control_plane, ns, "deployment", "nq-notifq-operator")
-    assert op["spec"]["replicas"] == 1
-    assert op["spec"]["strategy"]["type"] == "Recreate"
+    assert op["spec"]["replicas"] == 2
+    assert op["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert op["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = op["spec"]["template"]["spec"]
-    assert pod["initContainers"][0]["args"] == ["notifq-migrate", "upgrade"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["NOTIFQ_LEADER_LEASE_NAME"]["value"] == "nq-notifq-operator"
+    assert env["NOTIFQ_LEADER_LEASE_NAMESPACE"]["value"] == ns
+    assert env["NOTIFQ_LEADER_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    config = _get(control_plane, ns, "configmap", "nq-notifq-operator")["data"]
+    assert config["NOTIFQ_LEADER_ELECTION"] == "true"
+    assert config["NOTIFQ_LEADER_LEASE_DURATION"] == "10"
     sc = pod["containers"][0]["securityContext"]
     assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
 
+    # nothing starts before the schema exists: every notifq pod waits for it first
+    for component in ("operator", "api", "worker"):
+        spec = _get(control_plane, ns, "deployment", f"nq-notifq-{component}")["spec"]
+        init = spec["template"]["spec"]["initContainers"]
+        assert [c["args"] for c in init] == [["notifq-migrate", "wait", "--timeout", "600"]]
+    jobs = _jobs(control_plane, ns)
+    assert set(jobs) == {"migrate", "secrets"}
+    migrate = jobs["migrate"]["spec"]["template"]["spec"]
+    assert migrate["containers"][0]["args"] == [
+        "notifq-migrate",
+        "upgrade",
+        "--wait-timeout",
+        "300",
+    ]
+    assert migrate["restartPolicy"] == "Never"
+
     worker = _get(control_plane, ns, "deployment", "nq-notifq-worker")
     assert worker["metadata"]["labels"]["notifq.dev/worker-pool"] == "default"
+    assert "notifq.dev/worker-pool" not in worker["spec"]["selector"]["matchLabels"]
     assert worker["metadata"]["annotations"]["notifq.dev/max-replicas"] == "10"
     assert worker["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
 
-    secret = _get(control_plane, ns, "secret", "nq-notifq")["data"]
-    password = base64.b64decode(secret["admin-password"]).decode()
-    assert len(password) >= 24 and len(base64.b64decode(secret["jwt-secret"])) >= 48
-    assert base64.b64decode(secret["database-url"]).decode().startswith(
-        "postgresql://notifq:"
-    ) and base64.b64decode(secret["database-url"]).decode().endswith(
-        "@nq-notifq-postgres:5432/notifq"
+    # the chart's Secret holds no random value; the secrets Job generates the credentials
+    assert set(_secret_data(control_plane, ns, "nq-notifq")) == {"redis-url"}
+    _run_secrets_job(control_plane, ns, jobs["secrets"], workdir)
+    generated = _secret_data(control_plane, ns, "nq-notifq-generated")
+    assert set(generated) == {"jwt-secret", "admin-password", "postgres-password"}
+    assert len(generated["admin-password"]) == 24 and len(generated["jwt-secret"]) == 48
+    assert len(generated["postgres-password"]) == 32
+    url = _resolved_env(control_plane, ns, pod["initContainers"][0])["NOTIFQ_DATABASE_URL"]
+    assert (
+        url
+        == f"postgresql://notifq:{generated['postgres-password']}@nq-notifq-postgres:5432/notifq"
     )
 
 
 def test_upgrade_changes_values_and_keeps_secrets(
-    control_plane: testbed.ControlPlane, helm: Helm, release: tuple[str, str]
+    control_plane: testbed.ControlPlane, helm: Helm, release: tuple[str, str], workdir: Path
 ) -> None:
     name, ns = release
-    before = _get(control_plane, ns, "secret", "nq-notifq")["data"]
+    jobs = _jobs(control_plane, ns)
+    _run_secrets_job(control_plane, ns, jobs["secrets"], workdir)
+    before = _secret_data(control_plane, ns, "nq-notifq-generated")
+    worker_before = _get(control_plane, ns, "deployment", "nq-notifq-worker")
+    # a new pool name: the selector is immutable, so the pool must not be in it
     helm(
         "upgrade",
         name,
@@ -267,18 +356,117 @@ def test_upgrade_changes_values_and_keeps_secrets(
         "-f",
         str(KIND_VALUES),
         "--set",
-        "worker.autoscaling.enabled=false,worker.replicas=5,worker.concurrency=3",
+        "worker.autoscaling.enabled=false,worker.replicas=5,worker.concurrency=3,worker.pool=bulk",
     )
     worker = _get(control_plane, ns, "deployment", "nq-notifq-worker")
     assert worker["spec"]["replicas"] == 5
     assert worker["metadata"]["annotations"]["notifq.dev/min-replicas"] == "5"
+    assert worker["metadata"]["labels"]["notifq.dev/worker-pool"] == "bulk"
+    assert worker["spec"]["template"]["metadata"]["labels"]["notifq.dev/worker-pool"] == "bulk"
+    assert worker["spec"]["selector"] == worker_before["spec"]["selector"]
+    assert worker["metadata"]["uid"] == worker_before["metadata"]["uid"]  # updated, not replaced
     cm = _get(control_plane, ns, "configmap", "nq-notifq-worker")["data"]
     assert cm["NOTIFQ_CONCURRENCY"] == "3"
-    after = _get(control_plane, ns, "secret", "nq-notifq")["data"]
-    # generated once, kept by `lookup` across upgrades
-    for key in ("jwt-secret", "admin-password", "postgres-password", "database-url"):
-        assert after[key] == before[key], key
+    # the same image: the same migration and secrets Jobs (nothing to re-run)
+    assert {k: j["metadata"]["uid"] for k, j in _jobs(control_plane, ns).items()} == {
+        k: j["metadata"]["uid"] for k, j in jobs.items()
+    }
+    # generated once, never changed: a second run of the Job keeps every value
+    _run_secrets_job(control_plane, ns, jobs["secrets"], workdir)
+    assert _secret_data(control_plane, ns, "nq-notifq-generated") == before
     assert "REVISION: 2" in helm("status", name, "-n", ns).stdout
+
+
+def test_template_and_apply_twice_keep_every_password(
+    control_plane: testbed.ControlPlane, helm: Helm, workdir: Path
+) -> None:
+    """`helm template | kubectl apply` (Tilt, Argo CD) twice: the same bytes, the same
+    credentials, and every pod resolves the password Postgres was initialised with."""
+    ns = _ns(control_plane, "tpl")
+
+    def render() -> str:  # ClusterIP: the installed release holds the kind NodePort
+        return helm.template("-n", ns, "--set", "api.service.type=ClusterIP")
+
+    first = render()
+    assert render() == first  # no random value rendered
+    seen: list[dict[str, str]] = []
+    for _ in range(2):
+        applied = control_plane.kubectl("apply", "-n", ns, "-f", "-", input=render(), check=False)
+        assert applied.returncode == 0, applied.stderr
+        # the Job (same name, unchanged) runs again, as a re-created Job or a retry would
+        _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
+        seen.append(_secret_data(control_plane, ns, "nq-notifq-generated"))
+    assert seen[0] == seen[1] and len(seen[0]) == 3
+
+    postgres = _get(control_plane, ns, "statefulset", "nq-notifq-postgres")
+    pg_env = _resolved_env(control_plane, ns, postgres["spec"]["template"]["spec"]["containers"][0])
+    password = pg_env["POSTGRES_PASSWORD"]
+    assert password == seen[0]["postgres-password"]
+    containers = []
+    for kind, name in [
+        ("deployment", "nq-notifq-operator"),
+        ("deployment", "nq-notifq-api"),
+        ("deployment", "nq-notifq-worker"),
+    ]:
+        spec = _get(control_plane, ns, kind, name)["spec"]["template"]["spec"]
+        containers += spec["initContainers"] + spec["containers"]
+    containers += _jobs(control_plane, ns)["migrate"]["spec"]["template"]["spec"]["containers"]
+    for container in containers:
+        url = _resolved_env(control_plane, ns, container)["NOTIFQ_DATABASE_URL"]
+        assert urlsplit(url).password == password, container["name"]
+    api = _get(control_plane, ns, "deployment", "nq-notifq-api")["spec"]["template"]["spec"]
+    api_env = _resolved_env(control_plane, ns, api["containers"][0])
+    assert api_env["NOTIFQ_ADMIN_PASSWORD"] == seen[0]["admin-password"]
+    assert api_env["NOTIFQ_JWT_SECRET"] == seen[0]["jwt-secret"]
+
+
+def test_upgrade_from_0_1_0_keeps_its_generated_credentials(
+    control_plane: testbed.ControlPlane, helm: Helm, workdir: Path
+) -> None:
+    """Chart 0.1.0 kept generated credentials in the chart's Secret: they are carried
+    over and adopted, so a database initialised with them keeps working."""
+    ns = _ns(control_plane, "old")
+    legacy = {"jwt-secret": "j" * 48, "admin-password": "a" * 24, "postgres-password": "p" * 32}
+    old_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "nq-notifq",
+            "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": "nq",
+                "meta.helm.sh/release-namespace": ns,
+            },
+        },
+        "stringData": legacy,
+    }
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(old_secret))
+    helm(
+        "install", "nq", str(CHART), "-n", ns, "-f", str(KIND_VALUES),
+        "--set", "api.service.type=ClusterIP",
+    )  # fmt: skip
+    try:
+        _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
+        assert _secret_data(control_plane, ns, "nq-notifq-generated") == legacy
+    finally:
+        helm("uninstall", "nq", "-n", ns, check=False)
+
+
+def test_explicit_credentials_need_no_generated_secret(helm: Helm) -> None:
+    values = [
+        "--set",
+        "api.jwtSecret=" + "j" * 40,
+        "--set",
+        "api.adminPassword=admin-pass-1234",
+        "--set",
+        "postgres.inChart.password=pg-pass-1234",
+    ]
+    docs = [d for d in yaml.safe_load_all(helm.template(*values)) if d]
+    assert not [d for d in docs if d["kind"] == "Job" and "secrets" in d["metadata"]["name"]]
+    secret = next(d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "nq-notifq")
+    assert base64.b64decode(secret["data"]["postgres-password"]).decode() == "pg-pass-1234"
+    assert "nq-notifq-generated" not in yaml.safe_dump_all(docs)
 
 
 # --- least privilege -------------------------------------------------------------
@@ -294,12 +482,15 @@ def test_operator_service_account_runs_a_campaign_and_nothing_more(
     kubeconfig = workdir / f"operator-sa-{ns}.kubeconfig"
     token = _token_kubeconfig(control_plane, ns, "nq-notifq-operator", kubeconfig)
     # the operator as the chart's ServiceAccount; workers with no Kubernetes access at all
-    # NOTIFQ_WORKER_NAMESPACE as the chart sets it: the autoscaler lists Deployments there
+    # NOTIFQ_WORKER_NAMESPACE and the Lease as the chart sets them: the autoscaler lists
+    # Deployments there, the replicas compete for the Lease there
     stack = stack_factory(
         workers=0,
         KUBECONFIG=str(kubeconfig),
         NOTIFQ_MOCK_LATENCY_MS="1",
         NOTIFQ_WORKER_NAMESPACE=ns,
+        NOTIFQ_LEADER_LEASE_NAME="nq-notifq-operator",
+        NOTIFQ_LEADER_LEASE_NAMESPACE=ns,
     )
     for _ in range(2):
         stack.start_worker(KUBECONFIG=str(workdir / "no-such-kubeconfig"))
@@ -327,6 +518,9 @@ def test_operator_service_account_runs_a_campaign_and_nothing_more(
         == ""
     )
     assert _as(control_plane, token, "get", "configmap", "nq-notifq-worker", "-n", ns) == ""
+    # it won its Lease with exactly the chart's Role
+    lease = _get(control_plane, ns, "lease", "nq-notifq-operator")
+    assert lease["spec"]["holderIdentity"]
     for resource in ("events", "events.events.k8s.io", "campaigns.notifq.dev/status"):
         assert _as(control_plane, token, "auth", "can-i", "patch", resource, "-n", target) == ""
     # and nothing broader
@@ -339,6 +533,9 @@ def test_operator_service_account_runs_a_campaign_and_nothing_more(
         ("get", "deployments", "-n", target),
         ("delete", "campaign", "rbac", "-n", target),
         ("create", "namespace", "x-operator"),
+        ("get", "leases", "-n", target),
+        ("get", "lease", "someone-elses", "-n", ns),
+        ("delete", "lease", "nq-notifq-operator", "-n", ns),
     ]
     for args in denied:
         err = _as(control_plane, token, *args)
@@ -373,6 +570,19 @@ def test_api_and_worker_service_accounts(
         err = _as(control_plane, token, *args, input=manifest.replace(ns, other))
         assert "forbidden" in err.lower(), (args, err)
 
+    # the secrets Job's identity: its generated Secret, and reading the chart's (what
+    # chart 0.1.0 generated is adopted from there), nothing else
+    token = control_plane.kubectl("create", "token", "nq-notifq-secrets", "-n", ns).stdout.strip()
+    assert _as(control_plane, token, "get", "secret", "nq-notifq-generated", "-n", ns) == ""
+    assert _as(control_plane, token, "get", "secret", "nq-notifq", "-n", ns) == ""
+    for args in [
+        ("patch", "secret", "nq-notifq", "-n", ns, "-p", "{}"),
+        ("get", "secrets", "-n", ns),
+        ("delete", "secret", "nq-notifq-generated", "-n", ns),
+        ("get", "secret", "nq-notifq-generated", "-n", other),
+    ]:
+        assert "forbidden" in _as(control_plane, token, *args).lower(), args
+
     # the worker's identity can do nothing at all
     token = control_plane.kubectl("create", "token", "nq-notifq-worker", "-n", ns).stdout.strip()
     for args in [("get", "campaigns", "-n", ns), ("get", "configmaps", "-n", ns)]:
@@ -385,9 +595,10 @@ def test_uninstall_keeps_the_crd(
     name, ns = release
     helm("uninstall", name, "-n", ns)
     left = control_plane.kubectl(
-        "get", "deployments,services,secrets,configmaps,roles", "-n", ns, "-o", "name"
+        "get", "deployments,jobs,services,secrets,configmaps,roles", "-n", ns, "-o", "name"
     ).stdout.split()
-    assert not [x for x in left if "nq-notifq" in x], left
+    # kept, like a PVC: the credentials an existing database was initialised with
+    assert [x for x in left if "nq-notifq" in x] == ["secret/nq-notifq-generated"], left
     gone = control_plane.kubectl("get", "clusterrole", f"{ns}-nq-notifq-operator", check=False)
     assert "NotFound" in gone.stderr
     control_plane.kubectl("get", "crd", "campaigns.notifq.dev")

@@ -58,24 +58,59 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
-{{- define "notifq.secretName" -}}
-{{- include "notifq.fullname" . }}
-{{- end }}
-
 {{/* Namespace where the API creates campaigns. */}}
 {{- define "notifq.campaignNamespace" -}}
 {{- .Values.api.campaignNamespace | default .Release.Namespace }}
 {{- end }}
 
-{{/* secretKeyRef of the database URL. */}}
-{{- define "notifq.databaseUrlRef" -}}
-{{- if .Values.postgres.existingSecret.name -}}
-name: {{ .Values.postgres.existingSecret.name }}
-key: {{ .Values.postgres.existingSecret.key }}
-{{- else -}}
-name: {{ include "notifq.secretName" . }}
-key: database-url
+{{/* The Secret the chart renders: explicit credentials and connection URLs only, never a
+     random value, so every render of the same values is identical (helm template, Tilt,
+     Argo CD). */}}
+{{- define "notifq.secretName" -}}
+{{- include "notifq.fullname" . }}
 {{- end }}
+
+{{/* The Secret that `notifq-secrets ensure` (the secrets Job) creates once with random
+     values for the credentials not set explicitly, and never changes. */}}
+{{- define "notifq.generatedSecretName" -}}
+{{- include "notifq.fullname" . }}-generated
+{{- end }}
+
+{{/* Credentials this release needs, as YAML: key -> {value: explicit value or "", length}. */}}
+{{- define "notifq.credentials" -}}
+{{- if not .Values.api.existingSecret }}
+jwt-secret: {value: {{ .Values.api.jwtSecret | quote }}, length: 48}
+admin-password: {value: {{ .Values.api.adminPassword | quote }}, length: 24}
+{{- end }}
+{{- if .Values.postgres.inChart.enabled }}
+postgres-password: {value: {{ .Values.postgres.inChart.password | quote }}, length: 32}
+{{- end }}
+{{- end }}
+
+{{/* "key:length" of every credential the secrets Job generates, space separated ("" if none). */}}
+{{- define "notifq.generatedKeys" -}}
+{{- $keys := list }}
+{{- range $key, $c := include "notifq.credentials" . | fromYaml }}
+{{- if not $c.value }}
+{{- $keys = append $keys (printf "%s:%d" $key (int $c.length)) }}
+{{- end }}
+{{- end }}
+{{- join " " $keys }}
+{{- end }}
+
+{{/* secretKeyRef of one credential: (dict "ctx" $ "key" "jwt-secret"). The chart's Secret
+     when its value is set explicitly, else the generated Secret; api.existingSecret for the
+     API's keys when set. */}}
+{{- define "notifq.credentialRef" -}}
+{{- $c := get (include "notifq.credentials" .ctx | fromYaml) .key | default dict }}
+{{- if and (has .key (list "jwt-secret" "admin-password")) .ctx.Values.api.existingSecret -}}
+name: {{ .ctx.Values.api.existingSecret }}
+{{- else if $c.value -}}
+name: {{ include "notifq.secretName" .ctx }}
+{{- else -}}
+name: {{ include "notifq.generatedSecretName" .ctx }}
+{{- end }}
+key: {{ .key }}
 {{- end }}
 
 {{- define "notifq.redisUrlRef" -}}
@@ -88,16 +123,59 @@ key: redis-url
 {{- end }}
 {{- end }}
 
-{{/* Environment every notifq container gets: connection URLs from the Secret. */}}
+{{/* Environment every notifq container gets: the connection URLs. With the in-chart
+     Postgres the database URL is composed from the password (the kubelet expands
+     $(POSTGRES_PASSWORD)), so it always matches what Postgres was initialised with. */}}
 {{- define "notifq.connectionEnv" -}}
+{{- if .Values.postgres.existingSecret.name -}}
 - name: NOTIFQ_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      {{- include "notifq.databaseUrlRef" . | nindent 6 }}
+      name: {{ .Values.postgres.existingSecret.name }}
+      key: {{ .Values.postgres.existingSecret.key }}
+{{- else if .Values.postgres.inChart.enabled -}}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      {{- include "notifq.credentialRef" (dict "ctx" . "key" "postgres-password") | nindent 6 }}
+- name: NOTIFQ_DATABASE_URL
+  value: {{ printf "postgresql://notifq:$(POSTGRES_PASSWORD)@%s:5432/notifq" (include "notifq.componentName" (dict "ctx" . "component" "postgres")) }}
+{{- else -}}
+- name: NOTIFQ_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "notifq.secretName" . }}
+      key: database-url
+{{- end }}
 - name: NOTIFQ_REDIS_URL
   valueFrom:
     secretKeyRef:
       {{- include "notifq.redisUrlRef" . | nindent 6 }}
+{{- end }}
+
+{{/* Init container of every notifq pod: wait for Postgres and the migrated schema
+     (`notifq-migrate wait`), so nothing starts before the schema exists and nothing
+     crash-loops while Postgres comes up. */}}
+{{- define "notifq.waitForSchema" -}}
+- name: wait-for-schema
+  image: {{ include "notifq.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args: [notifq-migrate, wait, --timeout, {{ .Values.migrations.waitTimeoutSeconds | quote }}]
+  env:
+    {{- include "notifq.connectionEnv" . | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  resources:
+    {{- toYaml .Values.jobs.resources | nindent 4 }}
+  volumeMounts:
+    {{- include "notifq.tmpMount" . | nindent 4 }}
+{{- end }}
+
+{{/* A Job's name: <fullname>-<what>-<hash of its pod spec>. A changed spec is a new Job
+     (a Job's template is immutable), the same spec the same Job (apply is a no-op).
+     (dict "ctx" $ "what" "migrate" "pod" $podYaml) */}}
+{{- define "notifq.jobName" -}}
+{{- printf "%s-%s-%s" (include "notifq.fullname" .ctx | trunc 44 | trimSuffix "-") .what (.pod | sha256sum | trunc 8) }}
 {{- end }}
 
 {{/* The emptyDir /tmp of every container (the root filesystem is read-only). */}}
@@ -112,18 +190,6 @@ key: redis-url
   mountPath: /tmp
 {{- end }}
 
-{{/* A value kept across upgrades: the Secret's current value, else the given one, else random.
-     (dict "existing" $secret "key" "jwt-secret" "value" .Values.api.jwtSecret "length" 48) */}}
-{{- define "notifq.keepOrGenerate" -}}
-{{- if .value -}}
-{{- .value | b64enc }}
-{{- else if (dig "data" .key "" .existing) -}}
-{{- dig "data" .key "" .existing }}
-{{- else -}}
-{{- randAlphaNum (int .length) | b64enc }}
-{{- end }}
-{{- end }}
-
 {{/* Refuse values the schema cannot express. */}}
 {{- define "notifq.validate" -}}
 {{- if gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas) }}
@@ -132,6 +198,12 @@ key: redis-url
 {{- if and (or .Values.worker.aws.accessKeyId .Values.worker.aws.secretAccessKey) (not (and .Values.worker.aws.accessKeyId .Values.worker.aws.secretAccessKey)) }}
 {{- fail "worker.aws: set both accessKeyId and secretAccessKey, or neither" }}
 {{- end }}
+{{- with .Values.operator.leaderElection }}
+{{- if not (and (lt (float64 .renewIntervalSeconds) (float64 .renewDeadlineSeconds)) (lt (float64 .renewDeadlineSeconds) (float64 .leaseDurationSeconds))) }}
+{{- fail "operator.leaderElection: renewIntervalSeconds < renewDeadlineSeconds < leaseDurationSeconds is required" }}
+{{- end }}
+{{- end }}
+
 {{- end }}
 
 {{- define "notifq.commonConfig" -}}
