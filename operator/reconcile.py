@@ -18,7 +18,7 @@ from typing import Any
 from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import enqueue, metrics, sources, store
+from notifq.operator import enqueue, metrics, quota_status, sources, store
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 
@@ -131,6 +131,9 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         start_time=start,
     )
     new.update(extra)
+    await quota_status.annotate(
+        ctx.redis, ctx.settings.queue_prefix, res.uid, old, new, res.generation
+    )
     if phase not in st.FINAL_PHASES and old.get("completionTime"):
         new["completionTime"] = None  # merge patch: remove (a retry reopened the campaign)
     if (old.get("phase"), old.get("sent"), old.get("failed")) != (

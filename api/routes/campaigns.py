@@ -24,6 +24,7 @@ from notifq.api.schemas import (
     MessagePublic,
     MessageStatus,
     ProgressPublic,
+    QuotaPublic,
     RetryPublic,
 )
 
@@ -106,9 +107,11 @@ async def get_campaign(campaign_id: uuid.UUID, ctx: CtxDep) -> CampaignDetailPub
         failed=counts.get("failed", 0),
         cancelled=counts.get("cancelled", 0),
     )
-    message = str((res.get("status") or {}).get("message") or "")
+    status = res.get("status") or {}
+    message = str(status.get("message") or "")
+    quota = QuotaPublic.model_validate(status["quota"]) if status.get("quota") else None
     return CampaignDetailPublic(
-        **views.public(res).model_dump(), progress=progress, message=message
+        **views.public(res).model_dump(), progress=progress, message=message, quota=quota
     )
 
 
