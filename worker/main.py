@@ -41,6 +41,18 @@ async def _report_depth(settings: WorkerSettings, redis: Redis) -> None:
         await asyncio.sleep(5)
 
 
+def fractional_block_timeouts(worker: Worker) -> None:
+    """Let the worker block on Redis for fractions of a second (Redis >= 6 accepts them).
+
+    Python bullmq rounds its blocking wait up to whole seconds unless the
+    connection declares ``canDoubleTimeout`` (Node BullMQ declares it for Redis
+    >= 6); a job given back for 200 ms until its quota frees would then wait up
+    to a second before a worker noticed it was due.
+    """
+    conn = worker.backend.blocking_connection or worker.backend.connection
+    conn.capabilities = {**conn.capabilities, "canDoubleTimeout": True}
+
+
 async def run(settings: WorkerSettings) -> None:
     pool = await open_pool(settings.database_url, max_size=max(4, settings.concurrency + 2))
     providers = build_providers(settings)
@@ -51,6 +63,7 @@ async def run(settings: WorkerSettings) -> None:
         burst=settings.quota_burst,
         headroom=settings.quota_headroom,
         tolerance_ms=settings.quota_tolerance_ms,
+        hold_ms=settings.quota_hold_ms,
     )
     ceilings = Ceilings(settings, providers, scheduler)
     lease = WorkerLease(pool, settings.worker_lease_seconds)
@@ -75,6 +88,7 @@ async def run(settings: WorkerSettings) -> None:
             "runRetryDelay": settings.reconnect_delay_ms,
         },
     )
+    fractional_block_timeouts(worker)
     worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
     worker.on("error", lambda err, *_: log.warning("worker error: %s", err))
     depth = asyncio.create_task(_report_depth(settings, redis))

@@ -81,7 +81,50 @@ class Slice:
     counts: dict[str, int] = field(default_factory=dict)
     throttled: list[int] = field(default_factory=list)
     exhausted: str | None = None
-    lease_lost: bool = False
+    give_back: tuple[float, str] | None = None
+    """Not sent: (seconds until the job should run again, why)."""
+
+
+class Gate:
+    """The quota check of one slice: granted now, after a short wait in place, or not."""
+
+    def __init__(
+        self,
+        scheduler: QuotaScheduler,
+        settings: WorkerSettings,
+        provider: str,
+        quota: float,
+        camp: store.CampaignInfo,
+    ) -> None:
+        self.scheduler = scheduler
+        self.provider = provider
+        self.quota = quota or UNLIMITED_QUOTA
+        self.camp = camp
+        self.hold = settings.quota_hold_ms / 1000
+        self.size = scheduler.slice_size(self.quota, camp.rate_limit)
+
+    async def pass_(self, n: int) -> tuple[float, str] | None:
+        """None once ``n`` sends are granted; else (seconds to give the job back, reason)."""
+        held = 0.0
+        while True:
+            grant = await self.scheduler.reserve(
+                self.provider,
+                self.quota,
+                self.camp.id,
+                self.camp.namespace,
+                want=n,
+                cap=self.camp.rate_limit,
+            )
+            if grant.granted >= n:
+                return None
+            if grant.granted:  # paused or resized meanwhile: take it next time
+                return (0.001, grant.reason or "resized")
+            if grant.wait <= self.hold - held and not grant.reason.startswith("paused"):
+                held += grant.wait  # about to free: wait in place, briefly
+                await asyncio.sleep(grant.wait)
+                continue
+            # back to the queue, due a little early: the queue wakes delayed jobs late
+            return (max(0.001, grant.wait - self.hold), grant.reason)
 
 
 def resume_cursor(data: dict[str, Any], chunk: ChunkJob) -> int:
@@ -193,29 +236,19 @@ class ChunkProcessor:
                     break
             provider, run = same_provider_run(camp, rows)
             quota = self.ceilings.get(provider)
+            gate: Gate | None = None
             if quota or camp.rate_limit:
-                grant = await self.scheduler.reserve(
-                    provider,
-                    quota or UNLIMITED_QUOTA,
-                    camp.id,
-                    camp.namespace,
-                    want=len(run),
-                    cap=camp.rate_limit,
-                )
-                if not grant.granted:
-                    done.give_back, done.reason = grant.wait, grant.reason
-                    return done
-                run = run[: grant.granted]
-            result = await self._send_slice(camp, provider, run, last_attempt)
+                gate = Gate(self.scheduler, self.settings, provider, quota, camp)
+                run = run[: gate.size]
+            result = await self._send_slice(camp, provider, run, last_attempt, gate)
+            if result.give_back is not None:
+                done.give_back, done.reason = result.give_back
+                return done  # the slice was not sent; the cursor stays before it
             for k, v in result.counts.items():
                 done.counts[k] = done.counts.get(k, 0) + v
             done.busy += len(run) - result.claimed
             rows = rows[len(run) :]
             done.cursor = run[-1].seq + 1
-            if result.lease_lost:
-                done.cursor = run[0].seq
-                done.give_back, done.reason = 1.0, "lease"
-                return done
             if result.exhausted is not None:
                 done.cursor = min(result.throttled)
                 await self.scheduler.pause(
@@ -247,7 +280,9 @@ class ChunkProcessor:
         provider_name: str,
         rows: list[store.PendingRow],
         last_attempt: bool,
+        gate: Gate | None,
     ) -> Slice:
+        """Claim, render, pass the quota gate, send and record one slice."""
         token = uuid.uuid4().hex
         held = list(self.live_tokens | self.outbox.tokens())
         self.live_tokens.add(token)
@@ -264,11 +299,18 @@ class ChunkProcessor:
             )
             if not claimed:
                 return Slice()
-            if not self.lease.valid():
-                # stalled past our lease: another worker may own these rows now
+            outbound, render_failures = self._render(camp, claimed)
+            # the grant comes last, right before the send, so sends reach the provider
+            # spaced as granted (a claim or a render in between would add jitter)
+            wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
+            if wait is None and not self.lease.valid():
+                wait = (1.0, "lease")  # stalled past our lease: these rows may be another's now
+            if wait is not None:
                 await store.release(self.pool, camp.id, token)
-                return Slice(claimed=len(claimed), lease_lost=True)
-            return await self._deliver(camp, provider_name, claimed, token, last_attempt)
+                return Slice(give_back=wait)
+            return await self._deliver(
+                camp, provider_name, claimed, outbound, render_failures, token, last_attempt
+            )
         finally:
             self.live_tokens.discard(token)
 
@@ -277,6 +319,8 @@ class ChunkProcessor:
         camp: store.CampaignInfo,
         provider_name: str,
         rows: list[store.PendingRow],
+        outbound: list[Outbound],
+        render_failures: list[store.Write],
         token: str,
         last_attempt: bool,
     ) -> Slice:
@@ -288,7 +332,6 @@ class ChunkProcessor:
             ]
             await self._record(camp, token, writes)
             return Slice(claimed=len(rows), counts={"failed": len(rows)})
-        outbound, render_failures = self._render(camp, rows)
         async with self.slots:
             metrics.IN_FLIGHT.inc(len(outbound))
             t0 = time.perf_counter()

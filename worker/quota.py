@@ -15,7 +15,8 @@ may send a slice of ``k`` messages through a provider *now*. It keeps:
 - per campaign a GCRA schedule at its share (times ``SHARE_SLACK`` unless capped
   by its own limit, so a share that is not used right now is not wasted) and
   a queue of wake-up times, so the jobs of one campaign that must wait come
-  back spread over time instead of all at once;
+  back spread over time instead of all at once (a wait shorter than
+  ``hold`` takes no wake-up slot: the caller waits in place);
 - the provider's current rate under AIMD: a Throttling answer multiplies it by
   ``DECREASE`` (at most once a second), every second without one adds
   ``INCREASE`` of the ceiling back; and a pause (daily quota exhausted).
@@ -46,7 +47,7 @@ ACTIVE_TTL_MS = 2000
 """A campaign that has not asked for this long no longer counts for the shares."""
 SHARE_SLACK = 1.1
 """An uncapped campaign may run this much above its fair share while others leave theirs."""
-DECREASE = 0.75
+DECREASE = 0.9
 INCREASE = 0.05
 STATUS_TTL_MS = 15_000
 
@@ -58,6 +59,7 @@ local cid, ns, pname = ARGV[1], ARGV[2], ARGV[11]
 local weight, cap, want = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ceiling, kmax, tol = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local ttl, slack, increase = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12])
+local hold = tonumber(ARGV[14])
 
 local p = redis.call('HMGET', KEYS[1], 'rate', 'tat', 'changed', 'paused_until', 'pause_reason')
 local rate = tonumber(p[1]) or ceiling
@@ -151,8 +153,13 @@ elseif tat_p <= now and tat_c <= now then
   tat_p = math.max(tat_p, now - tol) + k * 1000 / rate
   tat_c = math.max(tat_c, now - tol_c) + k * 1000 / eff
 else
-  at = math.max(wake_c, tat_p, tat_c)
-  wake_c = at + k * 1000 / eff
+  local free = math.max(tat_p, tat_c)
+  if free - now <= hold then
+    at = free
+  else
+    at = math.max(wake_c, free)
+    wake_c = at + k * 1000 / eff
+  end
   if tat_c > tat_p then
     if capped then reason = 'rateLimit' else reason = 'share' end
   else
@@ -224,9 +231,17 @@ class QuotaScheduler:
     """Client of the Redis-side quota scripts (one per worker process)."""
 
     def __init__(
-        self, redis: Redis, prefix: str, *, burst: int, headroom: float, tolerance_ms: float
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        burst: int,
+        headroom: float,
+        tolerance_ms: float,
+        hold_ms: float = 0.0,
     ) -> None:
         self.redis = redis
+        self.hold_ms = hold_ms
         self.prefix = prefix
         self.burst = burst
         self.headroom = headroom
@@ -238,9 +253,13 @@ class QuotaScheduler:
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, "quota", *parts))
 
-    def slice_size(self, quota: float) -> int:
-        """Sends granted at once under ``quota``: the burst setting, smaller for small quotas."""
-        return max(1, min(self.burst, int(quota // 50)))
+    def slice_size(self, quota: float, cap: float | None = None) -> int:
+        """Sends granted at once under ``quota`` (and a campaign's own ``cap``): the burst
+        setting, smaller for small quotas (the script applies the same rule)."""
+        size = max(1, min(self.burst, int(quota // 50)))
+        if cap:
+            size = min(size, max(1, int(cap // 10)))
+        return size
 
     def planned_rate(self, quota: float) -> float:
         """The rate planned under a provider quota: room left for a slice, catch-up and jitter,
@@ -284,6 +303,7 @@ class QuotaScheduler:
                 provider,
                 INCREASE,
                 STATUS_TTL_MS,
+                self.hold_ms,
             ],
         )
         granted, at, now, rate, share, reason = res

@@ -73,8 +73,8 @@ class CampaignCache:
             return hit[1]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body "
-                "FROM campaign WHERE id = %s",
+                "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body, "
+                "namespace FROM campaign WHERE id = %s",
                 (cid,),
             )
             row = await cur.fetchone()

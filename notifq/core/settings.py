@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret", "password"})
@@ -165,6 +165,11 @@ class WorkerSettings(CommonSettings):
     """How far a late sender may catch up on its schedule (GCRA tolerance); the planned
     rate is lowered by the same share, so catching up never exceeds the quota."""
 
+    quota_hold_ms: float = Field(default=120.0, ge=0, le=1000)
+    """Longest a job waits in place for quota that is about to free. A job whose quota frees
+    later goes back to the queue, due this much early: the queue wakes delayed jobs some tens
+    of milliseconds late, which would otherwise be lost from the schedule. 0: never waits."""
+
     claim_lease_seconds: float = Field(default=600.0, ge=10)
     """Longest a claim on message rows lasts even when its worker still looks alive."""
 
@@ -176,6 +181,11 @@ class WorkerSettings(CommonSettings):
     """How long a job retries a status write through a database outage. After that the
     outcome stays in the worker's memory and is written when the database is back (the
     rows stay claimed meanwhile, so nothing is sent twice while the worker lives)."""
+
+    @field_validator("rate_limit_ses", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     def rate_limit(self, provider: str) -> float | None:
         """Configured sends/second for ``provider`` (0: unlimited; None: ask the provider)."""
