@@ -64,7 +64,7 @@ class Ceilings:
         if max_day > 0 and sent_day >= max_day:
             await self.scheduler.pause(
                 provider,
-                self.settings.ses_quota_interval,
+                2 * self.settings.ses_quota_interval,  # until after the next read
                 f"daily quota used up ({sent_day:.0f} of {max_day:.0f} in 24 h)",
             )
 

@@ -6,7 +6,7 @@ may send a slice of ``k`` messages through a provider *now*. It keeps:
 - per provider a GCRA schedule (``tat``, the theoretical arrival time) at the
   provider's current rate, so sends are spaced evenly; a late sender may catch
   up by at most ``tolerance`` and never collects tokens while idle, so a
-  1-second window holds at most ``rate * (1 + tolerance) + k`` sends;
+  1-second window holds at most ``rate * (1 + tolerance) + k - 1`` sends;
 - per provider a registry of the campaigns asking for it (seen in the last
   ``ACTIVE_TTL_MS``), from which each campaign's fair share is computed by
   max-min water-filling: first across namespaces (each one weight), then across
@@ -264,7 +264,9 @@ class QuotaScheduler:
     def planned_rate(self, quota: float) -> float:
         """The rate planned under a provider quota: room left for a slice, catch-up and jitter,
         so that no 1-second window exceeds ``quota``."""
-        planned = (quota * (1 - self.headroom) - self.slice_size(quota)) / (
+        # grants of k spaced k/rate apart put at most rate * (1 + tolerance) + k - 1 sends
+        # in any 1-second window
+        planned = (quota * (1 - self.headroom) - (self.slice_size(quota) - 1)) / (
             1 + self.tolerance_ms / 1000
         )
         return max(min(quota, 0.5), planned)
