@@ -12,8 +12,11 @@ may send a slice of ``k`` messages through a provider *now*. It keeps:
   max-min water-filling: first across namespaces (each one weight), then across
   the namespace's campaigns by their weight; a campaign's own ``rateLimit``
   caps its share and the rest goes to the others;
-- per campaign a GCRA schedule at its share (times ``SHARE_SLACK`` unless capped
-  by its own limit, so a share that is not used right now is not wasted) and
+- per campaign a GCRA schedule at its share (its ``rateLimit`` less the
+  headroom when that is smaller than its fair share: such a campaign is not
+  made to queue behind the provider schedule when its own turn has come, so
+  bigger campaigns cannot crowd it out; its grants still count against the
+  provider schedule) and
   a queue of wake-up times, so the jobs of one campaign that must wait come
   back spread over time instead of all at once (a wait shorter than
   ``hold`` takes no wake-up slot: the caller waits in place);
@@ -45,8 +48,9 @@ log = logging.getLogger(__name__)
 
 ACTIVE_TTL_MS = 2000
 """A campaign that has not asked for this long no longer counts for the shares."""
-SHARE_SLACK = 1.1
-"""An uncapped campaign may run this much above its fair share while others leave theirs."""
+SHARE_SLACK = 1.0
+"""How far above its fair share an uncapped campaign may run (1.0: not at all; more lets
+big campaigns crowd out small ones when they compete for the provider's schedule)."""
 DECREASE = 0.9
 INCREASE = 0.05
 STATUS_TTL_MS = 15_000
@@ -148,7 +152,7 @@ local granted, at, reason = 0, now, ''
 if paused > now then
   at = paused
   reason = 'paused: ' .. (p[5] or 'provider paused')
-elseif tat_p <= now and tat_c <= now then
+elseif (tat_p <= now or capped) and tat_c <= now then
   granted = k
   tat_p = math.max(tat_p, now - tol) + k * 1000 / rate
   tat_c = math.max(tat_c, now - tol_c) + k * 1000 / eff
@@ -295,7 +299,7 @@ class QuotaScheduler:
                 str(cid),
                 namespace,
                 weight,
-                cap or 0,
+                (cap or 0) * (1 - self.headroom),
                 want,
                 self.planned_rate(quota),
                 self.slice_size(quota),
