@@ -21,9 +21,11 @@ becomes final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +150,28 @@ def same_provider_run(
     return provider, rows
 
 
+class InFlight:
+    """Messages handed to providers and not answered yet, at most ``limit`` per process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self.limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used + n <= self.limit)
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= n
+                self._changed.notify_all()
+
+
 class ChunkProcessor:
     def __init__(
         self,
@@ -167,7 +191,7 @@ class ChunkProcessor:
         self.lease = lease
         self.outbox = outbox
         self.campaigns = store.CampaignCache(pool)
-        self.slots = asyncio.Semaphore(max(1, settings.max_in_flight // settings.write_batch))
+        self.in_flight = InFlight(settings.max_in_flight)
         self.live_tokens: set[str] = set()
         self.active = 0
         self._idle = asyncio.Event()
@@ -300,16 +324,28 @@ class ChunkProcessor:
             if not claimed:
                 return Slice()
             outbound, render_failures = self._render(camp, claimed)
-            # the grant comes last, right before the send, so sends reach the provider
-            # spaced as granted (a claim or a render in between would add jitter)
-            wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
-            if wait is None and not self.lease.valid():
-                wait = (1.0, "lease")  # stalled past our lease: these rows may be another's now
+            provider = self.providers.get(provider_name)
+            outcomes: list[Outcome] = []
+            async with self.in_flight.hold(len(outbound)):
+                # the grant and the lease check come last, right before the send: sends
+                # reach the provider spaced as granted, and a worker that stalled while
+                # waiting here sends nothing another worker may have taken over
+                wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
+                if wait is None and not self.lease.valid():
+                    wait = (1.0, "lease")
+                if wait is None and provider is not None and outbound:
+                    metrics.IN_FLIGHT.inc(len(outbound))
+                    t0 = time.perf_counter()
+                    try:
+                        outcomes = await provider.send_many(camp.channel, outbound)
+                    finally:
+                        metrics.IN_FLIGHT.dec(len(outbound))
+                    metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
             if wait is not None:
                 await store.release(self.pool, camp.id, token)
                 return Slice(give_back=wait)
             return await self._deliver(
-                camp, provider_name, claimed, outbound, render_failures, token, last_attempt
+                camp, provider_name, claimed, outcomes, render_failures, token, last_attempt
             )
         finally:
             self.live_tokens.discard(token)
@@ -319,27 +355,19 @@ class ChunkProcessor:
         camp: store.CampaignInfo,
         provider_name: str,
         rows: list[store.PendingRow],
-        outbound: list[Outbound],
+        outcomes: list[Outcome],
         render_failures: list[store.Write],
         token: str,
         last_attempt: bool,
     ) -> Slice:
-        provider = self.providers.get(provider_name)
-        if provider is None:
+        """Record a sent slice's outcomes (holding its claim)."""
+        if provider_name not in self.providers:
             writes = [
                 store.Write(r.seq, "failed", f"no provider {provider_name!r}", provider_name, None)
                 for r in rows
             ]
             await self._record(camp, token, writes)
             return Slice(claimed=len(rows), counts={"failed": len(rows)})
-        async with self.slots:
-            metrics.IN_FLIGHT.inc(len(outbound))
-            t0 = time.perf_counter()
-            try:
-                outcomes = await provider.send_many(camp.channel, outbound) if outbound else []
-            finally:
-                metrics.IN_FLIGHT.dec(len(outbound))
-            metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
         writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
         writes.extend(render_failures)
         counts["failed"] += len(render_failures)
