@@ -152,7 +152,7 @@ def plot(sends: dict[str, list[float]], quota: int, path: Path, title: str) -> N
     ax.set_xlabel("seconds since the first send")
     ax.set_ylabel("sends per second")
     ax.set_title(title)
-    ax.set_ylim(0, quota * 1.6)
+    ax.set_ylim(0, max(quota * 1.6, max(total.values(), default=0) * 1.1))
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -21,7 +21,7 @@ QUOTA_DELAYS = Counter(
     "Jobs given back to the queue until their quota frees (or the database answers)",
     ["reason"],
 )
-"""reason: provider, share, rateLimit, paused, throttled, exhausted, claimed, lease, database."""
+"""reason: provider, share, rateLimit, paused, throttled, exhausted, lease, database."""
 IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
 JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
 QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])

@@ -288,14 +288,9 @@ class ChunkProcessor:
                 else:
                     done.give_back, done.reason = THROTTLED_DELAY, "throttled"
                     return done
-        if done.busy and not done.counts["retry"]:
-            # rows another live sender held: look again once its claim may have ended
-            left = await store.fetch_pending(
-                self.pool, chunk.campaign_id, chunk.start, chunk.end, 1
-            )
-            if left:
-                done.cursor = chunk.start
-                done.give_back, done.reason = self.settings.worker_lease_seconds, "claimed"
+        # Rows another live sender held (done.busy) are left to it: when it records them
+        # they are final; if it died, the operator's sweep re-adds this chunk's job once
+        # this one has completed, and a later run claims them after the lease ran out.
         return done
 
     async def _send_slice(
