@@ -150,9 +150,23 @@ class ProgressPublic(BaseModel):
     cancelled: int = 0
 
 
+class QuotaPublic(BaseModel):
+    """The provider quota a processing campaign shares (``status.quota`` of the resource)."""
+
+    provider: str
+    providerRate: float  # noqa: N815
+    """The provider's current planned rate, sends/s, for all campaigns together."""
+    share: float
+    """This campaign's share of it, sends/s."""
+    waiting: bool
+    """Whether the campaign's work waits in the queue for quota right now."""
+    reason: str = ""
+
+
 class CampaignDetailPublic(CampaignPublic):
     progress: ProgressPublic
     message: str = ""
+    quota: QuotaPublic | None = None
 
 
 class RetryPublic(BaseModel):

@@ -13,7 +13,7 @@ Campaign with kubectl and measures:
   every 200 ms)
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
-Usage: ``bench/run.py [--cases smoke|main|all|NAME,...] [--peer] [--json FILE]``;
+Usage: ``bench/run.py [--cases smoke|main|all|quota|NAME,...] [--peer] [--json FILE]``;
 ``--peer`` also runs the reference delivery path (../shared/peer through
 bench/peer.sh) for the same cases in the same sitting and prints ratios.
 ``BENCH_PG_FAST=1`` runs Postgres without fsync (to see what durability costs).
@@ -31,11 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
+import quota as quota_case  # bench/quota.py, beside this script
 import testbed
 import urllib3
 
@@ -54,6 +57,8 @@ class Case:
     latency_ms: float
     failure: float
     extra_env: tuple[tuple[str, str], ...] = ()
+    mock_log: bool = False
+    """Keep the mock provider's delivery log (the quota case reads it)."""
 
 
 CASES = {
@@ -77,6 +82,19 @@ CASES = {
     "100k-2w": Case("100k-2w", 100_000, 2, 0, 0),
     "10k-200ms-20pct": Case("10k-200ms-20pct", 10_000, 2, 200, 0.2),
     "1m-2w": Case("1m-2w", 1_000_000, 2, 0, 0),
+    # three campaigns at a mock provider that enforces a quota (bench/quota.py)
+    "quota": Case(
+        "quota",
+        sum(quota_case.CAMPAIGNS.values()),
+        2,
+        20,
+        0,
+        (
+            ("NOTIFQ_MOCK_QUOTA", str(quota_case.QUOTA)),
+            ("NOTIFQ_RATE_LIMIT_MOCK", str(quota_case.QUOTA)),
+        ),
+        mock_log=True,
+    ),
 }
 GROUPS = {
     "smoke": ["smoke-2k"],
@@ -123,9 +141,23 @@ def percentile(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def run_case(case: Case, workdir: Path) -> dict[str, object]:
-    from kubernetes import client, config
+@dataclass
+class BenchStack:
+    """One case's fresh stack: services, the operator and the workers."""
 
+    dir: Path
+    pg: testbed.Postgres
+    redis: testbed.Redis
+    cp: testbed.ControlPlane
+    database_url: str
+    env: dict[str, str]
+    operator: testbed.Proc
+    workers: list[testbed.Proc]
+
+
+@contextmanager
+def bench_stack(case: Case, workdir: Path) -> Iterator[BenchStack]:
+    """Start Postgres, Redis, etcd + kube-apiserver, the operator and the case's workers."""
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     d = workdir / case.name
     pg = testbed.Postgres(d / "postgres", durable=os.environ.get("BENCH_PG_FAST") != "1").start()
@@ -140,6 +172,8 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             "NOTIFQ_MOCK_FAILURE_RATE": str(case.failure),
             **dict(case.extra_env),
         }
+        if case.mock_log:
+            env["NOTIFQ_MOCK_LOG_DIR"] = str(d / "mock-log")
         py = sys.executable
         subprocess.run(
             [py, "-m", "notifq.core.migrate", "upgrade"], env=env, check=True, capture_output=True
@@ -163,6 +197,23 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
         ]
         procs.extend(workers)
         time.sleep(3)  # let every process connect and block on the queue
+        yield BenchStack(d, pg, redis, cp, url, env, op, workers)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.stop(signal.SIGTERM, timeout=30)
+        cp.stop()
+        redis.stop()
+        pg.stop()
+
+
+def run_case(case: Case, workdir: Path) -> dict[str, object]:
+    from kubernetes import client, config
+
+    with bench_stack(case, workdir) as stack:
+        pg, cp, url = stack.pg, stack.cp, stack.database_url
+        op, workers = stack.operator, stack.workers
         cpu0 = sum(proc_stat(w.pid)[0] for w in workers)
         postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
         pg_cpu0 = tree_cpu(postmaster)
@@ -247,14 +298,6 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             "pg_cpu_s": round(pg_cpu, 1),
             "operator_cpu_s": round(op_cpu, 1),
         }
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.stop(signal.SIGTERM, timeout=30)
-        cp.stop()
-        redis.stop()
-        pg.stop()
 
 
 COLUMNS = [
@@ -277,6 +320,12 @@ COLUMNS = [
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
+    for r in rows:
+        if r["case"] == "quota":
+            print("quota: " + ", ".join(f"{k}={v}" for k, v in r.items() if k != "case"))
+    rows = [r for r in rows if r["case"] != "quota"]
+    if not rows:
+        return
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
     for r in rows:
@@ -332,6 +381,11 @@ def main() -> int:
     try:
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
+            if name == "quota":
+                png = args.json.with_suffix(".png") if args.json else None
+                with bench_stack(CASES[name], workdir) as stack:
+                    rows.append(quota_case.run(stack, png))
+                continue
             rows.append(run_case(CASES[name], workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -339,6 +393,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     for r in rows:
+        if r["case"] == "quota":
+            continue
         print(
             f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
             f"{r['msgs_per_s']} msgs/s, lag p95 {r['lag_p95_s']}s, "
@@ -347,6 +403,8 @@ def main() -> int:
     if args.peer:
         print("\nreference delivery path (../shared/peer), same cases, same sitting:")
         for r in rows:
+            if r["case"] == "quota":
+                continue
             peer = run_peer(CASES[str(r["case"])])
             if "error" in peer:
                 print(f"peer {r['case']}: failed:\n{peer['error']}")

@@ -46,13 +46,14 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
     if _n(new, "total") and not _n(old, "total"):
         events.append(Event("Normal", "Stored", f"{_n(new, 'total')} messages stored"))
     quota_old = bool((old.get("quota") or {}).get("waiting"))
-    quota_new = bool((new.get("quota") or {}).get("waiting"))
-    if quota_new and not quota_old:
+    quota = new.get("quota") or {}
+    if quota.get("waiting") and not quota_old:
         events.append(
             Event(
                 "Normal",
                 "WaitingForQuota",
-                str(new.get("quota", {}).get("message") or "waiting for the provider's quota"),
+                f"{quota.get('provider')} at {quota.get('providerRate')}/s, this campaign's "
+                f"share {quota.get('share')}/s (limited by {quota.get('reason') or 'quota'})",
             )
         )
     if before == after:

@@ -27,7 +27,7 @@ from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import enqueue, metrics, sources, store
+from notifq.operator import enqueue, metrics, quota_status, sources, store
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 
@@ -332,6 +332,9 @@ async def report(
         start_time=start,
     )
     new.update(extra)
+    await quota_status.annotate(
+        ctx.redis, ctx.settings.queue_prefix, res.uid, old, new, res.generation
+    )
     if counts["failed"] != old.get("failed") or (counts["failed"] and "failureReasons" not in old):
         new["failureReasons"] = await store.failure_reasons(ctx.pool, res.uid)
     if phase not in st.FINAL_PHASES and old.get("completionTime"):

@@ -77,7 +77,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 def mock_log(stack: Stack) -> Counter[str]:
     """Every send the mock provider accepted, by recipient."""
     seen: Counter[str] = Counter()
-    for path in (stack.workdir / "mock-log").glob("*.log"):
+    for path in (stack.workdir / "mock-log").glob("deliveries-*.log"):
         for line in path.read_text().splitlines():
             seen[line.split("\t", 1)[1]] += 1
     return seen

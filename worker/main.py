@@ -19,9 +19,12 @@ from notifq.core.db import open_pool
 from notifq.core.queue import backlog, queue_opts
 from notifq.core.settings import WorkerSettings, get_worker_settings
 from notifq.worker import metrics
+from notifq.worker.ceilings import Ceilings
+from notifq.worker.lease import WorkerLease
+from notifq.worker.outbox import Outbox
 from notifq.worker.processor import ChunkProcessor
 from notifq.worker.providers import build_providers
-from notifq.worker.ratelimit import SharedRateLimiter
+from notifq.worker.quota import QuotaScheduler
 
 log = logging.getLogger("notifq.worker")
 
@@ -38,12 +41,35 @@ async def _report_depth(settings: WorkerSettings, redis: Redis) -> None:
         await asyncio.sleep(5)
 
 
+def fractional_block_timeouts(worker: Worker) -> None:
+    """Let the worker block on Redis for fractions of a second (Redis >= 6 accepts them).
+
+    Python bullmq rounds its blocking wait up to whole seconds unless the
+    connection declares ``canDoubleTimeout`` (Node BullMQ declares it for Redis
+    >= 6); a job given back for 200 ms until its quota frees would then wait up
+    to a second before a worker noticed it was due.
+    """
+    conn = worker.backend.blocking_connection or worker.backend.connection
+    conn.capabilities = {**conn.capabilities, "canDoubleTimeout": True}
+
+
 async def run(settings: WorkerSettings) -> None:
     pool = await open_pool(settings.database_url, max_size=max(4, settings.concurrency + 2))
     providers = build_providers(settings)
-    limiter = SharedRateLimiter(settings.redis_url, settings.queue_prefix)
-    processor = ChunkProcessor(settings, pool, providers, limiter)
     redis = Redis.from_url(settings.redis_url)
+    scheduler = QuotaScheduler(
+        redis,
+        settings.queue_prefix,
+        burst=settings.quota_burst,
+        headroom=settings.quota_headroom,
+        tolerance_ms=settings.quota_tolerance_ms,
+        hold_ms=settings.quota_hold_ms,
+    )
+    ceilings = Ceilings(settings, providers, scheduler)
+    lease = WorkerLease(pool, settings.worker_lease_seconds)
+    await lease.start()
+    outbox = Outbox(pool)
+    processor = ChunkProcessor(settings, pool, providers, scheduler, ceilings, lease, outbox)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,14 +88,16 @@ async def run(settings: WorkerSettings) -> None:
             "runRetryDelay": settings.reconnect_delay_ms,
         },
     )
+    fractional_block_timeouts(worker)
     worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
     worker.on("error", lambda err, *_: log.warning("worker error: %s", err))
     depth = asyncio.create_task(_report_depth(settings, redis))
     log.info(
-        "worker started: queue=%s concurrency=%d max_in_flight=%d",
+        "worker started: queue=%s concurrency=%d max_in_flight=%d lease=%s",
         settings.queue_name,
         settings.concurrency,
         settings.max_in_flight,
+        lease.id,
     )
     await stop.wait()
     log.info("signal received: finishing in-flight jobs")
@@ -78,13 +106,16 @@ async def run(settings: WorkerSettings) -> None:
     # run, so another worker could take them over and send them again.
     await worker.pause(do_not_wait_active=True)
     await processor.drained()
+    await outbox.close(wait=10)
     await worker.close()
     depth.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await depth
+    await ceilings.close()
     for p in providers.values():
         await p.close()
     await processor.renderer.close()
+    await lease.stop()
     await redis.aclose()
     await pool.close()
     log.info("worker stopped cleanly")

@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 MESSAGES = Counter(
     "notifq_worker_messages_total", "Message outcomes", ["provider", "channel", "outcome"]
 )
-"""outcome: sent, failed (final), retry (transient failure, will be retried)."""
+"""outcome: sent, failed (final), retry (transient failure, will be retried), throttled
+(refused for the provider's rate or daily quota; no attempt spent)."""
 
 SEND_SECONDS = Histogram(
     "notifq_worker_send_batch_seconds",
@@ -15,11 +16,12 @@ SEND_SECONDS = Histogram(
     ["provider"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-RATE_WAIT_SECONDS = Counter(
-    "notifq_worker_rate_limit_wait_seconds_total",
-    "Time spent waiting for rate-limit tokens",
-    ["provider"],
+QUOTA_DELAYS = Counter(
+    "notifq_worker_jobs_given_back_total",
+    "Jobs given back to the queue until their quota frees (or the database answers)",
+    ["reason"],
 )
+"""reason: provider, share, rateLimit, paused, throttled, exhausted, lease, database."""
 IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
 JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
 QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])

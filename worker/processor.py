@@ -1,39 +1,177 @@
-"""Processing of one chunk job: render, rate-limit, send, record.
+"""Processing of one chunk job: slices paced by the shared quota, claimed, sent, recorded.
 
-A chunk's pending rows are split into write batches that run concurrently
-(bounded per process by ``max_in_flight``); each batch takes its rate-limit
-tokens in bulk, goes to its provider in one call and is recorded with one
-UPDATE. Transient failures stay ``pending`` with ``attempts`` counted; if any
-remain, the job raises so BullMQ retries it with exponential backoff, and the
-retry sends only what is still pending. On the job's last attempt, or when a
-message has used all its attempts, a transient failure becomes final.
+A job walks its chunk's pending rows in seq order (``cursor``) and sends them in
+slices. Through a provider with a quota, or for a campaign with a
+``rateLimit``, each slice is granted by the shared scheduler
+(:mod:`.quota`); when the answer is "not now" the job goes back to the queue,
+delayed until its quota frees, with its cursor, and holds nothing meanwhile.
+Without limits a slice is a whole write batch.
+
+Each slice is claimed just before it is sent (:func:`store.claim`, one UPDATE
+that checks the rows are pending, unclaimed by a live sender, and the campaign
+active), then rendered, sent, and recorded by the claim's holder. Transient
+failures stay ``pending`` with ``attempts`` counted; when the pass over the
+chunk ends with some, the job raises so BullMQ retries it with exponential
+backoff. Throttling answers do not count as attempts: they lower the
+provider's rate and the slice is sent again at the new pace. On the job's last
+attempt, or when a message has used all its attempts, a transient failure
+becomes final.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import defaultdict
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from bullmq import UnrecoverableError
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from bullmq import DelayedError, UnrecoverableError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core import recipients as rcpt
+from notifq.core.errors import DatabaseUnavailable
 from notifq.core.jobs import ChunkJob
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import WorkerSettings
 from notifq.worker import metrics, store
+from notifq.worker.ceilings import Ceilings
+from notifq.worker.lease import WorkerLease
+from notifq.worker.outbox import Outbox
 from notifq.worker.providers import Outcome, Provider
-from notifq.worker.ratelimit import SharedRateLimiter
+from notifq.worker.quota import QuotaScheduler
 from notifq.worker.render import render_rows
 
 log = logging.getLogger(__name__)
 
+UNLIMITED_QUOTA = 1e9
+"""The provider rate the scheduler plans with when only the campaign has a limit."""
+DB_RETRY_DELAY = 2.0
+"""Seconds a job waits in the queue when the database does not answer."""
+THROTTLED_DELAY = 1.0
+"""Seconds a job waits after a Throttling answer from a provider without a planned rate."""
+
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
+
 
 class RetryLater(Exception):
     """Some messages of the chunk failed transiently; BullMQ retries the job with backoff."""
+
+
+@dataclass
+class Pass:
+    """What one run of a job did, and where it stopped."""
+
+    cursor: int
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+    )
+    give_back: float | None = None
+    """Seconds until the job should run again (quota, database), or None: pass finished."""
+    reason: str = ""
+    busy: int = 0
+    """Rows that another live sender held when this job came to them."""
+
+
+@dataclass
+class Slice:
+    """Outcome of one claimed and sent slice."""
+
+    claimed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    throttled: list[int] = field(default_factory=list)
+    exhausted: str | None = None
+    give_back: tuple[float, str] | None = None
+    """Not sent: (seconds until the job should run again, why)."""
+
+
+class Gate:
+    """The quota check of one slice: granted now, after a short wait in place, or not."""
+
+    def __init__(
+        self,
+        scheduler: QuotaScheduler,
+        settings: WorkerSettings,
+        provider: str,
+        quota: float,
+        camp: store.CampaignInfo,
+    ) -> None:
+        self.scheduler = scheduler
+        self.provider = provider
+        self.quota = quota or UNLIMITED_QUOTA
+        self.camp = camp
+        self.hold = settings.quota_hold_ms / 1000
+        self.size = scheduler.slice_size(self.quota, camp.rate_limit)
+
+    async def pass_(self, n: int) -> tuple[float, str] | None:
+        """None once ``n`` sends are granted; else (seconds to give the job back, reason)."""
+        held = 0.0
+        while True:
+            grant = await self.scheduler.reserve(
+                self.provider,
+                self.quota,
+                self.camp.id,
+                self.camp.namespace,
+                want=n,
+                cap=self.camp.rate_limit,
+            )
+            if grant.granted >= n:
+                return None
+            if grant.granted:  # paused or resized meanwhile: take it next time
+                return (0.001, grant.reason or "resized")
+            if grant.wait <= self.hold - held and not grant.reason.startswith("paused"):
+                held += grant.wait  # about to free: wait in place, briefly
+                await asyncio.sleep(grant.wait)
+                continue
+            # back to the queue, due a little early: the queue wakes delayed jobs late
+            return (max(0.001, grant.wait - self.hold), grant.reason)
+
+
+def resume_cursor(data: dict[str, Any], chunk: ChunkJob) -> int:
+    """Where a job given back mid-chunk resumes (the chunk's start for a fresh attempt)."""
+    cursor = data.get("cursor")
+    if isinstance(cursor, int) and chunk.start <= cursor <= chunk.end:
+        return cursor
+    return chunk.start
+
+
+def same_provider_run(
+    camp: store.CampaignInfo, rows: list[store.PendingRow]
+) -> tuple[str, list[store.PendingRow]]:
+    """The provider of the first row, and the leading rows that go through it."""
+    provider = rcpt.route(camp.channel, camp.provider, rows[0].recipient)
+    if camp.provider != "auto" or camp.channel != "email":
+        return provider, rows
+    for i, r in enumerate(rows):
+        if rcpt.route(camp.channel, camp.provider, r.recipient) != provider:
+            return provider, rows[:i]
+    return provider, rows
+
+
+class InFlight:
+    """Messages handed to providers and not answered yet, at most ``limit`` per process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self.limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used + n <= self.limit)
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= n
+                self._changed.notify_all()
 
 
 class ChunkProcessor:
@@ -42,15 +180,22 @@ class ChunkProcessor:
         settings: WorkerSettings,
         pool: AsyncConnectionPool,
         providers: dict[str, Provider],
-        limiter: SharedRateLimiter,
+        scheduler: QuotaScheduler,
+        ceilings: Ceilings,
+        lease: WorkerLease,
+        outbox: Outbox,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.providers = providers
-        self.limiter = limiter
+        self.scheduler = scheduler
+        self.ceilings = ceilings
+        self.lease = lease
+        self.outbox = outbox
         self.renderer = RenderPool(Limits.from_settings(settings))
         self.campaigns = store.CampaignCache(pool)
-        self.slots = asyncio.Semaphore(max(1, settings.max_in_flight // settings.write_batch))
+        self.in_flight = InFlight(settings.max_in_flight)
+        self.live_tokens: set[str] = set()
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -72,90 +217,184 @@ class ChunkProcessor:
             raise UnrecoverableError(f"unreadable job payload: {exc}") from exc
         max_job_attempts = int(job.opts.get("attempts", 1))
         last_attempt = job.attemptsMade + 1 >= max_job_attempts
+        cursor = resume_cursor(job.data, chunk)
         self.active += 1
         self._idle.clear()
         try:
-            result = await self.process(chunk, last_attempt=last_attempt)
+            try:
+                done = await self.process(chunk, cursor, last_attempt=last_attempt)
+            except DB_ERRORS as exc:
+                log.warning("chunk %s: database unavailable (%s); job given back", job.id, exc)
+                done = Pass(cursor, give_back=DB_RETRY_DELAY, reason="database")
         finally:
             self.active -= 1
             if self.active == 0:
                 self._idle.set()
-        metrics.JOBS.labels("retry" if result["retry"] else "done").inc()
-        if result["retry"]:
+        if done.give_back is not None:
+            metrics.JOBS.labels("delayed").inc()
+            metrics.QUOTA_DELAYS.labels(done.reason.split(":")[0] or "other").inc()
+            await job.updateData({**job.data, "cursor": done.cursor})
+            await job.moveToDelayed(int((time.time() + done.give_back) * 1000) + 1, token)
+            raise DelayedError(f"given back for {done.give_back:.3f}s ({done.reason})")
+        metrics.JOBS.labels("retry" if done.counts["retry"] else "done").inc()
+        if "cursor" in job.data:
+            await job.updateData({k: v for k, v in job.data.items() if k != "cursor"})
+        if done.counts["retry"]:
             raise RetryLater(
-                f"{result['retry']} message(s) of chunk {chunk.chunk} failed "
+                f"{done.counts['retry']} message(s) of chunk {chunk.chunk} failed "
                 "transiently; retrying with backoff"
             )
-        return result
+        return done.counts
 
-    async def process(self, chunk: ChunkJob, *, last_attempt: bool) -> dict[str, int]:
-        """Deliver the chunk's pending messages once; counts of what happened."""
-        totals = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
-        camp = await self.campaigns.get(chunk.campaign_id)
-        if camp is None or camp.state != "active":
-            totals["skipped"] = chunk.end - chunk.start
-            return totals
-        rows = await store.fetch_pending(self.pool, chunk.campaign_id, chunk.start, chunk.end)
-        batches: dict[str, list[store.PendingRow]] = defaultdict(list)
-        for row in rows:
-            batches[rcpt.route(camp.channel, camp.provider, row.recipient)].append(row)
-        size = self.settings.write_batch
-        tasks = [
-            self._send_batch(camp, provider, group[i : i + size], last_attempt)
-            for provider, group in batches.items()
-            for i in range(0, len(group), size)
-        ]
-        for counts in await asyncio.gather(*tasks):
-            for k, v in counts.items():
-                totals[k] += v
-        return totals
+    async def process(self, chunk: ChunkJob, cursor: int, *, last_attempt: bool) -> Pass:
+        """Send the chunk's pending messages from ``cursor`` on, as far as quota allows."""
+        done = Pass(cursor)
+        rows: list[store.PendingRow] = []
+        while True:
+            camp = await self.campaigns.get(chunk.campaign_id)
+            if camp is None or camp.state != "active":
+                done.counts["skipped"] += chunk.end - done.cursor
+                done.busy = 0
+                done.cursor = chunk.end
+                return done
+            if not rows:
+                if done.cursor >= chunk.end:
+                    break
+                rows = await store.fetch_pending(
+                    self.pool, camp.id, done.cursor, chunk.end, self.settings.write_batch
+                )
+                if not rows:
+                    done.cursor = chunk.end
+                    break
+            provider, run = same_provider_run(camp, rows)
+            quota = self.ceilings.get(provider)
+            gate: Gate | None = None
+            if quota or camp.rate_limit:
+                gate = Gate(self.scheduler, self.settings, provider, quota, camp)
+                run = run[: gate.size]
+            result = await self._send_slice(camp, provider, run, last_attempt, gate)
+            if result.give_back is not None:
+                done.give_back, done.reason = result.give_back
+                return done  # the slice was not sent; the cursor stays before it
+            for k, v in result.counts.items():
+                done.counts[k] = done.counts.get(k, 0) + v
+            done.busy += len(run) - result.claimed
+            rows = rows[len(run) :]
+            done.cursor = run[-1].seq + 1
+            if result.exhausted is not None:
+                done.cursor = min(result.throttled)
+                await self.scheduler.pause(
+                    provider, self.settings.ses_quota_interval, result.exhausted
+                )
+                done.give_back, done.reason = self.settings.ses_quota_interval, "exhausted"
+                return done
+            if result.throttled:
+                done.cursor = min(result.throttled)
+                rows = []
+                if quota:
+                    await self.scheduler.throttled(provider, quota)
+                else:
+                    done.give_back, done.reason = THROTTLED_DELAY, "throttled"
+                    return done
+        # Rows another live sender held (done.busy) are left to it: when it records them
+        # they are final; if it died, the operator's sweep re-adds this chunk's job once
+        # this one has completed, and a later run claims them after the lease ran out.
+        return done
 
-    async def _send_batch(
+    async def _send_slice(
         self,
         camp: store.CampaignInfo,
         provider_name: str,
         rows: list[store.PendingRow],
         last_attempt: bool,
-    ) -> dict[str, int]:
-        # rendering needs no send slot: a slow template must not hold one
-        outbound, render_failures = await render_rows(self.renderer, camp, rows)
-        async with self.slots:
-            fresh = await self.campaigns.get(camp.id)
-            if fresh is None or fresh.state != "active":
-                return {"skipped": len(rows)}
-            provider = self.providers.get(provider_name)
-            if provider is None:
-                writes = [
-                    store.Write(
-                        r.seq, "failed", f"unknown provider {provider_name!r}", provider_name, None
-                    )
-                    for r in rows
-                ]
-                await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
-                return {"failed": len(rows)}
-            waited = await self.limiter.acquire(
-                f"provider:{provider_name}", self.settings.rate_limit(provider_name), len(outbound)
+        gate: Gate | None,
+    ) -> Slice:
+        """Claim, render, pass the quota gate, send and record one slice."""
+        token = uuid.uuid4().hex
+        held = list(self.live_tokens | self.outbox.tokens())
+        self.live_tokens.add(token)
+        try:
+            claimed = await store.claim(
+                self.pool,
+                camp.id,
+                [r.seq for r in rows],
+                token=token,
+                owner=self.lease.id,
+                live_tokens=held,
+                lease_seconds=self.settings.claim_lease_seconds,
+                grace_seconds=self.lease.grace,
             )
-            if camp.rate_limit:
-                waited += await self.limiter.acquire(
-                    f"campaign:{camp.id}", camp.rate_limit, len(outbound)
-                )
-            if waited:
-                metrics.RATE_WAIT_SECONDS.labels(provider_name).inc(waited)
-            if not await self.campaigns.is_active(camp.id):  # cancelled while waiting
-                return {"skipped": len(rows)}
-            metrics.IN_FLIGHT.inc(len(outbound))
-            t0 = time.perf_counter()
-            try:
-                outcomes = await provider.send_many(camp.channel, outbound) if outbound else []
-            finally:
-                metrics.IN_FLIGHT.dec(len(outbound))
-            metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
-            writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
-            writes.extend(render_failures)
-            counts["failed"] += len(render_failures)
-            await store.write(self.pool, camp.id, writes, counter=self.settings.naive_counter)
-            return counts
+            if not claimed:
+                return Slice()
+            outbound, render_failures = await render_rows(self.renderer, camp, claimed)
+            provider = self.providers.get(provider_name)
+            outcomes: list[Outcome] = []
+            async with self.in_flight.hold(len(outbound)):
+                # the grant and the lease check come last, right before the send: sends
+                # reach the provider spaced as granted, and a worker that stalled while
+                # waiting here sends nothing another worker may have taken over
+                wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
+                if wait is None and not self.lease.valid():
+                    wait = (1.0, "lease")
+                if wait is None and provider is not None and outbound:
+                    metrics.IN_FLIGHT.inc(len(outbound))
+                    t0 = time.perf_counter()
+                    try:
+                        outcomes = await provider.send_many(camp.channel, outbound)
+                    finally:
+                        metrics.IN_FLIGHT.dec(len(outbound))
+                    metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
+            if wait is not None:
+                await store.release(self.pool, camp.id, token)
+                return Slice(give_back=wait)
+            return await self._deliver(
+                camp, provider_name, claimed, outcomes, render_failures, token, last_attempt
+            )
+        finally:
+            self.live_tokens.discard(token)
+
+    async def _deliver(
+        self,
+        camp: store.CampaignInfo,
+        provider_name: str,
+        rows: list[store.PendingRow],
+        outcomes: list[Outcome],
+        render_failures: list[store.Write],
+        token: str,
+        last_attempt: bool,
+    ) -> Slice:
+        """Record a sent slice's outcomes (holding its claim)."""
+        if provider_name not in self.providers:
+            writes = [
+                store.Write(r.seq, "failed", f"no provider {provider_name!r}", provider_name, None)
+                for r in rows
+            ]
+            await self._record(camp, token, writes)
+            return Slice(claimed=len(rows), counts={"failed": len(rows)})
+        writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
+        writes.extend(render_failures)
+        counts["failed"] += len(render_failures)
+        await self._record(camp, token, writes)
+        throttled = [o.seq for o in outcomes if o.result in ("throttled", "exhausted")]
+        exhausted = next((o.error for o in outcomes if o.result == "exhausted"), None)
+        return Slice(len(rows), counts, throttled, exhausted or None)
+
+    async def _record(
+        self, camp: store.CampaignInfo, token: str, writes: list[store.Write]
+    ) -> None:
+        """Write outcomes; after the retry budget they wait in the outbox (claims kept)."""
+        try:
+            await store.write(
+                self.pool,
+                camp.id,
+                token,
+                writes,
+                retry_seconds=self.settings.status_write_retry_seconds,
+                counter=self.settings.naive_counter,
+            )
+        except DatabaseUnavailable:
+            self.outbox.add(camp.id, token, writes)
+            raise
 
     @staticmethod
     def _decide(
@@ -167,11 +406,14 @@ class ChunkProcessor:
     ) -> tuple[list[store.Write], dict[str, int]]:
         attempts = {r.seq: r.attempts for r in rows}
         writes: list[store.Write] = []
-        sent = failed = retry = 0
+        sent = failed = retry = throttled = 0
         for o in outcomes:
             if o.result == "sent":
                 writes.append(store.Write(o.seq, "sent", None, provider, o.provider_id))
                 sent += 1
+            elif o.result in ("throttled", "exhausted"):
+                writes.append(store.Write(o.seq, "pending", o.error, provider, None, True))
+                throttled += 1
             elif (
                 o.result == "permanent" or last_attempt or attempts[o.seq] + 1 >= camp.max_attempts
             ):
@@ -181,10 +423,12 @@ class ChunkProcessor:
                 writes.append(store.Write(o.seq, "pending", o.error, provider, None))
                 retry += 1
         labels = metrics.MESSAGES.labels
-        if sent:
-            labels(provider, camp.channel, "sent").inc(sent)
-        if failed:
-            labels(provider, camp.channel, "failed").inc(failed)
-        if retry:
-            labels(provider, camp.channel, "retry").inc(retry)
-        return writes, {"sent": sent, "failed": failed, "retry": retry}
+        for outcome, n in (
+            ("sent", sent),
+            ("failed", failed),
+            ("retry", retry),
+            ("throttled", throttled),
+        ):
+            if n:
+                labels(provider, camp.channel, outcome).inc(n)
+        return writes, {"sent": sent, "failed": failed, "retry": retry, "throttled": throttled}

@@ -1,9 +1,10 @@
-"""Postgres side of the worker: read a chunk's pending rows, write outcomes in batches.
+"""Postgres side of the worker: read pending rows, claim them, write outcomes in batches.
 
-One SELECT per chunk and one UPDATE per write batch: no per-message commit and
-no campaign counter (counts are derived by the operator). The UPDATE only
-touches rows that are still ``pending``, so a message already sent is never
-overwritten and a cancelled campaign stays cancelled.
+Per slice: one SELECT of pending rows, one UPDATE that claims the rows about to
+be sent, one UPDATE that records their outcomes; no per-message commit and no
+campaign counter (counts are derived by the operator). Only the claim's holder
+records, and only over rows still ``pending``, so a message already sent is
+never overwritten and a second sender of the same chunk cannot send it again.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core.errors import DatabaseUnavailable
 from notifq.core.templating import MessageTemplate
 
 log = logging.getLogger(__name__)
-
-WRITE_RETRY_SECONDS = 120.0
-"""How long a status write is retried through a database outage before giving up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +35,7 @@ class CampaignInfo:
     max_attempts: int
     rate_limit: int | None
     template: MessageTemplate
+    namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +54,8 @@ class Write:
     error: str | None
     provider: str
     provider_id: str | None
+    throttled: bool = False
+    """Answered Throttling: back to pending without spending an attempt."""
 
 
 class CampaignCache:
@@ -72,17 +73,19 @@ class CampaignCache:
             return hit[1]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body "
-                "FROM campaign WHERE id = %s",
+                "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body, "
+                "namespace FROM campaign WHERE id = %s",
                 (cid,),
             )
             row = await cur.fetchone()
         if row is None:
             self._items.pop(cid, None)
             return None
-        name, channel, provider, state, max_attempts, rate_limit, subject, body = row
+        name, channel, provider, state, max_attempts, rate_limit, subject, body, ns = row
         template = hit[1].template if hit is not None else MessageTemplate(name, subject, body)
-        info = CampaignInfo(cid, name, channel, provider, state, max_attempts, rate_limit, template)
+        info = CampaignInfo(
+            cid, name, channel, provider, state, max_attempts, rate_limit, template, ns
+        )
         if len(self._items) > 1000:
             self._items.clear()
         self._items[cid] = (now, info)
@@ -99,35 +102,108 @@ class CampaignCache:
 
 
 async def fetch_pending(
-    pool: AsyncConnectionPool, cid: uuid.UUID, start: int, end: int
+    pool: AsyncConnectionPool, cid: uuid.UUID, start: int, end: int, limit: int
 ) -> list[PendingRow]:
+    """Up to ``limit`` pending rows of ``[start, end)`` (claimed or not: the claim decides)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT seq, recipient, attempts FROM message WHERE campaign_id = %s "
-            "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq",
-            (cid, start, end),
+            "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq LIMIT %s",
+            (cid, start, end, limit),
             prepare=True,
         )
         return [PendingRow(*r) for r in await cur.fetchall()]
 
 
+CLAIM_SQL = """
+UPDATE message AS m SET claim_token = %(token)s, claim_owner = %(owner)s,
+  claimed_until = now() + make_interval(secs => %(lease)s)
+WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'pending'
+  AND m.seq BETWEEN %(lo)s AND %(hi)s
+  AND EXISTS (SELECT 1 FROM campaign c WHERE c.id = %(cid)s AND c.state = 'active')
+  AND (
+    m.claim_token IS NULL
+    OR m.claimed_until < now()
+    OR (m.claim_owner = %(owner)s AND m.claim_token <> ALL(%(live)s::text[]))
+    OR (m.claim_owner <> %(owner)s AND NOT EXISTS (
+      SELECT 1 FROM worker_lease w WHERE w.id = m.claim_owner
+        AND greatest(w.expires_at, pg_postmaster_start_time() + make_interval(secs => %(grace)s))
+            > now()))
+  )
+RETURNING m.seq, m.recipient, m.attempts
+"""
+# One statement claims the rows just before they are sent: still pending, campaign still
+# active (so cancel and suspend act within one slice), and not claimed by a live sender.
+# A claim is free when it ran out, when its worker's lease ran out (that worker died or
+# stalled), or when it is this worker's own and no job of it holds it any more. After a
+# database restart every worker gets ``grace`` seconds to renew its lease first.
+
+
+async def claim(
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    seqs: Sequence[int],
+    *,
+    token: str,
+    owner: str,
+    live_tokens: Sequence[str],
+    lease_seconds: float,
+    grace_seconds: float,
+) -> list[PendingRow]:
+    """Claim ``seqs`` for one send; returns the rows this sender may send (in seq order)."""
+    if not seqs:
+        return []
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            CLAIM_SQL,
+            {
+                "token": token,
+                "owner": owner,
+                "lease": lease_seconds,
+                "cid": cid,
+                "seqs": list(seqs),
+                "lo": min(seqs),
+                "hi": max(seqs),
+                "live": list(live_tokens),
+                "grace": grace_seconds,
+            },
+            prepare=True,
+        )
+        rows = [PendingRow(*r) for r in await cur.fetchall()]
+    rows.sort(key=lambda r: r.seq)
+    return rows
+
+
+async def release(pool: AsyncConnectionPool, cid: uuid.UUID, token: str) -> None:
+    """Drop a claim whose rows were not handed to a provider."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE message SET claim_token = NULL, claim_owner = NULL, claimed_until = NULL "
+            "WHERE campaign_id = %s AND claim_token = %s AND status = 'pending'",
+            (cid, token),
+        )
+
+
 UPDATE_SQL = """
 UPDATE message AS m SET
   status = u.status,
-  attempts = m.attempts + 1,
+  attempts = m.attempts + u.inc,
   last_error = u.err,
   provider = u.provider,
   provider_message_id = coalesce(u.pid, m.provider_message_id),
   sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE m.sent_at END,
-  updated_at = now()
-FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[])
-  AS u(seq, status, err, provider, pid)
-WHERE m.campaign_id = %s AND m.status = 'pending' AND m.seq BETWEEN %s AND %s
-  AND m.seq = u.seq
+  updated_at = now(),
+  claim_token = NULL, claim_owner = NULL, claimed_until = NULL
+FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[])
+  AS u(seq, status, err, provider, pid, inc)
+WHERE m.campaign_id = %s AND m.seq BETWEEN %s AND %s AND m.seq = u.seq
+  AND m.claim_token = %s
+  AND (m.status = 'pending' OR (m.status = 'cancelled' AND u.status = 'sent'))
 """
 # The seq bounds keep the index scan to the batch's own range: without them the
 # planner hash-joins against every pending row of the campaign (30 ms per batch of
-# 500 on a 100,000-message campaign instead of well under 1 ms).
+# 500 on a 100,000-message campaign instead of well under 1 ms). Only the claim's
+# holder writes; a send accepted after the campaign was cancelled is still recorded.
 
 
 COUNTER_SQL = """
@@ -136,10 +212,15 @@ UPDATE campaign SET sent_count = sent_count + %s, failed_count = failed_count + 
 """
 
 
-async def write(
-    pool: AsyncConnectionPool, cid: uuid.UUID, writes: Sequence[Write], *, counter: bool = False
+async def write_once(
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    token: str,
+    writes: Sequence[Write],
+    *,
+    counter: bool = False,
 ) -> int:
-    """Record outcomes in one statement; retried through short database outages.
+    """Record outcomes of one claim in one statement (no retry).
 
     ``counter`` (benchmarks only) also bumps the campaign's counters in the same
     transaction, as the reference service did per message: a hot row.
@@ -152,25 +233,40 @@ async def write(
         [w.error for w in writes],
         [w.provider for w in writes],
         [w.provider_id for w in writes],
+        [0 if w.throttled else 1 for w in writes],
         cid,
         min(w.seq for w in writes),
         max(w.seq for w in writes),
+        token,
     )
-    deadline = time.monotonic() + WRITE_RETRY_SECONDS
+    async with pool.connection() as conn:
+        if not counter:
+            cur = await conn.execute(UPDATE_SQL, params, prepare=True)
+            return cur.rowcount
+        async with conn.transaction():
+            cur = await conn.execute(UPDATE_SQL, params, prepare=True)
+            sent = sum(w.status == "sent" for w in writes)
+            failed = sum(w.status == "failed" for w in writes)
+            await conn.execute(COUNTER_SQL, (sent, failed, cid), prepare=True)
+            return cur.rowcount
+
+
+async def write(
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    token: str,
+    writes: Sequence[Write],
+    *,
+    retry_seconds: float,
+    counter: bool = False,
+) -> int:
+    """:func:`write_once`, retried through database outages for ``retry_seconds``."""
+    deadline = time.monotonic() + retry_seconds
     delay = 0.2
     while True:
         try:
-            async with pool.connection() as conn:
-                if not counter:
-                    cur = await conn.execute(UPDATE_SQL, params, prepare=True)
-                    return cur.rowcount
-                async with conn.transaction():
-                    cur = await conn.execute(UPDATE_SQL, params, prepare=True)
-                    sent = sum(w.status == "sent" for w in writes)
-                    failed = sum(w.status == "failed" for w in writes)
-                    await conn.execute(COUNTER_SQL, (sent, failed, cid), prepare=True)
-                    return cur.rowcount
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            return await write_once(pool, cid, token, writes, counter=counter)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             if time.monotonic() >= deadline:
                 raise DatabaseUnavailable(f"status write failed: {exc}") from exc
             log.warning("status write failed (%s); retrying in %.1fs", exc, delay)

@@ -23,6 +23,7 @@ from notifq.api.schemas import (
     MessagePublic,
     MessageStatus,
     ProgressPublic,
+    QuotaPublic,
     RetryPublic,
 )
 from notifq.core import resource
@@ -101,9 +102,14 @@ async def get_campaign(campaign_id: CampaignId, ctx: CtxDep) -> CampaignDetailPu
     counts = await store.progress(ctx.pool, campaign_id)
     if not any(counts.values()):  # not stored yet: everything is still to be sent
         counts["pending"] = public.totalMessages
-    message = str((res.get("status") or {}).get("message") or "")
+    status = res.get("status") or {}
+    message = str(status.get("message") or "")
+    quota = QuotaPublic.model_validate(status["quota"]) if status.get("quota") else None
     return CampaignDetailPublic(
-        **public.model_dump(), progress=ProgressPublic(**counts), message=message
+        **public.model_dump(),
+        progress=ProgressPublic(**counts),
+        message=message,
+        quota=quota,
     )
 
 

@@ -101,11 +101,27 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Idempotency mark: a message with ``sent_at`` is never sent again."""
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claim_token: Mapped[str | None] = mapped_column(Text)
+    """Set by the worker that is about to send this message (one claim per send)."""
+    claim_owner: Mapped[str | None] = mapped_column(Text)
+    """The claiming worker (a ``worker_lease`` id); its lapsed lease frees the claim."""
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Claims end here even if their worker still looks alive (a safety net)."""
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
         Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
     )
+
+
+class WorkerLease(Base):
+    """A live worker process: renewed every few seconds, it protects the worker's claims."""
+
+    __tablename__ = "worker_lease"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Admin(Base):

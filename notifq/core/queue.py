@@ -31,6 +31,12 @@ def alive_key(prefix: str) -> str:
     return f"{prefix}:{ALIVE_KEY}"
 
 
+def quota_status_key(prefix: str, campaign_id: object) -> str:
+    """Hash where workers leave a campaign's quota status (provider rate, share, waiting)
+    and the operator reads it for the resource status."""
+    return f"{prefix}:quota:status:{campaign_id}"
+
+
 async def backlog(redis: Redis, prefix: str, queue: str) -> dict[str, int]:
     """Jobs per state: waiting (ready to work), active, delayed (backoff), failed."""
     pipe = redis.pipeline(transaction=False)

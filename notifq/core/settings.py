@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret", "password"})
@@ -206,18 +206,62 @@ class WorkerSettings(CommonSettings):
     aws_endpoint_url: str | None = None
     """Override the AWS endpoint (a local AWS-compatible server in tests)."""
 
-    rate_limit_mock: int = Field(default=0, ge=0)
-    """Messages per second for the mock provider, shared by all workers (0: unlimited)."""
+    mock_quota: int = Field(default=0, ge=0)
+    """Mock provider: a quota of this many sends in any sliding 1-second window, shared by
+    every worker process through Redis (one provider account); sends beyond it are answered
+    ``Throttling`` and logged (``throttled-<pid>.log`` next to the delivery log). 0: none."""
 
-    rate_limit_ses: int = Field(default=14, ge=0)
-    """Messages per second for SES, shared by all workers (SES's default sending rate)."""
+    rate_limit_mock: float = Field(default=0, ge=0)
+    """Sends per second planned for the mock provider, shared by all workers (0: unlimited)."""
 
-    rate_limit_sns: int = Field(default=20, ge=0)
-    """Messages per second for SNS, shared by all workers."""
+    rate_limit_ses: float | None = Field(default=None, ge=0)
+    """Sends per second for SES, shared by all workers. Unset: the account's own
+    ``MaxSendRate`` from ``GetSendQuota`` (read at start and every ``ses_quota_interval``;
+    14/s, SES's starting rate, until it could be read). Set: overrides it."""
 
-    def rate_limit(self, provider: str) -> int:
-        """Shared messages/second for ``provider`` (0 means unlimited)."""
-        return int(getattr(self, f"rate_limit_{provider}", 0))
+    rate_limit_sns: float = Field(default=20, ge=0)
+    """Sends per second for SNS, shared by all workers."""
+
+    ses_quota_interval: float = Field(default=60.0, gt=0)
+    """Seconds between reads of SES's ``GetSendQuota`` (rate and 24-hour quota)."""
+
+    quota_burst: int = Field(default=4, ge=1, le=1000)
+    """Most sends granted at once to one campaign (one slice): the burst a provider may see.
+    The planned rate leaves room for it, so no 1-second window exceeds the quota."""
+
+    quota_headroom: float = Field(default=0.02, ge=0, lt=0.5)
+    """Share of a provider's quota left unplanned, for timing jitter between workers."""
+
+    quota_tolerance_ms: float = Field(default=10.0, ge=0, le=1000)
+    """How far a late sender may catch up on its schedule (GCRA tolerance); the planned
+    rate is lowered by the same share, so catching up never exceeds the quota."""
+
+    quota_hold_ms: float = Field(default=120.0, ge=0, le=1000)
+    """Longest a job waits in place for quota that is about to free. A job whose quota frees
+    later goes back to the queue, due this much early: the queue wakes delayed jobs some tens
+    of milliseconds late, which would otherwise be lost from the schedule. 0: never waits."""
+
+    claim_lease_seconds: float = Field(default=600.0, ge=10)
+    """Longest a claim on message rows lasts even when its worker still looks alive."""
+
+    worker_lease_seconds: float = Field(default=10.0, ge=2)
+    """Lease of a live worker, renewed every quarter of it: rows claimed by a worker whose
+    lease ran out (it died, or stalled longer) may be claimed and sent by another."""
+
+    status_write_retry_seconds: float = Field(default=120.0, ge=0)
+    """How long a job retries a status write through a database outage. After that the
+    outcome stays in the worker's memory and is written when the database is back (the
+    rows stay claimed meanwhile, so nothing is sent twice while the worker lives)."""
+
+    @field_validator("rate_limit_ses", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def rate_limit(self, provider: str) -> float | None:
+        """Configured sends/second for ``provider`` (0: unlimited; None: ask the provider)."""
+        value = getattr(self, f"rate_limit_{provider}", 0)
+        return None if value is None else float(value)
 
 
 class ApiSettings(CommonSettings):

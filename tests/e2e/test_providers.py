@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 import testbed
-from harness import Stack, campaign
+from harness import Stack, campaign, wait_until
 
 SENDER = "sender@notifq.test"
 
@@ -140,3 +140,36 @@ def test_sms_goes_through_sns(
     assert rows["+14155550100"][:2] == ("sent", "sns") and rows["+14155550100"][2]
     assert rows["+14155550101"][:2] == ("sent", "sns")
     assert rows["12345"] == ("failed", None, None, "invalid address")
+
+
+def test_ses_daily_quota_used_up_pauses_instead_of_failing(
+    stack_factory: Callable[..., Stack], namespace: str, moto_url: str
+) -> None:
+    # The moto server's SES account allows 200 sends per 24 h (GetSendQuota). The worker
+    # reads it every second here; the rate is overridden to 20/s to keep the test short.
+    stack = stack_factory(
+        workers=1,
+        **aws_env(moto_url, SENDER),
+        NOTIFQ_RATE_LIMIT_SES="20",
+        NOTIFQ_SES_QUOTA_INTERVAL="1",
+    )
+    people = [f"daily{i}@company.test" for i in range(400)]
+    stack.apply(campaign("daily", namespace, recipients={"list": people}))
+
+    def paused() -> bool:
+        st = stack.get(namespace, "daily").get("status", {})
+        return str((st.get("quota") or {}).get("reason", "")).startswith("paused: daily quota")
+
+    wait_until(paused, 120, "SES sending to pause for its daily quota")
+    cr = stack.get(namespace, "daily")
+    st = cr["status"]
+    assert st["phase"] == "Processing" and st["failed"] == 0 and st["pending"] > 0, st
+    cond = next(c for c in st["conditions"] if c["type"] == "QuotaLimited")
+    assert cond["status"] == "True" and cond["reason"] == "ProviderPaused", cond
+    assert "daily quota used up" in st["message"]
+    with stack.db() as conn:
+        attempts = conn.execute(
+            "SELECT max(attempts) FROM message WHERE campaign_id = %s AND status = 'pending'",
+            (cr["metadata"]["uid"],),
+        ).fetchone()
+    assert attempts is not None and (attempts[0] or 0) == 0  # refused sends spent nothing

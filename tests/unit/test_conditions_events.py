@@ -73,7 +73,12 @@ def test_events_for_a_campaign_life() -> None:
     assert transitions(retried, retried) == []
     failed = {"phase": "Failed", "message": "ConfigMap x not found"}
     assert transitions(pending, failed) == [Event("Warning", "Failed", "ConfigMap x not found")]
-    waiting = {**stored, "quota": {"waiting": True, "message": "ses at 14/s, share 7/s"}}
+    quota = {"waiting": True, "provider": "ses", "providerRate": 14.0, "share": 7.0}
+    waiting = {**stored, "quota": {**quota, "reason": "share"}}
     assert transitions(stored, waiting) == [
-        Event("Normal", "WaitingForQuota", "ses at 14/s, share 7/s")
+        Event(
+            "Normal",
+            "WaitingForQuota",
+            "ses at 14.0/s, this campaign's share 7.0/s (limited by share)",
+        )
     ]

@@ -20,13 +20,19 @@ from botocore.exceptions import (
 )
 
 from notifq.core.settings import WorkerSettings
-from notifq.worker.providers.base import Outbound, Outcome
+from notifq.worker.providers.base import Outbound, Outcome, Result
+
+THROTTLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "Throttled", "TooManyRequestsException"}
+)
+"""The provider's rate was exceeded (SES ``Throttling``: "Maximum sending rate exceeded",
+SNS ``Throttled``): lower the rate, do not spend the message's attempts."""
+
+DAILY_QUOTA_MESSAGE = "daily message quota exceeded"
+"""SES answers ``Throttling`` with this message when the 24-hour quota is used up."""
 
 TRANSIENT_CODES = frozenset(
     {
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
         "ServiceUnavailable",
         "InternalFailure",
         "InternalError",
@@ -39,13 +45,17 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-def classify(exc: Exception) -> tuple[str, str]:
-    """('transient' | 'permanent', reason) for an exception from a boto3 call."""
+def classify(exc: Exception) -> tuple[Result, str]:
+    """(result, reason) for an exception from a boto3 call."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         reason = f"{code}: {err.get('Message', '')}".strip()
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+        if code in THROTTLE_CODES:
+            if DAILY_QUOTA_MESSAGE in reason.lower():
+                return "exhausted", reason
+            return "throttled", reason
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return "transient", reason
         return "permanent", reason
@@ -97,11 +107,7 @@ class AwsProvider:
                 if not isinstance(r, Exception):
                     raise r
                 kind, reason = classify(r)
-                out.append(
-                    Outcome(
-                        m.seq, "transient" if kind == "transient" else "permanent", reason[:1000]
-                    )
-                )
+                out.append(Outcome(m.seq, kind, reason[:1000]))
             else:
                 out.append(Outcome(m.seq, "sent", provider_id=r))
         return out

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Result = Literal["sent", "transient", "permanent"]
+Result = Literal["sent", "transient", "permanent", "throttled", "exhausted"]
+"""``throttled``: the provider's rate was exceeded; ``exhausted``: its daily quota is used
+up. Neither spends an attempt of the message: the send rate goes down instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +22,8 @@ class Outbound:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one message: sent, or failed transiently (retry) or permanently."""
+    """What happened to one message: sent, failed transiently (retry) or permanently, or
+    refused for the provider's quota (throttled, exhausted)."""
 
     seq: int
     result: Result
@@ -36,3 +39,11 @@ class Provider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class QuotaInfo(Protocol):
+    """A provider that can tell its own quota (SES's ``GetSendQuota``)."""
+
+    async def send_quota(self) -> tuple[float, float, float]:
+        """(max sends per second, max sends per 24 hours, sent in the last 24 hours)."""
+        ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from notifq.worker.providers.aws import AwsProvider
 from notifq.worker.providers.base import Outbound
 
@@ -20,3 +22,9 @@ class SesProvider(AwsProvider):
             },
         )
         return str(resp["MessageId"])
+
+    async def send_quota(self) -> tuple[float, float, float]:
+        """``GetSendQuota``: (MaxSendRate, Max24HourSend, SentLast24Hours)."""
+        loop = asyncio.get_running_loop()
+        q = await loop.run_in_executor(self._pool, self.client.get_send_quota)
+        return float(q["MaxSendRate"]), float(q["Max24HourSend"]), float(q["SentLast24Hours"])

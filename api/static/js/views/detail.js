@@ -46,6 +46,7 @@ export function detailView(root, ctx, route) {
   const bar = progressBar("Delivery progress", true);
   const pct = h("strong", {});
   const note = h("p", { class: "status-message", hidden: true, id: "status-message" });
+  const quota = h("p", { class: "status-message", hidden: true, id: "quota-status" });
   const meta = h("dl", { class: "meta" });
   const live = h("span", { class: "live" }, "Loading…");
   const chart = throughputChart();
@@ -83,7 +84,7 @@ export function detailView(root, ctx, route) {
         h("span", {}, h("span", { class: "dot dot-sent" }), "Sent"),
         h("span", {}, h("span", { class: "dot dot-failed" }), "Failed"),
         h("span", {}, h("span", { class: "dot dot-pending" }), "Pending or cancelled")),
-      note, meta),
+      note, quota, meta),
     h("section", { class: "card chart", "aria-labelledby": "chart-heading" },
       h("div", { class: "card-head" }, h("h2", { id: "chart-heading" }, "Throughput (messages/s)"),
         h("div", { class: "legend-row" },
@@ -129,6 +130,13 @@ export function detailView(root, ctx, route) {
     pct.textContent = `${bar.update(total, p.sent, p.failed).done}% processed`;
     note.hidden = !c.message;
     note.replaceChildren(h("span", { class: "muted" }, "Status: "), c.message || "");
+    const q = c.quota;
+    quota.hidden = !q;
+    if (q) {
+      quota.replaceChildren(h("span", { class: "muted" }, q.waiting ? "Waiting for quota: " : "Quota: "),
+        `provider ${q.provider} at ${fmt(q.providerRate)}/s, this campaign's share ${fmt(q.share)}/s`,
+        q.waiting && q.reason ? ` (${q.reason})` : "");
+    }
     meta.replaceChildren(
       h("dt", {}, "Campaign ID"), h("dd", { class: "mono" }, c.id),
       h("dt", {}, "Last change"), h("dd", {}, dateTime(c.updatedAt)),
