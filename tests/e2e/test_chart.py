@@ -523,6 +523,11 @@ def test_operator_service_account_runs_a_campaign_and_nothing_more(
     assert lease["spec"]["holderIdentity"]
     for resource in ("events", "events.events.k8s.io", "campaigns.notifq.dev/status"):
         assert _as(control_plane, token, "auth", "can-i", "patch", resource, "-n", target) == ""
+    # deleting finished Campaigns is its job too (spec.ttlSecondsAfterFinished)
+    assert (
+        _as(control_plane, token, "auth", "can-i", "delete", "campaigns.notifq.dev", "-n", target)
+        == ""
+    )
     # and nothing broader
     denied = [
         ("delete", "deployment", "nq-notifq-worker", "-n", ns),
@@ -531,7 +536,6 @@ def test_operator_service_account_runs_a_campaign_and_nothing_more(
         ("get", "configmaps", "-n", ns),
         ("create", "deployment", "x", "--image=busybox", "-n", ns),
         ("get", "deployments", "-n", target),
-        ("delete", "campaign", "rbac", "-n", target),
         ("create", "namespace", "x-operator"),
         ("get", "leases", "-n", target),
         ("get", "lease", "someone-elses", "-n", ns),
