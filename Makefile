@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint unit integration e2e demo bench clean chart-crds
+.PHONY: setup test lint unit integration e2e demo bench clean chart-crds test-cluster cluster-up cluster-down
 
 # the chart carries a copy of the CRD (tests/unit/test_chart_crds.py keeps them equal)
 chart-crds:
@@ -20,8 +20,19 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# the cluster suite last: it starts a real one-node cluster (hack/cluster.py, root)
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ignore=tests/cluster
+	$(MAKE) test-cluster
+
+test-cluster: setup
+	$(VENV)/bin/pytest tests/cluster
+
+cluster-up: setup
+	$(PY) hack/cluster.py up
+
+cluster-down:
+	$(PY) hack/cluster.py down
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
