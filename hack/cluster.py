@@ -30,18 +30,17 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import images
+from testbed import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("NOTIFQ_CLUSTER_DIR", "/var/lib/notifq-cluster"))
@@ -119,27 +118,6 @@ def sh(
     if check and out.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}): {out.stderr.strip()}")
     return out
-
-
-def wait_for(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
-) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_binaries() -> tuple[Path, Path]:
@@ -361,9 +339,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN}"
     conf_dir = "{paths.root / "cni"}"
-  # every image is imported locally; a pull that slips through goes nowhere
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
-    endpoint = ["http://127.0.0.1:9"]
 """
     )
     cni = paths.root / "cni"
@@ -595,12 +570,23 @@ class Cluster:
             180,
             "kube-apiserver /readyz",
         )
+        # Every image is imported; should a pull slip through anyway, it goes to a
+        # closed local port (the registry mirrors fall back to the default hosts).
+        no_pull = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
         start_daemon(
-            p, "containerd", ["/usr/bin/containerd", "--config", str(containerd_config(p))]
+            p,
+            "containerd",
+            ["/usr/bin/containerd", "--config", str(containerd_config(p))],
+            env={
+                **{k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
+                **no_pull,
+            },
         )
         wait_for(
-            lambda: expect_alive(p, "containerd")
-            and sh(*self.ctr, "version", check=False).returncode == 0,
+            lambda: (
+                expect_alive(p, "containerd")
+                and sh(*self.ctr, "version", check=False).returncode == 0
+            ),
             60,
             "containerd",
         )
@@ -719,7 +705,7 @@ class Cluster:
         for task in sh(*ctr, "tasks", "ls", "-q", check=False).stdout.split():
             with contextlib.suppress(TimeoutError):
                 wait_for(
-                    lambda t=task: sh(*ctr, "tasks", "rm", "-f", t, check=False).returncode == 0,  # type: ignore[misc]
+                    lambda t=task: sh(*ctr, "tasks", "rm", "-f", t, check=False).returncode == 0,
                     10,
                     f"task {task} to go",
                 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "hack"))
+
+import testbed
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHART = ROOT / "charts" / "notifq"
@@ -24,16 +27,11 @@ FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
 def wait_until(
     predicate: Callable[[], bool], timeout: float, what: str, interval: float = 1.0
 ) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (subprocess.CalledProcessError, KeyError, ValueError) as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+    """testbed.wait_for, failing the test (not erroring) when time runs out."""
+    try:
+        testbed.wait_for(predicate, timeout, what, interval)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from exc
 
 
 def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -93,3 +93,22 @@ def test_pod_reaches_node_and_services_but_nothing_beyond(kube: Kube) -> None:
         assert not result["beyond"]["ok"], result
     # both pods' packets to the outside address were dropped by our rule
     assert node.isolation_rule_packets() >= before + 2
+
+
+def test_an_image_pull_never_leaves_the_node(kube: Kube) -> None:
+    ns = kube.namespace("node-pull")
+    pod = probe_pod("pull", ns)
+    pod["spec"]["containers"][0].update(  # type: ignore[index]
+        image="registry.example.com/not-here:1", imagePullPolicy="Always"
+    )
+    kube.apply(pod)
+    message = ""
+
+    def failed() -> bool:
+        nonlocal message
+        events = kube.get("events", "-n", ns, "--field-selector", "reason=Failed")["items"]
+        message = " ".join(e["message"] for e in events)
+        return "pull" in message
+
+    wait_until(failed, 120, "the pull to fail")
+    assert "127.0.0.1:9" in message, message

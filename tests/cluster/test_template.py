@@ -16,7 +16,8 @@ RELEASE = "notifq-t"
 
 def render_and_apply(kube: Kube) -> None:
     rendered = kube.helm(
-        "template", RELEASE, str(CHART), "-n", NS, "-f", str(KIND_VALUES),
+        "template", RELEASE, str(CHART), "-n", NS, "-f", str(KIND_VALUES), "--kube-version=v1.35.4",
+        "--skip-tests",
         "--set", "api.service.type=ClusterIP",
     ).stdout  # fmt: skip
     kube.kubectl("apply", "-n", NS, "-f", "-", input=rendered)

@@ -143,6 +143,10 @@ NOTIFQ_QUEUE_NAME: {{ .Values.config.queueName | quote }}
 
 {{/* Pod-spec fragments every notifq pod shares. */}}
 {{- define "notifq.podCommon" -}}
+{{- /* No Docker-link variables: Services named <release>-api, -redis, -postgres
+  would otherwise inject NOTIFQ_API_PORT=tcp://..., NOTIFQ_REDIS_PORT=... into the
+  settings' own NOTIFQ_ prefix (found on a real node: the API crash-looped). */}}
+enableServiceLinks: false
 {{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
