@@ -1,4 +1,4 @@
-"""A real one-node Kubernetes cluster on this machine, without Docker: ``up | down | status``.
+"""A real one-node Kubernetes cluster on this machine, without Docker: ``build|up|down|status``.
 
 Every part is real and local: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler, kubelet and kube-proxy (iptables mode) from the same pinned
@@ -736,7 +736,7 @@ class Cluster:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["build", "up", "down", "status"])
     parser.add_argument("--keep", action="store_true", help="down: keep the state directory")
     parser.add_argument(
         "--images", action="store_true", help="down: also remove the runtime's imported images"
@@ -755,6 +755,9 @@ def main(argv: list[str]) -> int:
     cluster = Cluster(paths, cp_bin, node_bin)
     if args.command == "down":
         cluster.down(purge=not args.keep, purge_images=args.images)
+        return 0
+    if args.command == "build":  # binaries and images only (make test-cluster does it first)
+        cluster.images()
         return 0
     cluster.down()
     try:
