@@ -2,15 +2,24 @@
 # One image for every notifq component; the Helm chart picks the command
 # (notifq-operator, notifq-api, notifq-worker, notifq-migrate upgrade).
 #   docker build -t notifq:dev .
+# Without Docker or a registry (hack/images.py does this for the local cluster):
+#   buildah bud --isolation chroot --build-arg PYTHON_IMAGE=localhost/notifq-base:<key> -t notifq:dev .
+# where the base is Debian bookworm's own python3 + python3-venv (debootstrap).
 # Stages: build (venv + wheel install) -> base (runtime) -> dev (Tilt live update)
 #         -> runtime (the default, last stage).
+# Any Python 3.11 image on Debian bookworm works as the base: the official
+# python:3.11-slim-bookworm or a debootstrap of bookworm with python3-venv.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# A CA bundle for reaching the package index through a TLS-intercepting proxy,
+# mounted at build time, never copied into the image (hack/images.py passes the
+# host's when it has one).
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/notifq
+RUN python3 -m venv /opt/notifq
 WORKDIR /src
 # The locked, hash-checked dependencies first (a layer that changes only with the lock),
 # then notifq itself without resolving anything again.
@@ -23,8 +32,11 @@ COPY notifq/ notifq/
 COPY operator/ operator/
 COPY worker/ worker/
 COPY api/ api/
+# -I: `python -m` would put the working directory first on sys.path, and /src/operator
+# would shadow the standard library's operator module. -x: modules some packages ship
+# for newer Pythons only (e.g. coredis/_py_312_typing.py) are never imported on 3.11.
 RUN /opt/notifq/bin/pip install --no-cache-dir --no-deps . \
- && /opt/notifq/bin/python -m compileall -q /opt/notifq/lib
+ && /opt/notifq/bin/python -I -m compileall -q -x '_py_?3_?1[2-9]' /opt/notifq/lib
 
 FROM ${PYTHON_IMAGE} AS base
 LABEL org.opencontainers.image.title="notifq" \

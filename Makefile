@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint unit integration e2e demo bench clean chart-crds chart-schema lock
+.PHONY: setup test lint unit integration e2e demo bench clean chart-crds chart-schema lock test-cluster cluster-up cluster-down
 
 # values.schema.json and the chart README are generated from the annotated values.yaml
 # (tests/unit/test_chart_schema.py fails when they are stale)
@@ -35,8 +35,21 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# the cluster suite last: it starts a real one-node cluster (hack/cluster.py, root)
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ignore=tests/cluster
+	$(MAKE) test-cluster
+
+# node binaries and images first (cached; a fresh machine builds them for ~20 min)
+test-cluster: setup
+	$(PY) hack/cluster.py build
+	$(VENV)/bin/pytest tests/cluster
+
+cluster-up: setup
+	$(PY) hack/cluster.py up
+
+cluster-down:
+	$(PY) hack/cluster.py down
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit

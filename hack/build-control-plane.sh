@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Build etcd, kube-apiserver, kubectl and helm from the Go module proxy, once,
 # into a cache outside the repository keyed by the pinned versions.
+# With --node, build instead what a one-node cluster adds (hack/cluster.py):
+# kubelet, kube-controller-manager, kube-scheduler and kube-proxy from the same
+# pinned wrapper module as kube-apiserver, CoreDNS from its Go module, and the
+# pause binary (hack/pause/main.go), into a directory keyed by those versions.
 #
-# Usage: hack/build-control-plane.sh      (prints the bin directory on stdout)
+# Usage: hack/build-control-plane.sh [--node]   (prints the bin directory on stdout)
 # Env:   NOTIFQ_CACHE   cache root (default: ~/.cache/notifq)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+MODE="${1:-}"
 
 CACHE="${NOTIFQ_CACHE:-$HOME/.cache/notifq}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
+if [[ "$MODE" == --node ]]; then
+  BIN="$CACHE/bin/node-k8s-$K8S_VERSION-coredns-$COREDNS_VERSION"
+elif [[ -n "$MODE" ]]; then
+  echo "usage: $0 [--node]" >&2; exit 2
+fi
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 log() { echo "[build-control-plane] $*" >&2; }
@@ -24,8 +35,8 @@ mkdir -p "$BIN"
 k8s_minor="${K8S_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
 staging_version="v0.${K8S_VERSION#v1.}"
 
-build_k8s() {
-  local dir="$CACHE/src/k8s-$K8S_VERSION"
+build_k8s() { # wrapper-dir command...
+  local dir="$1"; shift
   mkdir -p "$dir"
   local mod
   mod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
@@ -48,22 +59,17 @@ build_k8s() {
     for m in $staging; do echo "	$m => $m $staging_version"; done
     echo ")"
   } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } >"$dir/tools.go"
   (cd "$dir" && go mod tidy >&2)
   local ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  for cmd in kube-apiserver kubectl; do
+  for cmd in "$@"; do
     if [[ ! -x "$BIN/$cmd" ]]; then
       log "building $cmd $K8S_VERSION (several minutes on a fresh machine)"
       (cd "$dir" && go build -trimpath -ldflags "$ld" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
@@ -89,7 +95,24 @@ MOD
   mv "$BIN/$name.tmp" "$BIN/$name"
 }
 
-if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kubectl" ]]; then build_k8s; fi
+if [[ "$MODE" == --node ]]; then
+  node_cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+  for cmd in "${node_cmds[@]}"; do
+    if [[ ! -x "$BIN/$cmd" ]]; then build_k8s "$CACHE/src/k8s-$K8S_VERSION-node" "${node_cmds[@]}"; break; fi
+  done
+  build_single coredns github.com/coredns/coredns github.com/coredns/coredns "$COREDNS_VERSION"
+  if [[ ! -x "$BIN/pause" ]]; then
+    log "building pause"
+    (cd "$(dirname "$0")/pause" && go build -trimpath -ldflags "-s -w" -o "$BIN/pause.tmp" .)
+    mv "$BIN/pause.tmp" "$BIN/pause"
+  fi
+  echo "$BIN"
+  exit 0
+fi
+
+if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kubectl" ]]; then
+  build_k8s "$CACHE/src/k8s-$K8S_VERSION" kube-apiserver kubectl
+fi
 build_single etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 build_single helm helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"

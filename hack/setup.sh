@@ -2,7 +2,9 @@
 # Install everything notifq's tests, demo and benchmarks need on a Debian machine.
 # Idempotent: a second run only checks. Called by `make test`, `make demo`, `make bench`.
 #   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py),
-#      Chromium for the dashboard's browser tests (never a test tool's own browser)
+#      Chromium for the dashboard's browser tests (never a test tool's own browser),
+#      and the one-node cluster's runtime and image tools (hack/cluster.py: containerd,
+#      runc, CNI plugins, iptables; buildah, podman, debootstrap for hack/images.py)
 #   2. a virtualenv in .venv: the locked dependencies (requirements/dev.txt) and notifq editable
 #   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache
 set -euo pipefail
@@ -10,7 +12,8 @@ cd "$(dirname "$0")/.."
 
 log() { echo "[setup] $*" >&2; }
 
-APT_PACKAGES=(postgresql redis-server openssl procps chromium fonts-dejavu-core)
+APT_PACKAGES=(postgresql redis-server openssl procps chromium fonts-dejavu-core
+  containerd runc containernetworking-plugins iptables conntrack buildah podman debootstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,7 +24,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian starts the packaged servers; we run our own instances per test run instead.
+# Debian starts the packaged servers; we run our own instances per test run instead
+# (hack/cluster.py runs its own containerd on a socket of its own, too).
 
 PYTHON="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then

@@ -220,6 +220,11 @@ NOTIFQ_RENDER_PROCESSES: {{ .Values.config.renderProcesses | int | quote }}
 
 {{/* Pod-spec fragments every notifq pod shares. */}}
 {{- define "notifq.podCommon" -}}
+{{- /* No Docker-link variables: Services named <release>-api, -redis, -postgres
+  would otherwise inject <SERVICE>_PORT=tcp://... variables (notifq-api: exactly the API
+  port setting's name) into the settings' own prefix (found on a real node: the API
+  crash-looped). */}}
+enableServiceLinks: false
 {{- with .ctx.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}

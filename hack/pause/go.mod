@@ -1,0 +1,3 @@
+module notifq.dev/pause
+
+go 1.25.0
