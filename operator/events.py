@@ -80,5 +80,5 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
             )
         )
     elif after == "Failed":
-        events.append(Event("Warning", "Failed", message))
+        events.append(Event("Warning", "InvalidSpec", message))
     return events

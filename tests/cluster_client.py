@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import testbed
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "hack"))
-
-import testbed
-
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "notifq"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
 POSTRENDER = ROOT / "tests" / "cluster" / "postrender.py"

@@ -129,7 +129,7 @@ def test_conditions_and_kubectl_wait(two_namespaces: tuple[Stack, str, str]) -> 
     # kubectl describe tells the story
     assert {"Stored", "Started", "Completed"} <= set(events(stack, ns, "ok"))
     assert {"Stored", "Started", "CompletedWithFailures"} <= set(events(stack, ns, "some-fail"))
-    assert "Failed" in events(stack, ns, "broken")
+    assert "InvalidSpec" in events(stack, ns, "broken")
     assert {"Suspended", "Cancelled"} <= set(events(stack, ns, "stopped"))
     described = kubectl(stack, "describe", "campaign", "broken", "-n", ns).stdout
     assert "ConfigMap" in described and "Failed" in described

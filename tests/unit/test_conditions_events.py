@@ -72,7 +72,9 @@ def test_events_for_a_campaign_life() -> None:
     )
     assert transitions(retried, retried) == []
     failed = {"phase": "Failed", "message": "ConfigMap x not found"}
-    assert transitions(pending, failed) == [Event("Warning", "Failed", "ConfigMap x not found")]
+    assert transitions(pending, failed) == [
+        Event("Warning", "InvalidSpec", "ConfigMap x not found")
+    ]
     quota = {"waiting": True, "provider": "ses", "providerRate": 14.0, "share": 7.0}
     waiting = {**stored, "quota": {**quota, "reason": "share"}}
     assert transitions(stored, waiting) == [
