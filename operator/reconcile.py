@@ -210,6 +210,8 @@ async def enqueue_all(
         chunk_jobs = jobs.chunks(res.uid, stored.total, stored.chunk_size)
         added = await _add_jobs(ctx, res.uid, chunk_jobs, opts)
         ctx.mark_swept(res.uid, await ctx.redis_epoch())
+        if added == len(chunk_jobs):
+            await store.mark_queued(ctx.pool, res.uid)
     elapsed = time.perf_counter() - t0
     metrics.MATERIALIZE_SECONDS.observe(elapsed)
     log.info(

@@ -184,6 +184,14 @@ async def failure_reasons(pool: AsyncConnectionPool, cid: uuid.UUID) -> list[dic
         return [{"reason": str(r)[:300], "count": int(n)} for r, n in await cur.fetchall()]
 
 
+async def mark_queued(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
+    """Record when the campaign's chunk jobs were all enqueued (the first time only)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE campaign SET queued_at = coalesce(queued_at, now()) WHERE id = %s", (cid,)
+        )
+
+
 async def pending_chunks(pool: AsyncConnectionPool, cid: uuid.UUID, chunk_size: int) -> list[int]:
     """Chunk numbers that still hold pending messages."""
     async with pool.connection() as conn:

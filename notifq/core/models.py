@@ -67,6 +67,8 @@ class Campaign(Base):
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     materialized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Set in the same transaction that copies the message rows."""
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When every chunk job of the first enqueue was added (NULL while not active)."""
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
