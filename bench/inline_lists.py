@@ -24,6 +24,8 @@ from pathlib import Path
 import testbed
 import yaml
 
+from notifq.core.resource import API_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +48,7 @@ def addresses(n: int, length: int) -> list[str]:
 def manifest(name: str, n: int, length: int) -> str:
     return json.dumps(
         {
-            "apiVersion": "notifq.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"recipients": {"list": addresses(n, length)}},

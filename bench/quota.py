@@ -29,6 +29,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import API_VERSION
+
 QUOTA = 200
 CAMPAIGNS = {"a": 5_000, "b": 5_000, "c": 300}
 C_RATE_LIMIT = 5
@@ -43,7 +46,7 @@ def manifest(key: str, count: int) -> dict[str, Any]:
     if key == "c":
         spec["rateLimit"] = C_RATE_LIMIT
     return {
-        "apiVersion": "notifq.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": f"quota-{key}", "namespace": f"quota-{key}"},
         "spec": spec,
@@ -183,10 +186,7 @@ def run(stack: Any, png: Path | None) -> dict[str, Any]:
             i["metadata"]["name"]: (i.get("status") or {}).get("phase", "")
             for i in json.loads(out.stdout)["items"]
         }
-        if len(phases) == len(CAMPAIGNS) and all(
-            p in {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
-            for p in phases.values()
-        ):
+        if len(phases) == len(CAMPAIGNS) and all(p in FINAL_PHASES for p in phases.values()):
             break
         time.sleep(1)
     log_dir = Path(stack.env["NOTIFQ_MOCK_LOG_DIR"])

@@ -14,6 +14,8 @@ from harness import Stack, campaign, wait_until
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from notifq.core.resource import GROUP, PLURAL, VERSION
+
 COUNT = 10_000
 """Messages of the bystander campaign."""
 
@@ -88,7 +90,7 @@ class Bystander:
         deadline = self.t0 + self.deadline
         while not self._stop and time.monotonic() < deadline:
             obj = self.api.get_namespaced_custom_object(
-                "notifq.dev", "v1alpha1", self.namespace, "campaigns", self.name
+                GROUP, VERSION, self.namespace, PLURAL, self.name
             )
             status = obj.get("status") or {}
             now = time.monotonic()

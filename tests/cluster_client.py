@@ -14,11 +14,14 @@ from typing import Any
 import testbed
 import yaml
 
+from notifq.core.phases import FINAL_PHASES
+from notifq.core.resource import API_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "notifq"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
 POSTRENDER = ROOT / "tests" / "cluster" / "postrender.py"
-FINAL = {"Completed", "CompletedWithFailures", "Cancelled", "Failed"}
+FINAL = FINAL_PHASES
 
 
 def wait_until(
@@ -33,7 +36,7 @@ def wait_until(
 
 def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "notifq.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "Campaign",
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
