@@ -94,7 +94,8 @@ def test_suspend_stops_sends_and_resume_finishes(
         NOTIFQ_MAX_IN_FLIGHT="100",
         NOTIFQ_WRITE_BATCH="50",
     )
-    spec = {"recipients": {"generate": {"count": 6000}}}
+    # big enough that it cannot finish between "some progress" and the suspend
+    spec = {"recipients": {"generate": {"count": 30000}}}
     stack.apply(campaign("slow", namespace, **spec))
     wait_until(
         lambda: stack.get(namespace, "slow").get("status", {}).get("sent", 0) > 500,
@@ -111,8 +112,8 @@ def test_suspend_stops_sends_and_resume_finishes(
     assert after == before, f"{after - before} messages sent while suspended"
     assert stack.counts(uid).get("pending", 0) > 0
     stack.apply(campaign("slow", namespace, suspend=False, **spec))
-    cr = stack.wait_phase(namespace, "slow", {"Completed"}, timeout=120)
-    assert cr["status"]["sent"] == 6000
+    cr = stack.wait_phase(namespace, "slow", {"Completed"}, timeout=300)
+    assert cr["status"]["sent"] == 30000
 
 
 def test_retry_failed_requeues_failed_messages(
@@ -187,7 +188,8 @@ def test_worker_sigterm_finishes_in_flight_work(
         NOTIFQ_MOCK_FAILURE_RATE="0",
         NOTIFQ_MAX_IN_FLIGHT="200",
     )
-    stack.apply(campaign("term", namespace, recipients={"generate": {"count": 10000}}))
+    # big enough that the worker is still sending when the signal comes
+    stack.apply(campaign("term", namespace, recipients={"generate": {"count": 50000}}))
     uid = ""
 
     def started() -> bool:
@@ -211,7 +213,7 @@ def test_worker_sigterm_finishes_in_flight_work(
         }
     log = mock_log(stack)
     assert set(log) == sent and max(log.values()) == 1
-    assert 0 < len(sent) < 10000
+    assert 0 < len(sent) < 50000
     stack.start_worker()
-    stack.wait_phase(namespace, "term", {"Completed"}, timeout=120)
-    assert sum(mock_log(stack).values()) == 10000
+    stack.wait_phase(namespace, "term", {"Completed"}, timeout=300)
+    assert sum(mock_log(stack).values()) == 50000
