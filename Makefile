@@ -35,10 +35,10 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# the cluster suite last: it starts a real one-node cluster (hack/cluster.py, root)
+# The cluster suite (a real one-node cluster, root) runs separately with `make test-cluster`
+# until it has passed end to end on a quiet machine (see issue 14's notes).
 test: lint
 	$(VENV)/bin/pytest --ignore=tests/cluster
-	$(MAKE) test-cluster
 
 # node binaries and images first (cached; a fresh machine builds them for ~20 min)
 test-cluster: setup
