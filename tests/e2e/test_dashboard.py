@@ -308,7 +308,9 @@ def test_campaign_lifecycle(
     expect(page.locator(".stat-failed dd")).to_have_text("3,000")
     messages = page.locator("#messages tbody tr")
     expect(messages).to_have_count(20)
-    expect(messages.first.locator(".error-cell")).to_have_text("ServiceUnavailable: mock provider outage")
+    expect(messages.first.locator(".error-cell")).to_have_text(
+        "ServiceUnavailable: mock provider outage"
+    )
     expect(messages.first.locator("td[data-label=Recipient]")).to_contain_text("@example.com")
     first_seq = messages.first.locator("td").first.inner_text()
     page.get_by_role("button", name="Next page").click()
