@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from notifq.core import queries
 from notifq.core.resource import API_VERSION
+from notifq.operator.store import CampaignRow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +60,22 @@ class Stack(testbed.Stack):
                 (uid,),
             ).fetchall()
         return {str(s): int(n) for s, n in rows}
+
+
+def campaign_row(cid: uuid.UUID, provider: str = "auto") -> CampaignRow:
+    """A small campaign row for storage-level tests (no resource behind it)."""
+    return CampaignRow(
+        id=cid,
+        namespace="ns",
+        name=f"c-{cid.hex[:6]}",
+        channel="email",
+        provider=provider,
+        subject="s",
+        body="b",
+        max_attempts=4,
+        backoff_ms=1000,
+        chunk_size=100,
+    )
 
 
 def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

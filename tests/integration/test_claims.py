@@ -10,26 +10,12 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+from harness import campaign_row
 
 from notifq.core.db import open_pool
 from notifq.operator import store as op_store
 from notifq.worker import store
 from notifq.worker.lease import WorkerLease
-
-
-def _campaign(cid: uuid.UUID) -> op_store.CampaignRow:
-    return op_store.CampaignRow(
-        id=cid,
-        namespace="ns",
-        name=f"c-{cid.hex[:6]}",
-        channel="email",
-        provider="mock",
-        subject="s",
-        body="b",
-        max_attempts=4,
-        backoff_ms=1000,
-        chunk_size=100,
-    )
 
 
 async def test_one_live_sender_per_message(database_url: str) -> None:
@@ -40,7 +26,7 @@ async def test_one_live_sender_per_message(database_url: str) -> None:
     cid = uuid.uuid4()
     await op_store.materialize(
         pool,
-        _campaign(cid),
+        campaign_row(cid, "mock"),
         [f"u{i}@example.com" for i in range(20)],
         validate=False,
         state="active",
@@ -107,7 +93,7 @@ async def test_cancel_stops_claims_and_a_send_in_flight_is_still_recorded(
     cid = uuid.uuid4()
     await op_store.materialize(
         pool,
-        _campaign(cid),
+        campaign_row(cid, "mock"),
         [f"u{i}@example.com" for i in range(10)],
         validate=False,
         state="active",

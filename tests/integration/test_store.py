@@ -9,25 +9,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from harness import campaign_row
 
 from notifq.core.db import open_pool
 from notifq.core.recipients import CONTROL_CHARACTER, INVALID_ADDRESS
 from notifq.operator import store
-
-
-def _row(cid: uuid.UUID) -> store.CampaignRow:
-    return store.CampaignRow(
-        id=cid,
-        namespace="ns",
-        name=f"c-{cid.hex[:6]}",
-        channel="email",
-        provider="auto",
-        subject="s",
-        body="b",
-        max_attempts=4,
-        backoff_ms=1000,
-        chunk_size=100,
-    )
 
 
 async def test_materialize_is_idempotent_and_validates(database_url: str) -> None:
@@ -41,9 +27,15 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
             "c@example.com",
             "nul\x00@example.com",
         ]
-        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 5
+        assert (
+            await store.materialize(pool, campaign_row(cid), entries, validate=True, state="active")
+            == 5
+        )
         # a repeat (operator restarted) adds nothing
-        assert await store.materialize(pool, _row(cid), entries, validate=True, state="active") == 5
+        assert (
+            await store.materialize(pool, campaign_row(cid), entries, validate=True, state="active")
+            == 5
+        )
         counts = await store.counts(pool, cid)
         assert counts == {"pending": 2, "sent": 0, "failed": 3, "cancelled": 0}
         with psycopg.connect(database_url) as conn:
@@ -71,11 +63,11 @@ async def test_failed_materialization_leaves_nothing(database_url: str) -> None:
             raise RuntimeError("operator died mid-COPY")
 
         with pytest.raises(RuntimeError):
-            await store.materialize(pool, _row(cid), boom(), validate=False, state="active")
+            await store.materialize(pool, campaign_row(cid), boom(), validate=False, state="active")
         assert await store.get(pool, cid) is None
         assert (
             await store.materialize(
-                pool, _row(cid), iter(["a@example.com"]), validate=False, state="active"
+                pool, campaign_row(cid), iter(["a@example.com"]), validate=False, state="active"
             )
             == 1
         )
@@ -88,7 +80,11 @@ async def test_cancel_and_retry_failed(database_url: str) -> None:
     try:
         cid = uuid.uuid4()
         await store.materialize(
-            pool, _row(cid), [f"u{i}@example.com" for i in range(10)], validate=True, state="active"
+            pool,
+            campaign_row(cid),
+            [f"u{i}@example.com" for i in range(10)],
+            validate=True,
+            state="active",
         )
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(
@@ -111,7 +107,7 @@ async def test_stored_in_the_state_asked_and_locked_for_enqueue(database_url: st
         cid = uuid.uuid4()
         assert (
             await store.materialize(
-                pool, _row(cid), ["a@example.com"], validate=True, state="suspended"
+                pool, campaign_row(cid), ["a@example.com"], validate=True, state="suspended"
             )
             == 1
         )
@@ -130,7 +126,7 @@ async def test_deleted_before_storing_copies_nothing(database_url: str) -> None:
         assert await store.tombstone(pool, cid, "ns", "gone", 100) == (0, 0, 100)
         assert (
             await store.materialize(
-                pool, _row(cid), ["a@example.com"], validate=True, state="active"
+                pool, campaign_row(cid), ["a@example.com"], validate=True, state="active"
             )
             is None
         )
