@@ -8,11 +8,13 @@ session its own database and Redis key prefix.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -109,9 +111,27 @@ def stack_factory(
             stack.start_worker()
         return stack
 
+    started = datetime.now(UTC) - timedelta(seconds=1)  # creationTimestamp has 1 s resolution
     yield make
     for s in stacks:
         s.stop()
+    if stacks:
+        _delete_campaigns_since(control_plane, started)
+
+
+def _delete_campaigns_since(cp: testbed.ControlPlane, since: datetime) -> None:
+    """Delete the Campaigns a test created: the next test's operator watches every
+    namespace and would otherwise resume their unfinished work beside its own."""
+    out = cp.kubectl("get", "campaigns", "-A", "-o", "json", check=False)
+    if out.returncode != 0:
+        return
+    names: dict[str, list[str]] = {}
+    for item in json.loads(out.stdout)["items"]:
+        meta = item["metadata"]
+        if datetime.fromisoformat(meta["creationTimestamp"]) >= since:
+            names.setdefault(meta["namespace"], []).append(meta["name"])
+    for ns, batch in names.items():
+        cp.kubectl("delete", "campaign", *batch, "-n", ns, "--wait=false", check=False)
 
 
 @pytest.fixture

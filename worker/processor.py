@@ -311,25 +311,28 @@ class ChunkProcessor:
     ) -> Slice:
         """Claim, render, pass the quota gate, send and record one slice."""
         token = uuid.uuid4().hex
-        held = list(self.live_tokens | self.outbox.tokens())
         self.live_tokens.add(token)
         try:
-            claimed = await store.claim(
-                self.pool,
-                camp.id,
-                [r.seq for r in rows],
-                token=token,
-                owner=self.lease.id,
-                live_tokens=held,
-                lease_seconds=self.settings.claim_lease_seconds,
-                grace_seconds=self.lease.grace,
-            )
-            if not claimed:
-                return Slice()
-            outbound, render_failures = await render_rows(self.renderer, camp, claimed)
             provider = self.providers.get(provider_name)
             outcomes: list[Outcome] = []
-            async with self.in_flight.hold(len(outbound)):
+            # The claim is taken only once there is room in flight: a slice waiting for
+            # room holds no rows, so a cancel, suspend or delete committed meanwhile
+            # stops it (the claim checks the campaign is active), and what goes out
+            # after a stop is at most what was already handed to providers.
+            async with self.in_flight.hold(len(rows)):
+                claimed = await store.claim(
+                    self.pool,
+                    camp.id,
+                    [r.seq for r in rows],
+                    token=token,
+                    owner=self.lease.id,
+                    live_tokens=list((self.live_tokens - {token}) | self.outbox.tokens()),
+                    lease_seconds=self.settings.claim_lease_seconds,
+                    grace_seconds=self.lease.grace,
+                )
+                if not claimed:
+                    return Slice()
+                outbound, render_failures = await render_rows(self.renderer, camp, claimed)
                 # the grant and the lease check come last, right before the send: sends
                 # reach the provider spaced as granted, and a worker that stalled while
                 # waiting here sends nothing another worker may have taken over

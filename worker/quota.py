@@ -37,6 +37,7 @@ operator reads (provider rate, the campaign's share, whether and why it waits).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 
@@ -257,12 +258,18 @@ class QuotaScheduler:
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, "quota", *parts))
 
+    def effective_cap(self, cap: float | None) -> float:
+        """A campaign's ``rateLimit`` as the script plans with it (less the headroom; 0: none)."""
+        return (cap or 0) * (1 - self.headroom)
+
     def slice_size(self, quota: float, cap: float | None = None) -> int:
         """Sends granted at once under ``quota`` (and a campaign's own ``cap``): the burst
-        setting, smaller for small quotas (the script applies the same rule)."""
+        setting, smaller for small quotas. The script applies the same rule; a caller that
+        asked for more than it grants would get part of a slice and have to give it back."""
         size = max(1, min(self.burst, int(quota // 50)))
-        if cap:
-            size = min(size, max(1, int(cap // 10)))
+        effective = self.effective_cap(cap)
+        if effective > 0:
+            size = min(size, max(1, math.floor(effective / 10)))
         return size
 
     def planned_rate(self, quota: float) -> float:
@@ -299,7 +306,7 @@ class QuotaScheduler:
                 str(cid),
                 namespace,
                 weight,
-                (cap or 0) * (1 - self.headroom),
+                self.effective_cap(cap),
                 want,
                 self.planned_rate(quota),
                 self.slice_size(quota),

@@ -225,27 +225,17 @@ def _request(stack: Stack, ns: str, name: str, action: str) -> float:
     return time.time()
 
 
-# Known regression after merging the quota scheduler (issue 13) into the lifecycle work
-# (issue 12): with sends paced in slices, a stop while sending lets up to 600 sends out
-# instead of the in-flight bound (400), and a rateLimit edit of a running campaign is not
-# applied. Reproduced twice on 2026-11-30; open in issues 12/13. Not strict: it is flaky.
-KNOWN_REGRESSION = pytest.mark.xfail(
-    reason="issues 12/13: in-flight bound and rateLimit edits after the quota merge",
-    strict=False,
-)
-
-
 MOMENTS = [
     ("before-storing", "delete"),
     ("before-storing", "cancel"),
     ("during-copy", "delete"),
     ("during-copy", "cancel"),
     ("during-enqueue", "delete"),
-    pytest.param("while-sending", "delete", marks=KNOWN_REGRESSION),
-    pytest.param("while-sending", "cancel", marks=KNOWN_REGRESSION),
-    pytest.param("while-retrying", "delete", marks=KNOWN_REGRESSION),
+    ("while-sending", "delete"),
+    ("while-sending", "cancel"),
+    ("while-retrying", "delete"),
 ]
-IDS = ["-".join(str(v) for v in (m.values if hasattr(m, "values") else m)) for m in MOMENTS]
+IDS = ["-".join(m) for m in MOMENTS]
 
 
 @pytest.mark.parametrize(("moment", "action"), MOMENTS, ids=IDS)
@@ -407,7 +397,6 @@ def test_finalizer_of_earlier_releases_is_removed(stack: Stack, namespace: str) 
 # --- issue 12 item 6: spec edits after start are applied (the rest is refused: test_crd) --
 
 
-@KNOWN_REGRESSION
 def test_rate_limit_and_schedule_edits_apply_to_a_running_campaign(
     stack_factory: Callable[..., Stack], namespace: str, control_plane: testbed.ControlPlane
 ) -> None:
