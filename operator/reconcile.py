@@ -298,10 +298,13 @@ async def follow_intent(ctx: OperatorContext, res: Resource, stored: store.Store
         await store.set_rate_limit(ctx.pool, cid, rate_limit)
         log.info("campaign %s: rate limit now %s", cid, rate_limit)
     desired = desired_state(res.spec)
-    if stored.state in (desired, "cancelled"):
+    if stored.state == "cancelled" and (desired != "cancelled" or res.settled):
+        return stored.state
+    if stored.state == desired and desired != "cancelled":
         return stored.state
     all_ids = [c.job_id for c in jobs.chunks(cid, stored.total, stored.chunk_size)]
-    if desired == "cancelled":
+    if desired == "cancelled":  # again until the status says Cancelled: the supervisor
+        # may have committed the state alone (store.stop) as soon as it saw the request
         n = await store.cancel(ctx.pool, cid)
         await enqueue.remove(ctx.queue, all_ids)
         log.info("campaign %s cancelled: %d pending message(s) cancelled", cid, n)
@@ -400,6 +403,12 @@ async def report(
             ctx.pool, res.uid, phase, counts["sent"], counts["failed"], phase in st.FINAL_PHASES
         )
     return new if st.changed(old, new) else None
+
+
+async def stop(ctx: OperatorContext, res: Resource) -> None:
+    """``spec.cancel`` seen: commit the stopped state at once (the rest follows in
+    :func:`follow_intent`). Nothing to do for a campaign not stored yet."""
+    await store.stop(ctx.pool, res.uid)
 
 
 async def on_delete(ctx: OperatorContext, res: Resource) -> None:

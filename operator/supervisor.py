@@ -84,6 +84,9 @@ class Supervisor:
             )
             return
         self.latest[res.uid] = res
+        if res.spec.get("cancel") and not (prev is not None and prev.spec.get("cancel")):
+            # stop the sends now, not after the campaign's current reconcile step
+            self._spawn(self._stop(res), f"stop {res.namespace}/{res.name}")
         if prev is None or (prev.generation, prev.retry_token) != (
             res.generation,
             res.retry_token,
@@ -203,6 +206,12 @@ class Supervisor:
         cur = self.latest.get(uid)
         if cur is not None:  # until the watch brings it, the status we wrote is the newest
             self.latest[uid] = replace(cur, status=merge_patch(cur.status, new))
+
+    async def _stop(self, res: Resource) -> None:
+        try:
+            await reconcile.stop(self.ctx, res)
+        except Exception:  # the reconcile step that follows cancels it anyway
+            log.exception("campaign %s/%s: stopping failed", res.namespace, res.name)
 
     async def _delete(self, res: Resource) -> None:
         while True:
