@@ -328,6 +328,9 @@ async def retry_failed(
     if token is None:
         return {}
     retried = await store.retry_failed(ctx.pool, res.uid)
+    await enqueue.forget_replacements(
+        ctx.redis, ctx.settings.queue_prefix, ctx.settings.queue_name, res.uid
+    )
     await sweep(ctx, res.uid, stored, opts, await ctx.redis_epoch())
     log.info(
         "campaign %s/%s: retry-failed %r re-queued %d message(s)",
