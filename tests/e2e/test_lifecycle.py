@@ -379,15 +379,23 @@ def test_delete_without_operator_and_orphan_sweep(
     bystander.check()
 
 
-def test_finalizer_of_earlier_releases_is_removed(stack: Stack, namespace: str) -> None:
+def test_finalizer_and_diff_base_of_earlier_releases_are_removed(
+    stack: Stack, namespace: str
+) -> None:
     manifest = campaign("legacy", namespace, recipients={"generate": {"count": 10}})
     manifest["metadata"]["finalizers"] = ["notifq.dev/finalizer"]
+    old_copy = json.dumps({"spec": manifest["spec"]})  # the diff base of earlier releases
+    manifest["metadata"]["annotations"] = {"notifq.dev/last-handled-configuration": old_copy}
     stack.apply(manifest)
-    wait_until(
-        lambda: not stack.get(namespace, "legacy")["metadata"].get("finalizers"),
-        60,
-        "the old finalizer to be removed",
-    )
+
+    def cleaned() -> bool:
+        meta = stack.get(namespace, "legacy")["metadata"]
+        annotations = meta.get("annotations") or {}
+        return not meta.get("finalizers") and not any(
+            k.endswith("/last-handled-configuration") for k in annotations
+        )
+
+    wait_until(cleaned, 60, "the old finalizer and diff-base annotation to be removed")
     out = stack.control_plane.kubectl(
         "delete", "campaign", "legacy", "-n", namespace, "--timeout=20s", check=False
     )
