@@ -38,7 +38,7 @@ lint: setup
 # The cluster suite (a real one-node cluster, root) runs separately with `make test-cluster`
 # until it has passed end to end on a quiet machine (see issue 14's notes).
 test: lint
-	$(VENV)/bin/pytest --ignore=tests/cluster
+	$(VENV)/bin/pytest -n 2 --dist loadfile --ignore=tests/cluster
 
 # node binaries and images first (cached; a fresh machine builds them for ~20 min)
 test-cluster: setup
