@@ -313,6 +313,7 @@ class ChunkProcessor:
         token = uuid.uuid4().hex
         held = list(self.live_tokens | self.outbox.tokens())
         self.live_tokens.add(token)
+        epoch = self.lease.epoch
         try:
             claimed = await store.claim(
                 self.pool,
@@ -343,7 +344,7 @@ class ChunkProcessor:
                 wait: tuple[float, str] | None = None
                 if gate is not None and outbound:
                     wait = await gate.pass_(len(outbound))
-                if wait is None and not self.lease.valid():
+                if wait is None and not self.lease.valid(since=epoch):
                     wait = (1.0, "lease")
                 if wait is None and provider is not None and outbound:
                     metrics.IN_FLIGHT.inc(len(outbound))
