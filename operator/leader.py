@@ -304,4 +304,3 @@ class LeaderElector:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-

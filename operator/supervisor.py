@@ -220,8 +220,13 @@ class Supervisor:
             await asyncio.to_thread(api.drop_annotation, res.namespace, res.name, LEGACY_ANNOTATION)
             log.info("campaign %s/%s: removed %s", res.namespace, res.name, LEGACY_ANNOTATION)
         except Exception as exc:  # seen again at the next event or restart
-            log.warning("campaign %s/%s: %s not removed: %s", res.namespace, res.name,
-                        LEGACY_ANNOTATION, exc)
+            log.warning(
+                "campaign %s/%s: %s not removed: %s",
+                res.namespace,
+                res.name,
+                LEGACY_ANNOTATION,
+                exc,
+            )
 
     async def _stop(self, res: Resource) -> None:
         try:
