@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -156,6 +157,14 @@ class Kube:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nstatus: {last.get('status')}") from exc
         return last
+
+    def admin_password(self, namespace: str, deployment: str) -> str:
+        """The admin password the live API pods get: their env's Secret reference, read."""
+        pod = self.get("deployment", deployment, "-n", namespace)["spec"]["template"]["spec"]
+        env = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}
+        ref = env["NOTIFQ_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        data = self.get("secret", ref["name"], "-n", namespace)["data"]
+        return base64.b64decode(data[ref["key"]]).decode()
 
     def psql(self, release_ns: str, sql: str, release: str = "notifq") -> list[list[str]]:
         out = self.kubectl(
