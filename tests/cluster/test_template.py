@@ -18,6 +18,8 @@ def render_and_apply(kube: Kube) -> None:
         "template", RELEASE, str(CHART), "-n", NS, "-f", str(KIND_VALUES), "--kube-version=v1.35.4",
         "--skip-tests",
         "--set", "api.service.type=ClusterIP",
+        # one pod each is enough to show the logins, and cheaper on a busy node
+        "--set", "operator.replicas=1", "--set", "worker.replicas=1",
     ).stdout  # fmt: skip
     kube.kubectl("apply", "-n", NS, "-f", "-", input=rendered)
 
