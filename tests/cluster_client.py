@@ -105,12 +105,18 @@ class Kube:
         return list(self.get(*args)["items"])
 
     def wait_pods_ready(self, namespace: str, timeout: float) -> list[dict[str, Any]]:
-        """Every pod of the namespace Ready (pods that ran to completion aside)."""
+        """Every pod of the namespace Ready (pods that ran to completion or are being
+        deleted, as the old ones of a finished rollout, aside)."""
         pods: list[dict[str, Any]] = []
 
         def ready() -> bool:
             nonlocal pods
-            pods = [p for p in self.pods(namespace) if p["status"].get("phase") != "Succeeded"]
+            pods = [
+                p
+                for p in self.pods(namespace)
+                if p["status"].get("phase") != "Succeeded"
+                and "deletionTimestamp" not in p["metadata"]
+            ]
             return bool(pods) and all(
                 any(
                     c["type"] == "Ready" and c["status"] == "True"
