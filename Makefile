@@ -36,13 +36,13 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 # Everything, the cluster suite included (a real one-node cluster; root). It is its own
-# pytest run so that its node is down again before the other suites start (a session
-# fixture would keep it up, eating the 2 cores, until the very end); both runs always
-# run, and make fails when either failed.
+# pytest run, serial, so that its node is down again before the other suites start (a
+# session fixture would keep it up, eating the 2 cores, until the very end); the others
+# run in two processes. Both runs always run, and make fails when either failed.
 test: lint cluster-build
 	@status=0; \
 	$(VENV)/bin/pytest tests/cluster || status=1; \
-	$(VENV)/bin/pytest --ignore=tests/cluster || status=1; \
+	$(VENV)/bin/pytest -n 2 --dist loadfile --ignore=tests/cluster || status=1; \
 	exit $$status
 
 test-cluster: setup cluster-build

@@ -360,7 +360,8 @@ def main() -> int:
                 continue
             rows.append(run_case(CASES[name], workdir))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -78,6 +78,24 @@ class CampaignApi:
             raise
         return True
 
+    def drop_annotation(self, namespace: str, name: str, key: str) -> bool:
+        """Remove one annotation of the Campaign; False when it is gone."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": {key: None}}},
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the Campaign is gone."""
         try:

@@ -311,32 +311,38 @@ class ChunkProcessor:
     ) -> Slice:
         """Claim, render, pass the quota gate, send and record one slice."""
         token = uuid.uuid4().hex
+        held = list(self.live_tokens | self.outbox.tokens())
         self.live_tokens.add(token)
         try:
+            claimed = await store.claim(
+                self.pool,
+                camp.id,
+                [r.seq for r in rows],
+                token=token,
+                owner=self.lease.id,
+                live_tokens=held,
+                lease_seconds=self.settings.claim_lease_seconds,
+                grace_seconds=self.lease.grace,
+            )
+            if not claimed:
+                return Slice()
+            outbound, render_failures = await render_rows(self.renderer, camp, claimed)
             provider = self.providers.get(provider_name)
             outcomes: list[Outcome] = []
-            # The claim is taken only once there is room in flight: a slice waiting for
-            # room holds no rows, so a cancel, suspend or delete committed meanwhile
-            # stops it (the claim checks the campaign is active), and what goes out
-            # after a stop is at most what was already handed to providers.
-            async with self.in_flight.hold(len(rows)):
-                claimed = await store.claim(
-                    self.pool,
-                    camp.id,
-                    [r.seq for r in rows],
-                    token=token,
-                    owner=self.lease.id,
-                    live_tokens=list((self.live_tokens - {token}) | self.outbox.tokens()),
-                    lease_seconds=self.settings.claim_lease_seconds,
-                    grace_seconds=self.lease.grace,
-                )
-                if not claimed:
-                    return Slice()
-                outbound, render_failures = await render_rows(self.renderer, camp, claimed)
-                # the grant and the lease check come last, right before the send: sends
-                # reach the provider spaced as granted, and a worker that stalled while
-                # waiting here sends nothing another worker may have taken over
-                wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
+            async with self.in_flight.hold(len(outbound)):
+                # The campaign's row is read again once there is room in flight: a cancel,
+                # suspend or delete committed while this slice was rendered or waited for
+                # room stops it here, so after a stop only what was already in flight goes
+                # out. (Claiming only once there is room would serialize claim, render
+                # and send per process.) The quota grant and the lease check come last,
+                # right before the send: sends reach the provider spaced as granted, and a
+                # worker that stalled while waiting sends nothing another may have taken.
+                if outbound and not await self.campaigns.is_active(camp.id):
+                    await store.release(self.pool, camp.id, token)
+                    return Slice()  # not sent; the pass ends at its next check of the state
+                wait: tuple[float, str] | None = None
+                if gate is not None and outbound:
+                    wait = await gate.pass_(len(outbound))
                 if wait is None and not self.lease.valid():
                     wait = (1.0, "lease")
                 if wait is None and provider is not None and outbound:

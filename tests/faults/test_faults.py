@@ -151,7 +151,11 @@ def test_rolling_restart_of_workers(stack_factory: Callable[..., Stack], namespa
     for _ in range(2):
         for old in [w for w in stack.workers if w.alive()]:
             wait_progress(stack, namespace, min(N - 1000, progress(stack, namespace) + 300))
-            stack.start_worker()
+            new = stack.start_worker()
+            # as a rolling update does: the old one goes once the new one is up
+            testbed.wait_for(
+                lambda p=new: "worker started" in p.log_path.read_text(), 60, "the new worker"
+            )
             assert old.stop(signal.SIGTERM, timeout=30) == 0  # drains and exits cleanly
     # SIGTERM finishes in-flight sends and records them: no duplicates at all
     check(stack, namespace, allowed_duplicates=0)
