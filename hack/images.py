@@ -38,7 +38,7 @@ IMAGES = CACHE / "images"
 SUITE = "bookworm"
 MIRROR = os.environ.get("NOTIFQ_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
-NOTIFQ_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+NOTIFQ_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt")
 NOTIFQ_TREES = ("notifq", "operator", "worker", "api")
 
 # the names the chart's ci/kind-values.yaml and the cluster tests use
