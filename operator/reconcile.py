@@ -148,23 +148,12 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     """Step 1: store rows in the state the spec asks for; a status instead when not (yet)."""
     spec, old = res.spec, res.status
 
-    def early(phase: str, message: str) -> dict[str, Any]:
-        return st.build(
-            old=old,
-            spec=spec,
-            generation=res.generation,
-            phase=phase,
-            counts=None,
-            total=0,
-            message=message,
-        )
-
     if spec.get("cancel"):
-        return early("Cancelled", "cancelled before it started")
+        return _unstored(res, "Cancelled", "cancelled before it started")
     if st.scheduled_later(spec, datetime.now(UTC)):
-        return early("Scheduled", f"starts at {spec['scheduleAt']}")
+        return _unstored(res, "Scheduled", f"starts at {spec['scheduleAt']}")
     if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
-        return early("Failed", str(old.get("message", "")))
+        return _unstored(res, "Failed", str(old.get("message", "")))
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
         await check_templates(ctx, row)
@@ -176,9 +165,7 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
             max_inline=ctx.settings.max_inline_recipients,
         )
     except InvalidCampaign as exc:
-        log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
-        metrics.RECONCILES.labels("invalid").inc()
-        return early("Failed", str(exc))
+        return _invalid(res, exc)
     fenced = await _fence(ctx, res, row)
     if fenced is None:
         return None  # deleted meanwhile: the caller finds it gone
@@ -191,6 +178,25 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     if total is None:
         log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
     return None
+
+
+def _unstored(res: Resource, phase: str, message: str) -> dict[str, Any]:
+    """The status of a campaign whose rows are not stored (yet): no counts."""
+    return st.build(
+        old=res.status,
+        spec=res.spec,
+        generation=res.generation,
+        phase=phase,
+        counts=None,
+        total=0,
+        message=message,
+    )
+
+
+def _invalid(res: Resource, exc: InvalidCampaign) -> dict[str, Any]:
+    log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
+    metrics.RECONCILES.labels("invalid").inc()
+    return _unstored(res, "Failed", str(exc))
 
 
 async def _fence(
@@ -220,17 +226,7 @@ async def _fence(
     try:
         await check_templates(ctx, edited)
     except InvalidCampaign as exc:
-        log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
-        metrics.RECONCILES.labels("invalid").inc()
-        failed = st.build(
-            old=fresh.status,
-            spec=fresh.spec,
-            generation=fresh.generation,
-            phase="Failed",
-            counts=None,
-            total=0,
-            message=str(exc),
-        )
+        failed = _invalid(fresh, exc)
         failed["startTime"] = None  # merge patch: removed, so the spec can be fixed
         return failed
     log.info("campaign %s/%s: stored as edited just before storing", res.namespace, res.name)
@@ -298,9 +294,9 @@ async def follow_intent(ctx: OperatorContext, res: Resource, stored: store.Store
         await store.set_rate_limit(ctx.pool, cid, rate_limit)
         log.info("campaign %s: rate limit now %s", cid, rate_limit)
     desired = desired_state(res.spec)
-    if stored.state == "cancelled" and (desired != "cancelled" or res.settled):
-        return stored.state
-    if stored.state == desired and desired != "cancelled":
+    if stored.state == "cancelled" and desired != "cancelled":
+        return stored.state  # cancelled for good (a delete, the orphan sweep)
+    if stored.state == desired != "cancelled":
         return stored.state
     all_ids = [c.job_id for c in jobs.chunks(cid, stored.total, stored.chunk_size)]
     if desired == "cancelled":  # again until the status says Cancelled: the supervisor
