@@ -5,8 +5,10 @@ bystander campaign in another namespace that finishes as if alone."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -252,6 +254,24 @@ def _user_kubeconfig(stack: Stack, ns: str, sa: str, tmp_path: Path) -> Path:
     return path
 
 
+def _forged_request(port: int, path: str) -> int | None:
+    """GET with a made-up admin identity and no client certificate: the status, or None
+    when the TLS handshake refuses the connection."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        conn.request(
+            "GET", path, headers={"X-Remote-User": "admin", "X-Remote-Group": "system:masters"}
+        )
+        return conn.getresponse().status
+    except (ssl.SSLError, ConnectionError):
+        return None
+    finally:
+        conn.close()
+
+
 def test_failed_recipients_with_the_users_own_rights(
     two_namespaces: tuple[Stack, str, str], tmp_path: Path
 ) -> None:
@@ -332,6 +352,16 @@ def test_failed_recipients_with_the_users_own_rights(
         elsewhere = as_user(reader, "failures", "bystander", "-n", other)
         assert elsewhere.returncode == 1 and "forbidden" in elsewhere.stderr.lower()
         assert "reject-x" not in elsewhere.stdout
+
+        # nobody but the front proxy reaches the pod: a forged identity without its client
+        # certificate is refused in the TLS handshake
+        assert (
+            _forged_request(
+                reports_port,
+                f"/apis/reports.notifq.dev/v1alpha1/namespaces/{ns}/campaignfailures/flaky",
+            )
+            is None
+        )
 
         # the API server authorizes the path itself too: kubectl get --raw as the outsider
         raw = kubectl(stack, "get", "--raw",
