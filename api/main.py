@@ -74,8 +74,16 @@ async def _serve(host: str, port: int) -> None:
     from notifq.api.app import create_app
 
     settings = get_api_settings()
-    # X-Forwarded-For is trusted only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
-    servers = [uvicorn.Server(uvicorn.Config(create_app(settings), host, port, log_config=None))]
+    # X-Forwarded-For is believed only from the trusted proxies (login limiter keys, logs).
+    config = uvicorn.Config(
+        create_app(settings),
+        host,
+        port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
+    servers = [uvicorn.Server(config)]
     async with AsyncExitStack() as stack:
         if settings.reports_port:
             from notifq.api.reports_server import build_server

@@ -298,6 +298,11 @@ class ApiSettings(CommonSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     """Largest request body accepted."""
 
+    trusted_proxies: list[str] = ["127.0.0.1"]
+    """Addresses or networks (CIDR) whose X-Forwarded-For / X-Forwarded-Proto are believed:
+    the ingress controllers in front of the API; ``["*"]`` trusts everyone (never with a
+    NodePort or LoadBalancer reachable by clients)."""
+
     reports_port: int = 0
     """Port of the aggregated reports API (``reports.notifq.dev``, TLS, reached only through
     the Kubernetes API server); 0 turns it off."""
