@@ -388,7 +388,8 @@ def main() -> int:
             f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs"
             + (
                 f", {r['connections']} SMTP connections ({r['connections_at_once']} at once), "
-                f"server received {r['received']} ({r['duplicates']} duplicates)"
+                f"server received {r['received']} ({r['duplicates']} duplicates), "
+                f"server CPU {r['server_cpu_s']} s"
                 if "connections" in r
                 else ""
             )

@@ -1,10 +1,12 @@
 """The ``smtp`` case of ``bench/run.py``: a campaign through the SMTP provider to a local
 Mailpit (hack/mailpit.py), 2 workers with the default pool (4 connections each, 100
 messages per connection). Adds to the run's row what the server received (and any
-duplicates) and the connections the workers opened, from their logs at shutdown."""
+duplicates), the connections the workers opened (from their logs at shutdown) and the
+CPU seconds Mailpit used (it shares the 2 cores)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +28,9 @@ def run(
                ("NOTIFQ_SMTP_SECURITY", "none"))  # fmt: skip
         row = run_case(replace(case, extra_env=case.extra_env + env), workdir)
         got = Counter(t["Address"] for m in mp.messages() for t in m["To"])
+        assert mp.proc is not None
+        ticks = open(f"/proc/{mp.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]
+        server_cpu = sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
     finally:
         mp.stop()
     opened = peak = 0
@@ -38,5 +43,6 @@ def run(
         duplicates=sum(n - 1 for n in got.values()),
         connections=opened,
         connections_at_once=peak,
+        server_cpu_s=round(server_cpu, 1),
     )
     return row
