@@ -29,7 +29,8 @@ def run(
         row = run_case(replace(case, extra_env=case.extra_env + env), workdir)
         got = Counter(t["Address"] for m in mp.messages() for t in m["To"])
         assert mp.proc is not None
-        ticks = open(f"/proc/{mp.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]
+        stat = Path(f"/proc/{mp.proc.pid}/stat").read_text()
+        ticks = stat.rsplit(")", 1)[1].split()[11:13]
         server_cpu = sum(int(t) for t in ticks) / os.sysconf("SC_CLK_TCK")
     finally:
         mp.stop()
