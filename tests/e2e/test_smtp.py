@@ -1,8 +1,9 @@
 """The SMTP provider against a real SMTP server (Mailpit, hack/mailpit.py): what the server
 received (headers, body, count) next to a bystander campaign in another namespace; STARTTLS
-and implicit TLS with AUTH; a wrong password (the messages wait with the reason, none is
-lost); a relay that drops connections mid-batch (nothing lost, duplicates within the
-stated bound); a storm of 4xx answers (messages wait, none fails inside the retry budget).
+and implicit TLS with AUTH; a wrong password (the messages wait, the campaign's status shows
+the relay's answer through the shared quota of NOTIFQ_RATE_LIMIT_SMTP, none is lost); a
+relay that drops connections mid-batch (nothing lost, duplicates within the stated bound);
+a storm of 4xx answers (messages wait, none fails inside the retry budget).
 """
 
 from __future__ import annotations
@@ -162,7 +163,10 @@ def test_wrong_password_waits_with_the_reason_and_loses_nothing(
     stack_factory: Callable[..., Stack], mailpit_factory: Callable[..., Mailpit], namespace: str
 ) -> None:
     mp = mailpit_factory(security="starttls", auth=(USER, PASSWORD))
-    env = smtp_env(mp, security="starttls", NOTIFQ_SES_QUOTA_INTERVAL="2")
+    # the relay's per-second limit goes through the shared quota, whose status shows the pause
+    env = smtp_env(
+        mp, security="starttls", NOTIFQ_SES_QUOTA_INTERVAL="2", NOTIFQ_RATE_LIMIT_SMTP="50"
+    )
     stack = stack_factory(workers=0, **env)
     bad = stack.start_worker(NOTIFQ_SMTP_USERNAME=USER, NOTIFQ_SMTP_PASSWORD="wrong")
     by = start_bystander(stack)
@@ -184,7 +188,18 @@ def test_wrong_password_waits_with_the_reason_and_loses_nothing(
     assert all(v[1] == 0 for v in rows(stack, uid).values())  # no attempt spent
     assert "SMTP authentication refused: 535" in bad.log_path.read_text()
     assert mp.total() == 0
-    assert stack.get(namespace, "locked")["status"]["phase"] == "Processing"
+
+    def status_says_why() -> bool:
+        st = stack.get(namespace, "locked").get("status", {})
+        quota = st.get("quota") or {}
+        return str(quota.get("reason", "")).startswith("paused: SMTP authentication refused: 535")
+
+    wait_until(status_says_why, 60, "the campaign's status to show the relay's answer")
+    st = stack.get(namespace, "locked")["status"]
+    assert st["phase"] == "Processing" and st["quota"]["provider"] == "smtp"
+    assert 0 < st["quota"]["providerRate"] <= 50
+    cond = next(c for c in st["conditions"] if c["type"] == "QuotaLimited")
+    assert cond["status"] == "True" and cond["reason"] == "ProviderPaused"
     # the secret is fixed: the same campaign goes out, each message once
     bad.stop()
     stack.start_worker(NOTIFQ_SMTP_USERNAME=USER, NOTIFQ_SMTP_PASSWORD=PASSWORD)

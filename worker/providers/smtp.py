@@ -215,7 +215,8 @@ class SmtpProvider:
         return outcome, conn
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        self.pool.close()
+        """Wait for sends under way, then QUIT every idle connection (off the event loop)."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self.pool.close)
         s = self.pool.stats
         log.info("smtp: %d connection(s) opened in all, at most %d at once", s.opened, s.peak)
