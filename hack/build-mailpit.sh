@@ -30,6 +30,6 @@ MOD
 printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/axllent/mailpit"\n' >"$dir/tools.go"
 (cd "$dir" && go get "github.com/axllent/mailpit@$MAILPIT_VERSION" >&2 && go mod tidy >&2 && \
   go build -trimpath -ldflags "-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" \
-    -o "$BIN/mailpit.tmp" github.com/axllent/mailpit)
-mv "$BIN/mailpit.tmp" "$BIN/mailpit"
+    -o "$BIN/mailpit.tmp.$$" github.com/axllent/mailpit)
+mv "$BIN/mailpit.tmp.$$" "$BIN/mailpit"
 echo "$BIN/mailpit"
