@@ -106,7 +106,7 @@ class CampaignCreate(BaseModel):
         return value
 
     channel: Literal["email", "sms", "push"] = "email"
-    provider: Literal["auto", "mock", "ses", "sns"] = "auto"
+    provider: Literal["auto", "mock", "ses", "sns", "smtp"] = "auto"
     subject: Annotated[str, StringConstraints(max_length=998), Clean] | None = None
     body: (
         Annotated[str, StringConstraints(max_length=262_144), AfterValidator(_no_body_control)]

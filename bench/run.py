@@ -13,7 +13,7 @@ Campaign with kubectl and measures:
   every 200 ms)
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
-Usage: ``bench/run.py [--cases smoke|main|all|quota|NAME,...] [--peer] [--json FILE]``;
+Usage: ``bench/run.py [--cases smoke|main|all|quota|smtp|NAME,...] [--peer] [--json FILE]``;
 ``--peer`` also runs the reference delivery path (../shared/peer through
 bench/peer.sh) for the same cases in the same sitting and prints ratios.
 ``BENCH_PG_FAST=1`` runs Postgres without fsync (to see what durability costs).
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import psycopg
 import quota as quota_case  # bench/quota.py, beside this script
+import smtp as smtp_case  # bench/smtp.py
 import testbed
 import urllib3
 
@@ -57,6 +58,8 @@ class Case:
     extra_env: tuple[tuple[str, str], ...] = ()
     mock_log: bool = False
     """Keep the mock provider's delivery log (the quota case reads it)."""
+    provider: str = "auto"
+    """The Campaign's ``spec.provider``."""
 
 
 CASES = {
@@ -93,6 +96,8 @@ CASES = {
         ),
         mock_log=True,
     ),
+    # through the SMTP provider to a local Mailpit (bench/smtp.py)
+    "smtp": Case("smtp", 20_000, 2, 0, 0, provider="smtp"),
 }
 GROUPS = {
     "smoke": ["smoke-2k"],
@@ -200,7 +205,10 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             "apiVersion": API_VERSION,
             "kind": "Campaign",
             "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"recipients": {"generate": {"count": case.count}}},
+            "spec": {
+                "provider": case.provider,
+                "recipients": {"generate": {"count": case.count}},
+            },
         }
         db = psycopg.connect(url, autocommit=True)
         t_apply = time.time()
@@ -361,6 +369,9 @@ def main() -> int:
                 with bench_stack(CASES[name], workdir) as stack:
                     rows.append(quota_case.run(stack, png))
                 continue
+            if name == "smtp":
+                rows.append(smtp_case.run(CASES[name], workdir, run_case))
+                continue
             rows.append(run_case(CASES[name], workdir))
     finally:
         if not os.environ.get("BENCH_KEEP"):
@@ -375,6 +386,13 @@ def main() -> int:
             f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
             f"{r['msgs_per_s']} msgs/s, lag p95 {r['lag_p95_s']}s, "
             f"worker RSS {r['worker_rss_mib']} MiB, {r['cpu_s_per_1k']} CPU s/1k msgs"
+            + (
+                f", {r['connections']} SMTP connections ({r['connections_at_once']} at once), "
+                f"server received {r['received']} ({r['duplicates']} duplicates), "
+                f"server CPU {r['server_cpu_s']} s"
+                if "connections" in r
+                else ""
+            )
         )
     if args.peer:
         print("\nreference delivery path (../shared/peer), same cases, same sitting:")

@@ -6,7 +6,8 @@
 #      and the one-node cluster's runtime and image tools (hack/cluster.py: containerd,
 #      runc, CNI plugins, iptables; buildah, podman, debootstrap for hack/images.py)
 #   2. a virtualenv in .venv: the locked dependencies (requirements/dev.txt) and notifq editable
-#   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache
+#   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache,
+#      and Mailpit (the SMTP tests' server; hack/build-mailpit.sh), likewise
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,4 +50,6 @@ site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["pure
 printf '%s\n' "$PWD/hack" "$PWD/tests" >"$site/notifq-dev-tools.pth"
 
 hack/build-control-plane.sh >/dev/null
+# here, not on first use: two pytest processes would otherwise build it at once
+hack/build-mailpit.sh >/dev/null
 log "ready"

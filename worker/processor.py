@@ -140,14 +140,14 @@ def resume_cursor(data: dict[str, Any], chunk: ChunkJob) -> int:
 
 
 def same_provider_run(
-    camp: store.CampaignInfo, rows: list[store.PendingRow]
+    camp: store.CampaignInfo, rows: list[store.PendingRow], smtp_domains: frozenset[str]
 ) -> tuple[str, list[store.PendingRow]]:
     """The provider of the first row, and the leading rows that go through it."""
-    provider = rcpt.route(camp.channel, camp.provider, rows[0].recipient)
+    provider = rcpt.route(camp.channel, camp.provider, rows[0].recipient, smtp_domains)
     if camp.provider != "auto" or camp.channel != "email":
         return provider, rows
     for i, r in enumerate(rows):
-        if rcpt.route(camp.channel, camp.provider, r.recipient) != provider:
+        if rcpt.route(camp.channel, camp.provider, r.recipient, smtp_domains) != provider:
             return provider, rows[:i]
     return provider, rows
 
@@ -195,6 +195,7 @@ class ChunkProcessor:
         self.renderer = RenderPool(Limits.from_settings(settings))
         self.campaigns = store.CampaignCache(pool)
         self.in_flight = InFlight(settings.max_in_flight)
+        self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
         self.live_tokens: set[str] = set()
         self.active = 0
         self._idle = asyncio.Event()
@@ -266,7 +267,7 @@ class ChunkProcessor:
                 if not rows:
                     done.cursor = chunk.end
                     break
-            provider, run = same_provider_run(camp, rows)
+            provider, run = same_provider_run(camp, rows, self.smtp_domains)
             quota = self.ceilings.get(provider)
             gate: Gate | None = None
             if quota or camp.rate_limit:

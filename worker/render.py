@@ -28,6 +28,7 @@ async def render_rows(
     outbound: list[Outbound] = []
     failures: list[Write] = []
     tmpl = camp.template
+    cid = str(camp.id)
     if tmpl.fast:
         render = tmpl.render
         for r in rows:
@@ -36,12 +37,12 @@ async def render_rows(
             except Exception as exc:  # a substitution cannot fail; stay safe if it does
                 failures.append(Write(r.seq, "failed", _reason(exc), "none", None))
                 continue
-            outbound.append(Outbound(r.seq, r.recipient, subject, body))
+            outbound.append(Outbound(r.seq, r.recipient, subject, body, cid))
     else:
         results = await pool.render(tmpl, [(r.seq, r.recipient) for r in rows])
         for r, (seq, subject, body, error) in zip(rows, results, strict=True):
             if error is None:
-                outbound.append(Outbound(seq, r.recipient, subject, body))
+                outbound.append(Outbound(seq, r.recipient, subject, body, cid))
             else:
                 failures.append(Write(seq, "failed", error[:MAX_ERROR], "none", None))
     if failures:

@@ -9,7 +9,7 @@ messages that fail at once with ``invalid address`` so the user can see them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 EMAIL_RE = re.compile(
     r"^[^@\s<>,;\"']+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
@@ -77,11 +77,19 @@ def printable(recipient: str) -> str:
     return CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", recipient)
 
 
-def route(channel: str, provider: str, recipient: str) -> str:
-    """Which provider delivers ``recipient``: the spec's choice, or ``auto`` routing."""
+def route(channel: str, provider: str, recipient: str, smtp_domains: Collection[str] = ()) -> str:
+    """Which provider delivers ``recipient``: the spec's choice, or ``auto`` routing.
+
+    Under ``auto``, email at a mock domain goes to the mock, email at one of
+    ``smtp_domains`` (``*``: any other domain) to the SMTP relay, other email to SES.
+    """
     if provider != "auto":
         return provider
     if channel == "email":
         domain = recipient.rpartition("@")[2].lower()
-        return "mock" if domain in MOCK_DOMAINS else "ses"
+        if domain in MOCK_DOMAINS:
+            return "mock"
+        if smtp_domains and ("*" in smtp_domains or domain in smtp_domains):
+            return "smtp"
+        return "ses"
     return "sns"

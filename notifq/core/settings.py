@@ -206,6 +206,50 @@ class WorkerSettings(CommonSettings):
     aws_endpoint_url: str | None = None
     """Override the AWS endpoint (a local AWS-compatible server in tests)."""
 
+    smtp_host: str = "localhost"
+    """SMTP provider: host name of the relay."""
+
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    """SMTP provider: port of the relay (587 submission with STARTTLS, 465 implicit TLS)."""
+
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    """SMTP provider: ``starttls`` (plain connect, then STARTTLS, required), ``tls``
+    (implicit TLS from the first byte, port 465) or ``none`` (plain text; local relays)."""
+
+    smtp_ca_file: str | None = None
+    """SMTP provider: a PEM bundle of CAs trusted for the relay's certificate, instead of
+    the system's (a private relay's own CA). The certificate and host name are always
+    verified."""
+
+    smtp_username: str | None = None
+    """SMTP provider: user name for AUTH (the chart reads it from a Secret); unset: no AUTH."""
+
+    smtp_password: str | None = None
+    """SMTP provider: password for AUTH (the chart reads it from a Secret)."""
+
+    smtp_from: str | None = None
+    """SMTP provider: sender address (``From`` and the envelope); unset: ``from_email``."""
+
+    smtp_max_connections: int = Field(default=4, ge=1, le=256)
+    """SMTP provider: most connections one worker process keeps open to the relay (and
+    messages it sends at once); the relay's limit of concurrent connections divided by
+    the worker replicas."""
+
+    smtp_messages_per_connection: int = Field(default=100, ge=0)
+    """SMTP provider: messages sent over one connection before it is closed and a new one
+    opened (the relay's per-connection limit); 0: no limit."""
+
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    """SMTP provider: seconds to wait for the relay's answer to any command."""
+
+    smtp_domains: list[str] = []
+    """Email to these domains goes to the SMTP relay under ``provider: auto`` (instead of
+    SES); ``["*"]``: every address that is not at a mock domain. JSON list in the env."""
+
+    rate_limit_smtp: float = Field(default=0, ge=0)
+    """Sends per second through the SMTP relay, shared by all workers (the relay's
+    per-second limit; 0: unlimited)."""
+
     mock_quota: int = Field(default=0, ge=0)
     """Mock provider: a quota of this many sends in any sliding 1-second window, shared by
     every worker process through Redis (one provider account); sends beyond it are answered

@@ -483,6 +483,50 @@ def test_explicit_credentials_need_no_generated_secret(helm: Helm) -> None:
     assert "nq-notifq-generated" not in yaml.safe_dump_all(docs)
 
 
+def test_smtp_relay_values_and_credentials_from_a_secret(helm: Helm) -> None:
+    """The relay's settings go to the worker's ConfigMap, its credentials only to a Secret
+    read through secretKeyRef (a chart-made one, or an existing one)."""
+    relay = ["--set", "worker.smtp.host=relay.internal", "--set", "worker.smtp.security=tls",
+             "--set", "worker.smtp.port=465", "--set", "worker.rateLimits.smtp=25",
+             "--set-json", 'worker.smtp.domains=["company.com"]']  # fmt: skip
+    auth = ["--set", "worker.smtp.auth.username=mailer", "--set", "worker.smtp.auth.password=pw-1"]
+    docs = [d for d in yaml.safe_load_all(helm.template(*relay, *auth)) if d]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and "NOTIFQ_SMTP_HOST" in d["data"])
+    assert config["data"]["NOTIFQ_SMTP_HOST"] == "relay.internal"
+    assert config["data"]["NOTIFQ_SMTP_SECURITY"] == "tls"
+    assert config["data"]["NOTIFQ_SMTP_PORT"] == "465"
+    assert config["data"]["NOTIFQ_RATE_LIMIT_SMTP"] == "25"
+    assert json.loads(config["data"]["NOTIFQ_SMTP_DOMAINS"]) == ["company.com"]
+    assert "pw-1" not in json.dumps(config)
+    secret = next(
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "nq-notifq-smtp"
+    )
+    assert base64.b64decode(secret["data"]["password"]).decode() == "pw-1"
+
+    def worker_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        dep = next(
+            d
+            for d in docs
+            if d["kind"] == "Deployment" and d["metadata"]["name"] == "nq-notifq-worker"
+        )
+        return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    env = worker_env(docs)
+    assert env["NOTIFQ_SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nq-notifq-smtp",
+        "key": "password",
+    }
+    assert env["NOTIFQ_SMTP_USERNAME"]["valueFrom"]["secretKeyRef"]["key"] == "username"
+    existing = ["--set", "worker.smtp.auth.existingSecret=my-relay"]
+    docs = [d for d in yaml.safe_load_all(helm.template(*relay, *existing)) if d]
+    assert not [d for d in docs if d["metadata"]["name"] == "nq-notifq-smtp"]
+    assert (
+        worker_env(docs)["NOTIFQ_SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "my-relay"
+    )
+    docs = [d for d in yaml.safe_load_all(helm.template(*relay)) if d]  # no AUTH
+    assert "NOTIFQ_SMTP_PASSWORD" not in worker_env(docs)
+
+
 # --- least privilege -------------------------------------------------------------
 
 

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Result = Literal["sent", "transient", "permanent", "throttled", "exhausted"]
-"""``throttled``: the provider's rate was exceeded; ``exhausted``: its daily quota is used
-up. Neither spends an attempt of the message: the send rate goes down instead."""
+"""``throttled``: the provider's rate was exceeded; ``exhausted``: the provider takes no
+sends for now (SES: its daily quota is used up; SMTP: the relay refuses our credentials or
+its TLS certificate does not verify), so it is paused for every worker with the reason.
+Neither spends an attempt of the message: the send rate goes down instead, or the
+messages wait for the pause to end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,8 @@ class Outbound:
     recipient: str
     subject: str
     body: str
+    campaign: str = ""
+    """The campaign's id (SMTP makes the Message-ID from it and ``seq``)."""
 
 
 @dataclass(frozen=True, slots=True)

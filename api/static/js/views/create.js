@@ -39,7 +39,7 @@ export function createView(root, ctx) {
     channel: select([["email", "Email"], ["sms", "SMS"], ["push", "Push"]], "email"),
     subject: h("input", { type: "text", maxlength: 998, placeholder: "Welcome, {{ recipient }}" }),
     body: h("textarea", { rows: 4, placeholder: "Message {{ index }} of {{ campaign }}" }),
-    provider: select([["auto", "Automatic (by address)"], ["mock", "Mock (load test)"], ["ses", "Amazon SES"], ["sns", "Amazon SNS"]], "auto"),
+    provider: select([["auto", "Automatic (by address)"], ["mock", "Mock (load test)"], ["ses", "Amazon SES"], ["sns", "Amazon SNS"], ["smtp", "SMTP relay"]], "auto"),
     retryAttempts: h("input", { type: "number", min: 1, max: 10, step: 1, placeholder: "4", inputmode: "numeric" }),
     retryBackoffMs: h("input", { type: "number", min: 100, max: 600000, step: 100, placeholder: "1000", inputmode: "numeric" }),
     rateLimit: h("input", { type: "number", min: 1, max: 100000, step: 1, placeholder: "no limit", inputmode: "numeric" }),
