@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg import Error as PsycopgError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -135,7 +136,7 @@ def _decode_continue(token: str) -> int | None:
 
 async def _campaign_id(pool: AsyncConnectionPool, namespace: str, name: str) -> Any | None:
     """The newest stored campaign of that name that was not deleted."""
-    async with pool.connection() as conn:
+    async with pool.connection(timeout=10) as conn:
         cur = await conn.execute(
             "SELECT id FROM campaign WHERE namespace = %s AND name = %s AND deleted_at IS NULL "
             "ORDER BY created_at DESC LIMIT 1",
@@ -148,7 +149,7 @@ async def _campaign_id(pool: AsyncConnectionPool, namespace: str, name: str) -> 
 async def _failed_page(
     pool: AsyncConnectionPool, cid: Any, after: int, limit: int
 ) -> list[tuple[int, str, int, str | None, Any]]:
-    async with pool.connection() as conn:
+    async with pool.connection(timeout=10) as conn:
         cur = await conn.execute(
             "SELECT seq, recipient, attempts, last_error, updated_at FROM message "
             "WHERE campaign_id = %s AND status = 'failed' AND seq > %s ORDER BY seq LIMIT %s",
@@ -215,12 +216,16 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
             limit = -1
         if after is None or not 0 < limit <= MAX_LIMIT:
             return _status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
-        cid = await _campaign_id(pool, namespace, name)
+        try:
+            cid = await _campaign_id(pool, namespace, name)
+            rows = [] if cid is None else await _failed_page(pool, cid, after, limit)
+        except (PsycopgError, PoolTimeout) as exc:
+            log.warning("reports: database unavailable: %s", exc)
+            return _status(503, "ServiceUnavailable", "the database is unavailable; try again")
         if cid is None:
             return _status(
                 404, "NotFound", f'{FAILURES}.{GROUP} "{name}" not found (no stored campaign)'
             )
-        rows = await _failed_page(pool, cid, after, limit)
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
         if len(rows) == limit:
             metadata["continue"] = _encode_continue(rows[-1][0])

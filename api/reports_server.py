@@ -106,7 +106,7 @@ async def build_server(settings: ApiSettings, stack: AsyncExitStack) -> uvicorn.
         cert_file, key_file = Path(settings.reports_cert_file), Path(settings.reports_key_file)
     else:
         cert_file, key_file = self_signed(tmp, "notifq-reports")
-    pool = await open_pool(settings.database_url, max_size=2)
+    pool = await open_pool(settings.database_url, max_size=2, check=True)
     stack.push_async_callback(pool.close)
     app = create_reports_app(pool, subject_access_reviewer(api_client))
     config = uvicorn.Config(

@@ -30,8 +30,12 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg://" + libpq_url(url)[len("postgresql://") :]
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
-    """Open an async pool and wait until one connection works."""
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, check: bool = False
+) -> AsyncConnectionPool:
+    """Open an async pool and wait until one connection works. ``check``: test each
+    connection as it is handed out (one round trip), so a pool that sat idle through a
+    Postgres restart never hands out a dead one."""
     pool = AsyncConnectionPool(
         libpq_url(url),
         min_size=min_size,
@@ -39,6 +43,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncC
         open=False,
         kwargs={"autocommit": True},
         reconnect_timeout=3600,
+        check=AsyncConnectionPool.check_connection if check else None,
     )
     try:
         await pool.open(wait=True, timeout=30)

@@ -337,7 +337,11 @@ def test_api_and_dashboard_through_the_node_port(
     items = kube.get("campaigns", "-n", NS)["items"]
     by_uid = {c["metadata"]["uid"]: c["metadata"]["name"] for c in items}
     path = f"/apis/reports.notifq.dev/v1alpha1/namespaces/{NS}/campaignfailures/{by_uid[cid]}"
-    page = json.loads(kube.kubectl("get", "--raw", f"{path}?limit=1000").stdout)
+    got = kube.kubectl("get", "--raw", f"{path}?limit=1000", check=False)
+    if got.returncode != 0:
+        logs = kube.kubectl("logs", "-n", NS, f"deploy/{RELEASE}-api", "--tail=80", check=False)
+        raise AssertionError(f"reports API: {got.stderr}\n--- API log\n{logs.stdout}{logs.stderr}")
+    page = json.loads(got.stdout)
     assert page["kind"] == "CampaignFailures"
     assert len(page["items"]) == final["failedCount"]
 
