@@ -342,7 +342,7 @@ async def sweep(
     ctx: OperatorContext, cid: uuid.UUID, stored: store.Stored, opts: dict[str, Any], epoch: str
 ) -> None:
     """Step 5: re-enqueue every chunk that holds pending messages but has no live job."""
-    chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
+    chunk_numbers = await store.pending_chunks(ctx.pool, cid)
     found = await enqueue.missing(
         ctx.redis,
         ctx.queue,
