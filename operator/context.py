@@ -61,7 +61,7 @@ class OperatorContext:
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
-        pool = await open_pool(settings.database_url, max_size=10)
+        pool = await open_pool(settings.database_url, max_size=settings.db_pool_size)
         redis = Redis.from_url(settings.redis_url)
         queue = Queue(settings.queue_name, queue_opts(settings.redis_url, settings.queue_prefix))
         api = kube_api_client()
