@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 ERROR_BACKOFF = 2.0
 """Seconds before a failed reconciliation or deletion is tried again."""
 
-RESERVED_CONNECTIONS = 4
-"""Database connections kept free of reconciliations (deletions, stops, the autoscaler,
-the orphan sweep)."""
-
 URGENT = ("phase", "observedGeneration", "retry", "startTime", "completionTime", "quota")
 """Status fields patched at once when they change; the rest (counts, progress, the
 human message) waits for ``status_patch_interval``."""
@@ -79,9 +75,6 @@ class Supervisor:
         self.background: set[asyncio.Task[None]] = set()
         self.expiry: dict[uuid.UUID, asyncio.Task[None]] = {}
         """Deletions waiting for ``ttlSecondsAfterFinished``, by campaign."""
-        self.slots = asyncio.Semaphore(max(1, ctx.settings.db_pool_size - RESERVED_CONNECTIONS))
-        """Reconciliations running at once: each holds at most one pool connection at a
-        time, so a thousand campaigns queue here instead of timing out on the pool."""
         self.patched: dict[uuid.UUID, float] = {}
         """When each campaign's status was last patched (monotonic seconds)."""
 
@@ -197,8 +190,7 @@ class Supervisor:
                 self.wake[uid].clear()
                 delay = self.ctx.settings.status_interval
                 try:
-                    async with self.slots:
-                        new = await reconcile.reconcile(self.ctx, res)
+                    new = await reconcile.reconcile(self.ctx, res)
                     if new is not None and self._patch_due(uid, res, new):
                         await self._patch_status(uid, res, new)
                     metrics.RECONCILES.labels("ok").inc()

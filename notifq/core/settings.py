@@ -77,8 +77,9 @@ class OperatorSettings(CommonSettings):
 
     db_pool_size: int = Field(default=20, ge=4, le=500)
     """Postgres connections of the operator, shared by every campaign's reconciliation,
-    deletions and the autoscaler. At most this many less 4 campaigns reconcile at
-    once (the others wait their turn, never a pool timeout); 4 stay free for the rest."""
+    deletions and the autoscaler. Each step takes a connection for one statement or
+    transaction and gives it back, so campaigns interleave per statement (a status
+    read never waits behind another campaign's whole storing)."""
 
     requeue_interval: float = Field(default=15.0, gt=0)
     """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
