@@ -121,7 +121,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     stored = await store.get(ctx.pool, res.uid)
     if stored is None or stored.materialized_at is None:
         t0 = time.perf_counter()
-        early = await store_campaign(ctx, res)
+        async with ctx.storing:  # a burst of new campaigns leaves the pool to the others
+            early = await store_campaign(ctx, res)
         if early is not None:
             return early if st.changed(res.status, early) else None
         fresh = await _fresh(ctx, res)

@@ -78,8 +78,9 @@ class OperatorSettings(CommonSettings):
     db_pool_size: int = Field(default=20, ge=4, le=500)
     """Postgres connections of the operator, shared by every campaign's reconciliation,
     deletions and the autoscaler. Each step takes a connection for one statement or
-    transaction and gives it back, so campaigns interleave per statement (a status
-    read never waits behind another campaign's whole storing)."""
+    transaction and gives it back, so campaigns interleave per statement; at most a
+    quarter of them are held by campaigns being stored (a COPY holds one throughout),
+    so a burst of new campaigns never starves status reads into pool timeouts."""
 
     requeue_interval: float = Field(default=15.0, gt=0)
     """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
