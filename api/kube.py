@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import string
+import time
 import uuid
 from collections import OrderedDict
 from threading import Lock
@@ -30,6 +31,7 @@ from notifq.api.errors import (
     KubernetesUnavailable,
 )
 from notifq.core import resource
+from notifq.core.kubemeta import campaign_metadata
 from notifq.core.resource import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_PREFIX_MAX = 40
 
 Resource = dict[str, Any]
+Resources = list[Resource]
 
 
 def resource_name(display_name: str) -> str:
@@ -77,6 +80,12 @@ def _unavailable(exc: Exception) -> KubernetesUnavailable:
     return KubernetesUnavailable(f"Kubernetes API unreachable: {exc}")
 
 
+INDEX_TTL = 1.0
+"""Seconds a metadata-only listing of the namespace's Campaigns is reused (by the list
+endpoint and by lookups of ids nowhere else known), so a flood of requests costs at most
+one listing per second."""
+
+
 class CampaignClient:
     """Campaign resources of one namespace, with a small uid -> name cache."""
 
@@ -87,6 +96,8 @@ class CampaignClient:
         self._names: OrderedDict[uuid.UUID, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
+        self._index: tuple[float, Resources] | None = None
+        self._index_lock = Lock()
 
     @classmethod
     def from_environment(cls, namespace: str, kubeconfig: str | None = None) -> CampaignClient:
@@ -119,6 +130,27 @@ class CampaignClient:
         )
         return items
 
+    def index(self) -> Resources:
+        """The namespace's Campaigns as metadata only (``{"metadata": ...}``), newest
+        first; one paged metadata-only listing at most every :data:`INDEX_TTL` seconds."""
+        with self._index_lock:
+            now = time.monotonic()
+            if self._index is not None and now - self._index[0] < INDEX_TTL:
+                return self._index[1]
+            try:
+                metas = list(campaign_metadata(self.api_client, self.namespace, timeout=TIMEOUT))
+            except (ApiException, HTTPError) as exc:
+                raise _unavailable(exc) from exc
+            metas.sort(key=lambda m: (m.get("creationTimestamp", ""), m["name"]), reverse=True)
+            items = [{"metadata": m} for m in metas]
+            self._index = (time.monotonic(), items)
+            return items
+
+    def _forget_index(self) -> None:
+        """A create or delete by this process shows in the next listing at once."""
+        with self._index_lock:
+            self._index = None
+
     def get(self, name: str) -> Resource | None:
         try:
             out = self.api.get_namespaced_custom_object(
@@ -141,9 +173,14 @@ class CampaignClient:
             if res is not None and res["metadata"].get("uid") == str(uid):
                 self._remember(uid, name)
                 return res
-        for res in self.list():
-            if res["metadata"].get("uid") == str(uid):
-                self._remember(uid, res["metadata"]["name"])
+        # not stored by the operator yet (or unknown): the metadata index, never the specs
+        for item in self.index():
+            meta = item["metadata"]
+            if meta.get("uid") != str(uid):
+                continue
+            res = self.get(meta["name"])
+            if res is not None and res["metadata"].get("uid") == str(uid):
+                self._remember(uid, meta["name"])
                 return res
         with self._lock:
             self._names.pop(uid, None)
@@ -172,6 +209,7 @@ class CampaignClient:
             raise _unavailable(exc) from exc
         res = dict(out)
         self._remember(uuid.UUID(res["metadata"]["uid"]), res["metadata"]["name"])
+        self._forget_index()
         return res
 
     def patch(self, res: Resource, patch: dict[str, Any]) -> Resource:
@@ -219,6 +257,7 @@ class CampaignClient:
             raise _unavailable(exc) from exc
         with self._lock:
             self._names.pop(uuid.UUID(meta["uid"]), None)
+        self._forget_index()
 
     def ping(self) -> None:
         """A cheap call proving the API server answers and we may list campaigns."""

@@ -31,10 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(16)
 
 
-async def httpx_load(url: str, seconds: float, connections: int) -> tuple[float, float, float]:
+async def httpx_load(
+    url: str, seconds: float, connections: int, request_timeout: float = 5.0
+) -> tuple[float, float, float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=connections)) as client:
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=connections), timeout=request_timeout
+    ) as client:
 
         async def one() -> None:
             while time.perf_counter() < deadline:

@@ -13,7 +13,7 @@ Campaign with kubectl and measures:
   every 200 ms)
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
-Usage: ``bench/run.py [--cases smoke|main|all|quota|smtp|NAME,...] [--peer] [--json FILE]``;
+Usage: ``bench/run.py [--cases smoke|main|all|quota|smtp|scale|NAME,...] [--peer] [--json FILE]``;
 ``--peer`` also runs the reference delivery path (../shared/peer through
 bench/peer.sh) for the same cases in the same sitting and prints ratios.
 ``BENCH_PG_FAST=1`` runs Postgres without fsync (to see what durability costs).
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from pathlib import Path
 import psycopg
 import quota as quota_case  # bench/quota.py, beside this script
 import smtp as smtp_case  # bench/smtp.py
+import scale as scale_case  # bench/scale.py
 import testbed
 import urllib3
 
@@ -98,8 +99,20 @@ CASES = {
     ),
     # through the SMTP provider to a local Mailpit (bench/smtp.py)
     "smtp": Case("smtp", 20_000, 2, 0, 0, provider="smtp"),
+    # bench/scale.py: 1,000 campaigns (100 active x 10,000, mock latency 50 ms)
+    "fleet": Case(
+        "fleet",
+        scale_case.ACTIVE * scale_case.ACTIVE_SIZE,
+        2,
+        50,
+        0,
+        (("NOTIFQ_LOG_LEVEL", "WARNING"),),
+    ),
+    # bench/scale.py: GET /campaigns/{id} of a 1,000,000-message campaign
+    "api-1m": Case("api-1m", 1_000_000, 2, 0, 0, (("NOTIFQ_LOG_LEVEL", "WARNING"),)),
 }
 GROUPS = {
+    "scale": ["fleet", "api-1m"],
     "smoke": ["smoke-2k"],
     "main": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct"],
     "all": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
@@ -156,6 +169,7 @@ class BenchStack:
     env: dict[str, str]
     operator: testbed.Proc
     workers: list[testbed.Proc]
+    stack: testbed.Stack
 
 
 @contextmanager
@@ -186,6 +200,7 @@ def bench_stack(case: Case, workdir: Path) -> Iterator[BenchStack]:
                 env,
                 op,
                 workers,
+                stack,
             )
 
 
@@ -304,15 +319,23 @@ COLUMNS = [
 
 def print_table(rows: list[dict[str, object]]) -> None:
     for r in rows:
-        if r["case"] == "quota":
-            print("quota: " + ", ".join(f"{k}={v}" for k, v in r.items() if k != "case"))
-    rows = [r for r in rows if r["case"] != "quota"]
+        if r["case"] in SPECIAL:
+            print(f"{r['case']}: " + ", ".join(f"{k}={v}" for k, v in r.items() if k != "case"))
+    rows = [r for r in rows if r["case"] not in SPECIAL]
     if not rows:
         return
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS), flush=True)
+
+
+SPECIAL: dict[str, Callable[[BenchStack], dict[str, object]]] = {
+    "quota": lambda stack: {},  # run above (it also draws a chart)
+    "fleet": lambda stack: scale_case.run_fleet(stack, proc_stat, tree_cpu, percentile),
+    "api-1m": scale_case.run_api,
+}
+"""Cases with figures of their own (one JSON row each, its name under ``case``)."""
 
 
 PEER_LINE = re.compile(
@@ -372,6 +395,13 @@ def main() -> int:
             if name == "smtp":
                 rows.append(smtp_case.run(CASES[name], workdir, run_case))
                 continue
+            if name in SPECIAL:
+                with bench_stack(CASES[name], workdir) as stack:
+                    rows.append(SPECIAL[name](stack))
+                print(
+                    json.dumps(rows[-1]), file=sys.stderr, flush=True
+                )  # kept if a later case fails
+                continue
             rows.append(run_case(CASES[name], workdir))
     finally:
         if not os.environ.get("BENCH_KEEP"):
@@ -380,7 +410,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     for r in rows:
-        if r["case"] == "quota":
+        if r["case"] in SPECIAL:
             continue
         print(
             f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
@@ -397,7 +427,7 @@ def main() -> int:
     if args.peer:
         print("\nreference delivery path (../shared/peer), same cases, same sitting:")
         for r in rows:
-            if r["case"] == "quota":
+            if r["case"] in SPECIAL:
                 continue
             peer = run_peer(CASES[str(r["case"])])
             if "error" in peer:

@@ -5,7 +5,7 @@ A loop of its own (not a Kopf handler) lists the Deployments labelled
 namespaced Role on Deployments (get/list) and their scale subresource, never a
 cluster-wide watch of every Deployment.
 
-Backlog is counted in Postgres (pending messages of active campaigns), not from
+Backlog is read from Postgres (the per-chunk counters of active campaigns), not from
 Redis: a job is a chunk of up to 500 messages, so job counts misstate the work,
 and Postgres is the truth. Suspended and cancelled campaigns do not count.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -56,12 +57,15 @@ class OperatorContext:
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
     recommenders: dict[str, Recommender] = field(default_factory=dict)
     """worker Deployment uid -> its recent scaling wishes."""
+    storing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    """Campaigns being stored at once (each holds a connection for its whole COPY): a
+    burst of new campaigns leaves most of the pool to status reads (no pool timeout)."""
     renderer: RenderPool = field(default_factory=lambda: RenderPool(Limits()))
     """Renders templates on a budget, off the event loop (validation of new campaigns)."""
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
-        pool = await open_pool(settings.database_url, max_size=10)
+        pool = await open_pool(settings.database_url, max_size=settings.db_pool_size)
         redis = Redis.from_url(settings.redis_url)
         queue = Queue(settings.queue_name, queue_opts(settings.redis_url, settings.queue_prefix))
         api = kube_api_client()
@@ -76,6 +80,7 @@ class OperatorContext:
             core,
             apps,
             campaigns,
+            storing=asyncio.Semaphore(max(1, settings.db_pool_size // 4)),
             renderer=RenderPool(Limits.from_settings(settings)),
         )
 

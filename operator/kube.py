@@ -6,7 +6,6 @@ The ``kubernetes`` client is blocking; every method here is called through
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from notifq.core.kubemeta import campaign_metadata
 from notifq.core.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0
 """Seconds before a call to the API server is given up (and retried by its caller)."""
-
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 class CampaignApi:
@@ -111,31 +109,13 @@ class CampaignApi:
 
     def existing_uids(self, namespace: str) -> set[uuid.UUID] | None:
         """Uids of the Campaigns in a namespace (metadata only, paged); None if not allowed."""
-        uids: set[uuid.UUID] = set()
-        token: str | None = None
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
-        while True:
-            query: list[tuple[str, Any]] = [("limit", 500)]
-            if token:
-                query.append(("continue", token))
-            try:
-                resp = self.api_client.call_api(
-                    path,
-                    "GET",
-                    query_params=query,
-                    header_params={"Accept": _METADATA_ONLY},
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _return_http_data_only=True,
-                    _request_timeout=TIMEOUT,
-                )
-            except ApiException as exc:
-                if exc.status in (403, 404):
-                    log.info("cannot list Campaigns in %s (%s); not sweeping it", namespace, exc)
-                    return None
-                raise
-            page = json.loads(resp.data)
-            uids.update(uuid.UUID(item["metadata"]["uid"]) for item in page.get("items") or [])
-            token = page.get("metadata", {}).get("continue")
-            if not token:
-                return uids
+        try:
+            return {
+                uuid.UUID(meta["uid"])
+                for meta in campaign_metadata(self.api_client, namespace, timeout=TIMEOUT)
+            }
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                log.info("cannot list Campaigns in %s (%s); not sweeping it", namespace, exc)
+                return None
+            raise

@@ -121,7 +121,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     stored = await store.get(ctx.pool, res.uid)
     if stored is None or stored.materialized_at is None:
         t0 = time.perf_counter()
-        early = await store_campaign(ctx, res)
+        async with ctx.storing:  # a burst of new campaigns leaves the pool to the others
+            early = await store_campaign(ctx, res)
         if early is not None:
             return early if st.changed(res.status, early) else None
         fresh = await _fresh(ctx, res)
@@ -342,7 +343,7 @@ async def sweep(
     ctx: OperatorContext, cid: uuid.UUID, stored: store.Stored, opts: dict[str, Any], epoch: str
 ) -> None:
     """Step 5: re-enqueue every chunk that holds pending messages but has no live job."""
-    chunk_numbers = await store.pending_chunks(ctx.pool, cid, stored.chunk_size)
+    chunk_numbers = await store.pending_chunks(ctx.pool, cid)
     found = await enqueue.missing(
         ctx.redis,
         ctx.queue,

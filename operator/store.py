@@ -4,6 +4,10 @@ Every function here is safe to repeat. Materialization inserts the campaign row
 and COPYs every message row in one transaction that also sets
 ``materialized_at``: an operator killed half-way leaves nothing behind, and a
 repeat finds the work done.
+
+Counts are read from the per-chunk counters (``message_count``) that the
+database keeps with every write of message rows (migration 0005), so no read
+here scans a campaign's messages.
 """
 
 from __future__ import annotations
@@ -157,13 +161,12 @@ async def _copy_messages(
 
 
 async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
-    """Messages per status, from the (campaign_id, status, seq) index."""
+    """Messages per status, from the campaign's per-chunk counters (O(chunks))."""
     async with pool.connection() as conn:
-        cur = await conn.execute(queries.COUNT_BY_STATUS, (cid,))
-        rows = await cur.fetchall()
-    out = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}
-    out.update({str(s): int(n) for s, n in rows})
-    return out
+        cur = await conn.execute(queries.COUNTERS, (cid,), prepare=True)
+        row = await cur.fetchone()
+    pending, queued, sent, failed, cancelled = (int(n) for n in row) if row else (0,) * 5
+    return {"pending": pending + queued, "sent": sent, "failed": failed, "cancelled": cancelled}
 
 
 FAILURE_REASONS_LIMIT = 10
@@ -192,13 +195,14 @@ async def mark_queued(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
         )
 
 
-async def pending_chunks(pool: AsyncConnectionPool, cid: uuid.UUID, chunk_size: int) -> list[int]:
-    """Chunk numbers that still hold pending messages."""
+async def pending_chunks(pool: AsyncConnectionPool, cid: uuid.UUID) -> list[int]:
+    """Chunk numbers (``seq / chunk_size``) that still hold pending messages, from the
+    counters (O(chunks))."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT DISTINCT seq / %s FROM message WHERE campaign_id = %s AND status = 'pending' "
+            "SELECT chunk FROM message_count WHERE campaign_id = %s AND pending + queued > 0 "
             "ORDER BY 1",
-            (chunk_size, cid),
+            (cid,),
         )
         return [int(r[0]) for r in await cur.fetchall()]
 
@@ -339,12 +343,14 @@ async def snapshot(
 
 
 async def backlog(pool: AsyncConnectionPool) -> int:
-    """Messages ready to work on: pending rows of active, unfinished campaigns."""
+    """Messages ready to work on: pending messages of active, unfinished campaigns, from
+    their counters (O(chunks of those campaigns))."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT count(*) FROM message m JOIN campaign c ON c.id = m.campaign_id "
+            "SELECT coalesce(sum(k.pending + k.queued), 0) FROM campaign c "
+            "JOIN message_count k ON k.campaign_id = c.id "
             "WHERE c.state = 'active' AND c.materialized_at IS NOT NULL "
-            "AND c.finished_at IS NULL AND m.status = 'pending'"
+            "AND c.finished_at IS NULL"
         )
         row = await cur.fetchone()
     return int(row[0]) if row else 0

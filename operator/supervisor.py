@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
@@ -40,6 +41,15 @@ log = logging.getLogger(__name__)
 
 ERROR_BACKOFF = 2.0
 """Seconds before a failed reconciliation or deletion is tried again."""
+
+URGENT = ("phase", "observedGeneration", "retry", "startTime", "completionTime", "quota")
+"""Status fields patched at once when they change; the rest (counts, progress, the
+human message) waits for ``status_patch_interval``."""
+
+
+def urgent(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a status patch carries more than counts: patch it without delay."""
+    return any(k in new and old.get(k) != new[k] for k in URGENT)
 
 
 def merge_patch(status: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +75,8 @@ class Supervisor:
         self.background: set[asyncio.Task[None]] = set()
         self.expiry: dict[uuid.UUID, asyncio.Task[None]] = {}
         """Deletions waiting for ``ttlSecondsAfterFinished``, by campaign."""
+        self.patched: dict[uuid.UUID, float] = {}
+        """When each campaign's status was last patched (monotonic seconds)."""
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event (``None`` for the initial listing); never blocks, never raises."""
@@ -179,7 +191,7 @@ class Supervisor:
                 delay = self.ctx.settings.status_interval
                 try:
                     new = await reconcile.reconcile(self.ctx, res)
-                    if new is not None:
+                    if new is not None and self._patch_due(uid, res, new):
                         await self._patch_status(uid, res, new)
                     metrics.RECONCILES.labels("ok").inc()
                 except Exception:
@@ -198,6 +210,18 @@ class Supervisor:
             self.tasks.pop(uid, None)
             self.wake.pop(uid, None)
             self.latest.pop(uid, None)
+            self.patched.pop(uid, None)
+
+    def _patch_due(self, uid: uuid.UUID, res: Resource, new: Mapping[str, Any]) -> bool:
+        """Rate-limit patches that only move counts (``status_patch_interval``); the
+        next reconciliation computes them again, so none is lost."""
+        now = time.monotonic()
+        last = self.patched.get(uid)
+        interval = self.ctx.settings.status_patch_interval
+        if last is not None and now - last < interval and not urgent(res.status, new):
+            return False
+        self.patched[uid] = now
+        return True
 
     async def _patch_status(self, uid: uuid.UUID, res: Resource, new: dict[str, Any]) -> None:
         api = self.ctx.campaigns_api

@@ -110,7 +110,19 @@ def sent_recipients(stack: Stack, uid: str) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
+def assert_counters_match(database_url: str) -> None:
+    """The invariant of the per-chunk counters: for every campaign and chunk in the
+    database, ``message_count`` equals the message rows counted one by one."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        wrong = conn.execute(queries.COUNTER_MISMATCHES).fetchall()
+    assert not wrong, (
+        f"counters disagree with the rows (campaign, chunk, rows..., counters...): {wrong[:10]}"
+    )
+
+
 def assert_status_matches_db(stack: Stack, ns: str, name: str) -> dict[str, int]:
+    """The status shows the database's counts; the counters agree with the rows."""
+    assert_counters_match(stack.database_url)
     cr = stack.get(ns, name)
     counts = stack.counts(cr["metadata"]["uid"])
     st = cr["status"]

@@ -2,7 +2,8 @@
 
 Per slice: one SELECT of pending rows, one UPDATE that claims the rows about to
 be sent, one UPDATE that records their outcomes; no per-message commit and no
-campaign counter (counts are derived by the operator). Only the claim's holder
+campaign counter (the database's trigger adds the UPDATE's net change to the
+chunk's ``message_count`` row in the same transaction, migration 0005). Only the claim's holder
 records, and only over rows still ``pending``, so a message already sent is
 never overwritten and a second sender of the same chunk cannot send it again.
 """

@@ -89,9 +89,22 @@ async def list_campaigns(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[CampaignPublic]:
     """Campaigns, newest first (limit/offset; X-Total-Count holds the total)."""
-    items = await asyncio.to_thread(ctx.campaigns.list)
-    response.headers["X-Total-Count"] = str(len(items))
-    return [views.public(r) for r in items[offset : offset + limit]]
+    index = await asyncio.to_thread(ctx.campaigns.index)  # metadata only, no spec
+    response.headers["X-Total-Count"] = str(len(index))
+    page = index[offset : offset + limit]
+    stored = await store.snapshots(ctx.pool, [uuid.UUID(r["metadata"]["uid"]) for r in page])
+    out = []
+    for item in page:
+        meta = item["metadata"]
+        status = stored.get(meta["uid"])
+        if status is not None:
+            out.append(views.public({"metadata": meta, "status": status}))
+            continue
+        # not stored by the operator (yet): the resource itself, one GET
+        res = await asyncio.to_thread(ctx.campaigns.get, meta["name"])
+        if res is not None and res["metadata"].get("uid") == meta["uid"]:
+            out.append(views.public(res))
+    return out
 
 
 @router.get("/{campaign_id}", responses={**NOT_FOUND, **UNAVAILABLE})

@@ -2,11 +2,13 @@
 
 Postgres is the source of truth. Messages are keyed by ``(campaign_id, seq)`` so
 every step that writes them can be repeated without creating duplicates; the
-campaign id is the Campaign resource's uid. Campaign counts are *derived* from
-messages with an indexed ``GROUP BY`` (never a counter incremented per message);
+campaign id is the Campaign resource's uid. Campaign counts come
+from :class:`MessageCount`, per-chunk counters that a statement-level trigger
+keeps in the same transaction as every write of message rows (one upsert per
+statement, never a counter incremented per message; migration 0005);
 ``sent_count``/``failed_count`` on the campaign are a copy of the counts the
-operator writes with the status when they change (for SQL users; notifq's own
-reads take the counts from the resource status or from the messages).
+operator writes with the status when they change (for SQL users and the API's
+list).
 """
 
 from __future__ import annotations
@@ -114,6 +116,29 @@ class Message(Base):
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
         Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
     )
+
+
+class MessageCount(Base):
+    """Messages of one chunk (``seq / campaign.chunk_size``) per state.
+
+    Written only by the database's ``message_count_apply`` trigger on ``message``
+    (migration 0005): every statement that inserts, updates or deletes message rows
+    adds its net change here in the same transaction.
+    """
+
+    __tablename__ = "message_count"
+
+    campaign_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pending: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Pending and never attempted."""
+    queued: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Pending after a failed attempt (waiting for a retry)."""
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    cancelled: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class WorkerLease(Base):

@@ -10,7 +10,40 @@ from __future__ import annotations
 from notifq.core.recipients import NEVER_RETRIED
 
 COUNT_BY_STATUS = "SELECT status, count(*) FROM message WHERE campaign_id = %s GROUP BY status"
-"""Messages of campaign ``%s`` per status (the (campaign_id, status, seq) index)."""
+"""Messages of campaign ``%s`` per status, counted row by row (O(messages): tests,
+benchmarks and the counter check use it; notifq itself reads :data:`COUNTERS`)."""
+
+COUNTERS = (
+    "SELECT coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
+    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0) FROM message_count "
+    "WHERE campaign_id = %s"
+)
+"""(pending, queued, sent, failed, cancelled) of campaign ``%s`` from its per-chunk
+counters (O(chunks)); ``pending`` is not attempted yet, ``queued`` waits for a retry."""
+
+COUNTER_MISMATCHES = """
+WITH actual AS (
+  SELECT m.campaign_id, m.seq / c.chunk_size AS chunk,
+         count(*) FILTER (WHERE m.status = 'pending' AND m.attempts = 0) AS pending,
+         count(*) FILTER (WHERE m.status = 'pending' AND m.attempts > 0) AS queued,
+         count(*) FILTER (WHERE m.status = 'sent') AS sent,
+         count(*) FILTER (WHERE m.status = 'failed') AS failed,
+         count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
+  FROM message m JOIN campaign c ON c.id = m.campaign_id GROUP BY 1, 2
+)
+SELECT coalesce(a.campaign_id, k.campaign_id), coalesce(a.chunk, k.chunk),
+       a.pending, a.queued, a.sent, a.failed, a.cancelled,
+       k.pending, k.queued, k.sent, k.failed, k.cancelled
+FROM actual a FULL JOIN message_count k ON k.campaign_id = a.campaign_id AND k.chunk = a.chunk
+WHERE (coalesce(a.pending, 0), coalesce(a.queued, 0), coalesce(a.sent, 0),
+       coalesce(a.failed, 0), coalesce(a.cancelled, 0))
+   IS DISTINCT FROM (coalesce(k.pending, 0), coalesce(k.queued, 0), coalesce(k.sent, 0),
+       coalesce(k.failed, 0), coalesce(k.cancelled, 0))
+ORDER BY 1, 2
+"""
+"""Every (campaign, chunk) whose counters disagree with its message rows: (campaign,
+chunk, row counts..., counter values...). Empty when the invariant holds. Scans every
+row: for tests and the ``notifq-admin``-style checks, never on a hot path."""
 
 RETRYABLE = "status = 'failed' AND NOT coalesce(last_error = ANY(%s), false)"
 """Failed messages a retry may send again: all but those that can never succeed (invalid

@@ -69,6 +69,19 @@ class OperatorSettings(CommonSettings):
     status_interval: float = Field(default=1.0, gt=0)
     """Seconds between status reconciliations of an active campaign (bounds status lag)."""
 
+    status_patch_interval: float = Field(default=1.0, ge=0)
+    """Least seconds between two status patches of one campaign that change only its
+    counts and progress (a new phase, condition, retry or message is patched at once).
+    Each patch costs the API server a write and every watcher an event, so a fleet of
+    busy campaigns can be made cheaper at the price of this much status lag."""
+
+    db_pool_size: int = Field(default=20, ge=4, le=500)
+    """Postgres connections of the operator, shared by every campaign's reconciliation,
+    deletions and the autoscaler. Each step takes a connection for one statement or
+    transaction and gives it back, so campaigns interleave per statement; at most a
+    quarter of them are held by campaigns being stored (a COPY holds one throughout),
+    so a burst of new campaigns never starves status reads into pool timeouts."""
+
     requeue_interval: float = Field(default=15.0, gt=0)
     """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+import yaml
 from api_client import Api
-from harness import Stack, wait_until
+from harness import Stack, campaign, wait_until
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -103,6 +104,33 @@ def test_list_is_newest_first_and_paginated(api: Api) -> None:
         "updatedAt",
     }
     assert first["status"] == "pending" and first["totalMessages"] == 10
+
+
+def test_campaign_made_with_kubectl_is_listed_and_found(api: Api) -> None:
+    """A Campaign this API process never saw, not stored by any operator (no row, no
+    cached name): found by id and listed through the metadata-only listing; a second
+    namespace's campaign stays out of both."""
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    api.control_plane.kubectl("create", "namespace", other)
+    for ns, name in ((api.namespace, "by-kubectl"), (other, "elsewhere")):
+        api.control_plane.kubectl(
+            "apply",
+            "-n",
+            ns,
+            "-f",
+            "-",
+            input=yaml.safe_dump(
+                campaign(name, ns, recipients={"list": ["a@example.com", "b@example.com"]})
+            ),
+        )
+    uid = api.kubectl_get("by-kubectl")["metadata"]["uid"]
+    detail = api.detail(uid)
+    assert detail["resourceName"] == "by-kubectl" and detail["totalMessages"] == 2
+    wait_until(lambda: uid in {c["id"] for c in api.client.get("/campaigns").json()}, 10, "listed")
+    listed = api.client.get("/campaigns").json()
+    assert [c["resourceName"] for c in listed] == ["by-kubectl"]
+    assert listed[0]["totalMessages"] == 2 and listed[0]["status"] == "pending"
+    api.control_plane.kubectl("delete", "namespace", other, "--wait=false")
 
 
 def test_detail_and_404(api: Api) -> None:
@@ -260,3 +288,8 @@ def test_retry_flow_with_operator(
     assert stack.counts(cid) == {"sent": 300}
     again = api.client.post(f"/campaigns/{cid}/retry", headers=api.auth)
     assert again.status_code == 400
+    # the list shows a stored campaign from the operator's snapshot in its row: the same
+    # figures as the resource's status
+    (listed,) = [c for c in api.client.get("/campaigns").json() if c["id"] == cid]
+    assert (listed["status"], listed["sentCount"], listed["failedCount"]) == ("completed", 300, 0)
+    assert listed["totalMessages"] == 300 and listed["name"] == "flaky"

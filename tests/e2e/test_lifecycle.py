@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import redis
 import testbed
-from harness import Stack, campaign, deliveries, wait_until
+from harness import Stack, assert_counters_match, campaign, deliveries, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -76,6 +76,8 @@ class Bystander:
         assert cr["status"]["sent"] == self.COUNT
         times = deliveries(self.stack, _domain("bystander", self.tag))
         assert len(times) == self.COUNT  # each once
+        # whatever the test did to its own campaign, the counters equal the rows
+        assert_counters_match(self.stack.database_url)
 
 
 def _patch(stack: Stack, ns: str, name: str, spec: dict[str, Any]) -> None:

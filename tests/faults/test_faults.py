@@ -4,7 +4,8 @@ within the in-flight window of a killed worker.
 Each case runs a 10,000-message campaign with mock latency, injects one kind of
 fault mid-campaign, and checks the invariants: a final phase within a bound;
 rows = recipients; every row final; every message delivered at least once and
-more than once only within the in-flight bound; status = database counts. The
+more than once only within the in-flight bound; status = database counts; the
+per-chunk counters = the rows, for every campaign and chunk. The
 measured numbers (lost, duplicates, recovery time) are printed with ``-s`` and
 recorded in the issue notes.
 """
@@ -20,7 +21,14 @@ from typing import Any
 
 import pytest
 import testbed
-from harness import Stack, assert_status_matches_db, campaign, mock_log, wait_until
+from harness import (
+    Stack,
+    assert_counters_match,
+    assert_status_matches_db,
+    campaign,
+    mock_log,
+    wait_until,
+)
 
 N = 10_000
 IN_FLIGHT = 100  # NOTIFQ_MAX_IN_FLIGHT per worker in these tests
@@ -74,6 +82,7 @@ def check(
     t0 = time.monotonic()
     cr = stack.wait_phase(namespace, name, {"Completed", "CompletedWithFailures"}, timeout)
     counts = assert_status_matches_db(stack, namespace, name)
+    assert_counters_match(stack.database_url)  # counters = rows, every campaign and chunk
     assert sum(counts.values()) == N + expect_failed  # rows = recipients
     assert counts.get("pending", 0) == 0  # every row final
     assert counts.get("failed", 0) == expect_failed

@@ -55,3 +55,38 @@ def test_models_match_the_migrations(postgres: testbed.Postgres) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_counters_backfilled_for_rows_stored_before_0005(postgres: testbed.Postgres) -> None:
+    """Rows written under 0004 (no counters yet) are counted by the upgrade to 0005, and
+    counted on by the trigger afterwards; a campaign of another chunk size alongside."""
+    from harness import assert_counters_match
+
+    url = postgres.create_database("notifq_backfill")
+    upgrade(url, "0004")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for cid, chunk_size in (("00000000-0000-0000-0000-000000000001", 3), (None, 500)):
+            row = conn.execute(
+                "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+                "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
+                "failed_count) VALUES (coalesce(%s::uuid, gen_random_uuid()), 'ns', 'c', "
+                "'email', 'mock', 's', 'b', 4, 1000, %s, 10, 'active', 'Processing', 0, 0) "
+                "RETURNING id",
+                (cid, chunk_size),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO message (campaign_id, seq, recipient, status, attempts) "
+                "SELECT %s, s, 'r' || s, (ARRAY['pending', 'sent', 'failed', 'cancelled'])"
+                "[1 + s %% 4], s %% 2 FROM generate_series(0, 9) AS s",
+                (row[0],),
+            )
+    upgrade(url)
+    assert_counters_match(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        counted = conn.execute("SELECT count(*), sum(sent) FROM message_count").fetchone()
+        assert (
+            counted is not None and counted[0] == 4 + 1 and counted[1] == 2 * 3
+        )  # seq 1, 5, 9 of each
+        conn.execute("UPDATE message SET status = 'sent' WHERE status = 'pending'")
+    assert_counters_match(url)
