@@ -37,8 +37,8 @@ from pathlib import Path
 
 import psycopg
 import quota as quota_case  # bench/quota.py, beside this script
-import smtp as smtp_case  # bench/smtp.py
 import scale as scale_case  # bench/scale.py
+import smtp as smtp_case  # bench/smtp.py
 import testbed
 import urllib3
 
