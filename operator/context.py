@@ -21,6 +21,7 @@ from notifq.core.queue import alive_key, queue_opts
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import OperatorSettings
 from notifq.operator.kube import CampaignApi
+from notifq.operator.objects import ObjectStore
 from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class OperatorContext:
     """worker Deployment uid -> its recent scaling wishes."""
     renderer: RenderPool = field(default_factory=lambda: RenderPool(Limits()))
     """Renders templates on a budget, off the event loop (validation of new campaigns)."""
+    objects: ObjectStore | None = None
+    """Reads recipient lists from object storage (``recipients.s3``)."""
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
@@ -77,6 +80,7 @@ class OperatorContext:
             apps,
             campaigns,
             renderer=RenderPool(Limits.from_settings(settings)),
+            objects=ObjectStore(settings.aws_region, settings.aws_endpoint_url),
         )
 
     async def close(self) -> None:

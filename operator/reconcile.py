@@ -27,7 +27,7 @@ from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import enqueue, metrics, quota_status, sources, store
+from notifq.operator import enqueue, metrics, quota_status, sources, store, storing
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 
@@ -163,6 +163,7 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
             ctx.core_api,
             max_generated=ctx.settings.max_generated_recipients,
             max_inline=ctx.settings.max_inline_recipients,
+            store=ctx.objects,
         )
     except InvalidCampaign as exc:
         return _invalid(res, exc)
@@ -172,9 +173,12 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     if isinstance(fenced, dict):
         return fenced
     row = fenced
-    total = await store.materialize(
-        ctx.pool, row, src.entries, validate=src.validate, state=desired_state(spec)
-    )
+    try:
+        total = await storing.materialize(ctx.pool, row, src, state=desired_state(spec))
+    except InvalidCampaign as exc:  # the list turned out unusable while it was read
+        failed = _invalid(res, exc)
+        failed["startTime"] = None
+        return failed
     if total is None:
         log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
     return None

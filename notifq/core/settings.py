@@ -55,6 +55,12 @@ class CommonSettings(BaseSettings):
     """Largest rendered subject plus body of one message (characters); past it the
     message fails (``template output over its budget``)."""
 
+    aws_region: str = "us-east-1"
+    """AWS region: SES and SNS for the workers, S3 (``recipients.s3`` lists) for the operator."""
+
+    aws_endpoint_url: str | None = None
+    """Override the AWS endpoint (a local AWS-compatible server in tests)."""
+
     render_processes: int = Field(default=2, ge=1, le=64)
     """Renderer subprocesses per operator or worker process, started on first use (only
     templates that need Jinja use them)."""
@@ -199,12 +205,6 @@ class WorkerSettings(CommonSettings):
 
     from_email: str = "notifications@example.com"
     """Sender address for SES."""
-
-    aws_region: str = "us-east-1"
-    """AWS region for SES and SNS."""
-
-    aws_endpoint_url: str | None = None
-    """Override the AWS endpoint (a local AWS-compatible server in tests)."""
 
     mock_quota: int = Field(default=0, ge=0)
     """Mock provider: a quota of this many sends in any sliding 1-second window, shared by
