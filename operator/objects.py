@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from notifq.core.errors import InvalidCampaign
 from notifq.operator.batches import LIST_BATCH, Listed
@@ -52,13 +52,15 @@ class ObjectStore:
             )
         return self._client
 
-    async def open(self, bucket: str, key: str) -> ObjectRecipients:
+    async def open(self, bucket: str, key: str, batch: int = LIST_BATCH) -> ObjectRecipients:
         """The list in ``s3://bucket/key``; :class:`InvalidCampaign` when it cannot be read."""
         try:
             head = await asyncio.to_thread(self.client.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
             raise _invalid(exc, bucket, key) from exc
-        return ObjectRecipients(self, bucket, key, str(head["ETag"]), int(head["ContentLength"]))
+        return ObjectRecipients(
+            self, bucket, key, str(head["ETag"]), int(head["ContentLength"]), batch
+        )
 
 
 def _invalid(exc: ClientError, bucket: str, key: str) -> Exception:
@@ -83,8 +85,11 @@ def _invalid(exc: ClientError, bucket: str, key: str) -> Exception:
 class ObjectRecipients:
     """One object's recipients, streamed (see the module docstring)."""
 
-    def __init__(self, store: ObjectStore, bucket: str, key: str, etag: str, size: int) -> None:
+    def __init__(
+        self, store: ObjectStore, bucket: str, key: str, etag: str, size: int, batch: int
+    ) -> None:
         self.store = store
+        self.batch = batch
         self.bucket = bucket
         self.key = key
         self.etag = etag
@@ -105,28 +110,26 @@ class ObjectRecipients:
                 block = await asyncio.to_thread(body.read, BLOCK)
                 if not block:
                     break
-                data = tail + block
-                cut = data.rfind(b"\n") + 1
-                tail = data[cut:]
-                if not cut:
-                    continue
-                entries.extend(_entries(data[:cut]))
-                consumed += cut
-                if len(entries) >= LIST_BATCH:
-                    yield Listed(entries, validate=True, offset=consumed, etag=self.etag)
-                    yielded = True
-                    entries = []
+                lines = (tail + block).split(b"\n")
+                tail = lines.pop()  # the last line may go on in the next block
+                for raw in lines:
+                    consumed += len(raw) + 1
+                    if entry := _entry(raw):
+                        entries.append(entry)
+                    if len(entries) >= self.batch:
+                        yield Listed(entries, validate=True, offset=consumed, etag=self.etag)
+                        yielded = True
+                        entries = []
             if tail:
-                entries.extend(_entries(tail))
                 consumed += len(tail)
+                if entry := _entry(tail):
+                    entries.append(entry)
             if entries:
                 yield Listed(entries, validate=True, offset=consumed, etag=self.etag)
             elif not yielded:
                 raise InvalidCampaign(f"s3://{self.bucket}/{self.key} holds no recipients")
-        except (BotoCoreError, ClientError) as exc:
-            if isinstance(exc, ClientError):
-                raise _invalid(exc, self.bucket, self.key) from exc
-            raise
+        except ClientError as exc:
+            raise _invalid(exc, self.bucket, self.key) from exc
         finally:
             body.close()
 
@@ -142,8 +145,6 @@ class ObjectRecipients:
         return res["Body"]
 
 
-def _entries(data: bytes) -> list[str]:
-    """The non-blank, stripped lines of ``data`` (whole lines)."""
-    return [
-        s for line in data.decode("utf-8", errors="replace").splitlines() if (s := line.strip())
-    ]
+def _entry(line: bytes) -> str:
+    """One line as a recipient ('' for a blank line)."""
+    return line.decode("utf-8", errors="replace").strip()

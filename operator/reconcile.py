@@ -164,6 +164,7 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
             max_generated=ctx.settings.max_generated_recipients,
             max_inline=ctx.settings.max_inline_recipients,
             store=ctx.objects,
+            batch=ctx.settings.store_batch,
         )
     except InvalidCampaign as exc:
         return _invalid(res, exc)

@@ -33,12 +33,13 @@ class Recipients(Protocol):
 class InlineRecipients:
     """A list held in memory (inline or from a ConfigMap: at most ~1.5 MiB)."""
 
-    def __init__(self, entries: list[str]) -> None:
+    def __init__(self, entries: list[str], batch: int = LIST_BATCH) -> None:
         self.entries = entries
+        self.batch = batch
 
     async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
-        for i in range(start, len(self.entries), LIST_BATCH):
-            yield Listed(self.entries[i : i + LIST_BATCH], validate=True)
+        for i in range(start, len(self.entries), self.batch):
+            yield Listed(self.entries[i : i + self.batch], validate=True)
 
 
 class GeneratedRecipients:
@@ -67,6 +68,7 @@ async def resolve(
     max_generated: int,
     max_inline: int,
     store: objects.ObjectStore | None = None,
+    batch: int = LIST_BATCH,
 ) -> Recipients:
     """The recipients a spec names; :class:`InvalidCampaign` when they cannot be had."""
     src = spec.get("recipients") or {}
@@ -90,7 +92,7 @@ async def resolve(
             raise InvalidCampaign(
                 "recipients.list has no recipients once blank entries are dropped"
             )
-        return InlineRecipients(entries)
+        return InlineRecipients(entries, batch)
     if "configMapRef" in src:
         ref = src["configMapRef"]
         text = await _configmap_value(
@@ -102,12 +104,12 @@ async def resolve(
                 f"ConfigMap {ref['name']!r} key {ref.get('key', 'recipients')!r}"
                 " holds no recipients"
             )
-        return InlineRecipients(lines)
+        return InlineRecipients(lines, batch)
     if "s3" in src:
         if store is None:
             raise InvalidCampaign("this operator has no object storage client")
         ref = src["s3"]
-        return await store.open(ref["bucket"], ref["key"])
+        return await store.open(ref["bucket"], ref["key"], batch)
     raise InvalidCampaign("spec.recipients names no source")
 
 

@@ -118,6 +118,11 @@ class OperatorSettings(CommonSettings):
     max_generated_recipients: int = 10_000_000
     """Largest ``recipients.generate.count`` accepted."""
 
+    store_batch: int = Field(default=50_000, ge=100, le=1_000_000)
+    """Recipients of a list (inline, ConfigMap, ``recipients.s3``) stored and committed per
+    transaction; an operator restarted while storing goes on after the last commit. Bounds
+    the operator's memory for object lists (about 100 bytes per recipient)."""
+
     leader_election: bool = True
     """Run Kopf's handlers, timers and the autoscaler only while this replica holds a
     ``coordination.k8s.io`` Lease, so several replicas can run with one active and the
