@@ -133,6 +133,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         assert stored is not None
         state = await follow_intent(ctx, res, stored)
         await enqueue_all(ctx, res, stored, state, t0)
+    elif stored.expired_at is not None:
+        return None  # its rows are gone (retention): the status keeps the last counts
     else:
         state = await follow_intent(ctx, res, stored)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)

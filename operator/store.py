@@ -48,13 +48,15 @@ class Stored:
     materialized_at: datetime | None
     started_at: datetime | None
     rate_limit: int | None
+    expired_at: datetime | None = None
+    """Set once retention dropped the rows: nothing is left to reconcile."""
 
 
 async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at, rate_limit FROM campaign WHERE id = %s",
+            "started_at, rate_limit, expired_at FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()

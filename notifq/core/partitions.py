@@ -61,22 +61,15 @@ def drop(cid: uuid.UUID) -> sql.Composed:
     return sql.SQL("DROP TABLE IF EXISTS {t}").format(t=sql.Identifier(name(cid)))
 
 
-def detach(cid: uuid.UUID) -> sql.Composed:
+def detach(cid: uuid.UUID, *, finalize: bool = False) -> sql.Composed:
     """Take one campaign's table out of ``message`` without blocking the others' queries
-    (two transactions inside Postgres: run it outside a transaction block)."""
-    return sql.SQL("ALTER TABLE message DETACH PARTITION {t} CONCURRENTLY").format(
+    (two transactions inside Postgres: run it outside a transaction block); ``finalize``
+    completes such a detach that was interrupted."""
+    how = "FINALIZE" if finalize else "CONCURRENTLY"
+    return sql.SQL("ALTER TABLE message DETACH PARTITION {t} " + how).format(
         t=sql.Identifier(name(cid))
     )
 
-
-ATTACHED = (
-    "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-    "WHERE i.inhparent = 'message'::regclass AND c.relname = %s)"
-)
-"""Whether the campaign's table (parameter: :func:`name`) is attached to ``message``."""
-
-EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
-"""Whether the campaign's table (parameter: :func:`name`) exists at all."""
 
 INDEXED = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s AND contype = 'p')"
 """Whether the campaign's table has its primary key yet (parameter: ``pk_<hex>``)."""

@@ -118,6 +118,14 @@ class OperatorSettings(CommonSettings):
     max_generated_recipients: int = 10_000_000
     """Largest ``recipients.generate.count`` accepted."""
 
+    retention_days: float = Field(default=0, ge=0)
+    """Days a campaign's message rows are kept after it finished (or was deleted); then its
+    partition is dropped at once (not a DELETE) and ``campaign.expired_at`` set; the campaign
+    row, its counts and the resource status stay. 0 keeps every row forever."""
+
+    retention_interval: float = Field(default=300.0, gt=0)
+    """Seconds between looks for campaigns whose rows are past ``retention_days``."""
+
     store_batch: int = Field(default=50_000, ge=100, le=1_000_000)
     """Recipients of a list (inline, ConfigMap, ``recipients.s3``) stored and committed per
     transaction; an operator restarted while storing goes on after the last commit. Bounds
