@@ -435,6 +435,7 @@ async def _forget(ctx: OperatorContext, cid: uuid.UUID, namespace: str, name: st
     )
     ids = [c.job_id for c in jobs.chunks(cid, total, chunk_size)]
     await enqueue.remove(ctx.queue, ids)
+    await storing.discard(ctx.pool, cid)  # a list half stored when the operator died
     log.info("campaign %s/%s deleted: %d pending message(s) cancelled", namespace, name, n)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -218,3 +219,20 @@ async def _index(conn: AsyncConnection, camp: CampaignRow) -> None:
     async with conn.transaction():
         for stmt in partitions.index(camp.id):
             await conn.execute(stmt)
+
+
+async def discard(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
+    """Drop the table of a deleted campaign whose storing never finished (no operator will
+    resume it). Call after the tombstone committed: an attach then can no longer happen,
+    and an attached table is left alone (its rows are kept, cancelled)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(ATTACHED, (partitions.name(cid),))
+        row = await cur.fetchone()
+        if row is not None and not row[0]:
+            await conn.execute(partitions.drop(cid))
+
+
+ATTACHED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'message'::regclass AND c.relname = %s)"
+)

@@ -100,6 +100,29 @@ async def test_a_failed_store_shows_nothing_and_resumes_without_duplicates(
         await pool.close()
 
 
+async def test_a_half_stored_list_of_a_deleted_campaign_is_dropped(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        src = Dying([f"u{i}@example.com" for i in range(25)], 10, die_after=1)
+        with pytest.raises(RuntimeError):  # the operator died; the resource was deleted
+            await storing.materialize(pool, campaign_row(cid), src, state="active")
+        assert await store.tombstone(pool, cid, "ns", "x", 100) == (0, 0, 100)
+        await storing.discard(pool, cid)
+        with psycopg.connect(database_url) as conn:
+            table = conn.execute("SELECT to_regclass(%s)", (f"message_{cid.hex}",)).fetchone()
+        assert table == (None,)
+        # an attached (stored) campaign keeps its rows, cancelled
+        kept = uuid.uuid4()
+        src = Dying([f"k{i}@example.com" for i in range(5)], 10, die_after=None)
+        assert await storing.materialize(pool, campaign_row(kept), src, state="active") == 5
+        await store.tombstone(pool, kept, "ns", "y", 100)
+        await storing.discard(pool, kept)
+        assert (await store.counts(pool, kept))["cancelled"] == 5
+    finally:
+        await pool.close()
+
+
 async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
     pool = await open_pool(database_url)
     try:
