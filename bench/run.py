@@ -13,6 +13,9 @@ Campaign with kubectl and measures:
   every 200 ms)
 - worker peak RSS (VmHWM) and CPU seconds per 1,000 messages (all workers)
 
+Accept-only cases (``accept-1m``, ``s3-10m``; group ``scale``) run no worker and measure
+how long storing and enqueueing take (bench/accept.py).
+
 Usage: ``bench/run.py [--cases smoke|main|all|quota|smtp|scale|NAME,...] [--peer] [--json FILE]``;
 ``--peer`` also runs the reference delivery path (../shared/peer through
 bench/peer.sh) for the same cases in the same sitting and prints ratios.
@@ -35,12 +38,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import accept as accept_case  # bench/accept.py, beside this script
 import psycopg
 import quota as quota_case  # bench/quota.py, beside this script
 import scale as scale_case  # bench/scale.py
 import smtp as smtp_case  # bench/smtp.py
 import testbed
 import urllib3
+from procstat import proc_stat, tree_cpu
 
 from notifq.core import queries
 from notifq.core.phases import FINAL_PHASES
@@ -61,6 +66,8 @@ class Case:
     """Keep the mock provider's delivery log (the quota case reads it)."""
     provider: str = "auto"
     """The Campaign's ``spec.provider``."""
+    source: str = ""
+    """Accept-only cases (no workers; bench/accept.py): ``generate`` or ``s3``."""
 
 
 CASES = {
@@ -110,44 +117,17 @@ CASES = {
     ),
     # bench/scale.py: GET /campaigns/{id} of a 1,000,000-message campaign
     "api-1m": Case("api-1m", 1_000_000, 2, 0, 0, (("NOTIFQ_LOG_LEVEL", "WARNING"),)),
+    # accept only (bench/accept.py): apply -> every row stored and every job enqueued
+    "accept-1m": Case("accept-1m", 1_000_000, 0, 0, 0, source="generate"),
+    "s3-10m": Case("s3-10m", 10_000_000, 0, 0, 0, source="s3"),
 }
 GROUPS = {
-    "scale": ["fleet", "api-1m"],
+    # issue 16's figures; s3-10m alone takes minutes (10,000,000 rows from an object)
+    "scale": ["fleet", "api-1m", "accept-1m", "s3-10m"],
     "smoke": ["smoke-2k"],
     "main": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct"],
     "all": ["naive-20k-2w", "20k-2w", "100k-1w", "100k-2w", "10k-200ms-20pct", "1m-2w"],
 }
-
-
-def proc_stat(pid: int) -> tuple[float, int]:
-    """(cpu seconds, peak RSS in KiB) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return cpu, hwm
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process and its children (e.g. postgres and its backends)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        if root in (pid, ppid):
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -173,7 +153,9 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack(case: Case, workdir: Path) -> Iterator[BenchStack]:
+def bench_stack(
+    case: Case, workdir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[BenchStack]:
     """The test bed's Services and Stack for one case: Postgres (durable unless
     BENCH_PG_FAST=1), Redis, etcd + kube-apiserver, the operator and the case's workers."""
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -184,6 +166,7 @@ def bench_stack(case: Case, workdir: Path) -> Iterator[BenchStack]:
             NOTIFQ_MOCK_LATENCY_MS=str(case.latency_ms),
             NOTIFQ_MOCK_FAILURE_RATE=str(case.failure),
             **dict(case.extra_env),
+            **(extra_env or {}),
         )
         if case.mock_log:
             env["NOTIFQ_MOCK_LOG_DIR"] = str(d / "mock-log")
@@ -319,9 +302,9 @@ COLUMNS = [
 
 def print_table(rows: list[dict[str, object]]) -> None:
     for r in rows:
-        if r["case"] in SPECIAL:
+        if r["case"] in SPECIAL or "accept_only" in r:
             print(f"{r['case']}: " + ", ".join(f"{k}={v}" for k, v in r.items() if k != "case"))
-    rows = [r for r in rows if r["case"] not in SPECIAL]
+    rows = [r for r in rows if r["case"] not in SPECIAL and "accept_only" not in r]
     if not rows:
         return
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
@@ -387,6 +370,9 @@ def main() -> int:
     try:
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
+            if CASES[name].source:
+                rows.append(accept_case.run(CASES[name], workdir, bench_stack))
+                continue
             if name == "quota":
                 png = args.json.with_suffix(".png") if args.json else None
                 with bench_stack(CASES[name], workdir) as stack:
@@ -410,7 +396,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     for r in rows:
-        if r["case"] in SPECIAL:
+        if r["case"] in SPECIAL or "accept_only" in r:
             continue
         print(
             f"summary {r['case']}: accept {r['accept_s']}s, drain {r['drain_s']}s, "
@@ -427,7 +413,7 @@ def main() -> int:
     if args.peer:
         print("\nreference delivery path (../shared/peer), same cases, same sitting:")
         for r in rows:
-            if r["case"] in SPECIAL:
+            if r["case"] in SPECIAL or "accept_only" in r:
                 continue
             peer = run_peer(CASES[str(r["case"])])
             if "error" in peer:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -315,6 +316,60 @@ class Redis:
             self.proc.kill()
         time.sleep(down_seconds)
         self.start()
+
+
+@dataclass
+class Moto:
+    """A local AWS-compatible server (moto in server mode) on a free port: S3, SES and SNS
+    answered to real boto3 calls."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Moto:
+        binary = Path(sys.executable).parent / "moto_server"
+        self.proc = Proc(
+            "moto",
+            [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+            self.workdir / "moto.log",
+        ).start()
+        wait_for(self._ready, 30, "moto server")
+        return self
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:
+            return bool(r.status == 200)
+
+    def env(self) -> dict[str, str]:
+        """What a notifq process needs to use this server (test credentials)."""
+        return {
+            "NOTIFQ_AWS_ENDPOINT_URL": self.url,
+            "NOTIFQ_AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name="us-east-1",
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(signal.SIGTERM, timeout=15)
 
 
 @dataclass

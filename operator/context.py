@@ -22,6 +22,7 @@ from notifq.core.queue import alive_key, queue_opts
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import OperatorSettings
 from notifq.operator.kube import CampaignApi
+from notifq.operator.objects import ObjectStore
 from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class OperatorContext:
     burst of new campaigns leaves most of the pool to status reads (no pool timeout)."""
     renderer: RenderPool = field(default_factory=lambda: RenderPool(Limits()))
     """Renders templates on a budget, off the event loop (validation of new campaigns)."""
+    objects: ObjectStore | None = None
+    """Reads recipient lists from object storage (``recipients.s3``)."""
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
@@ -82,6 +85,7 @@ class OperatorContext:
             campaigns,
             storing=asyncio.Semaphore(max(1, settings.db_pool_size // 4)),
             renderer=RenderPool(Limits.from_settings(settings)),
+            objects=ObjectStore(settings.aws_region, settings.aws_endpoint_url),
         )
 
     async def close(self) -> None:

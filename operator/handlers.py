@@ -17,7 +17,7 @@ import kopf
 
 from notifq.core.resource import GROUP, PLURAL, VERSION
 from notifq.core.settings import get_operator_settings
-from notifq.operator import autoscale
+from notifq.operator import autoscale, retention
 from notifq.operator.context import OperatorContext
 from notifq.operator.diffbase import NoDiffBaseStorage
 from notifq.operator.supervisor import Supervisor
@@ -45,11 +45,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.autoscaler = asyncio.create_task(autoscale.run(memo.ctx), name="autoscaler")
     memo.supervisor = Supervisor(memo.ctx)
     memo.orphans = asyncio.create_task(memo.supervisor.sweep_orphans_forever(), name="orphans")
+    memo.retention = asyncio.create_task(retention.run(memo.ctx), name="retention")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for name in ("autoscaler", "orphans"):
+    for name in ("autoscaler", "orphans", "retention"):
         task: asyncio.Task[None] | None = memo.get(name)
         if task is not None:
             task.cancel()

@@ -27,7 +27,7 @@ from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import enqueue, metrics, quota_status, sources, store
+from notifq.operator import enqueue, metrics, quota_status, sources, store, storing
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 
@@ -134,6 +134,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         assert stored is not None
         state = await follow_intent(ctx, res, stored)
         await enqueue_all(ctx, res, stored, state, t0)
+    elif stored.expired_at is not None:
+        return None  # its rows are gone (retention): the status keeps the last counts
     else:
         state = await follow_intent(ctx, res, stored)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
@@ -164,6 +166,8 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
             ctx.core_api,
             max_generated=ctx.settings.max_generated_recipients,
             max_inline=ctx.settings.max_inline_recipients,
+            store=ctx.objects,
+            batch=ctx.settings.store_batch,
         )
     except InvalidCampaign as exc:
         return _invalid(res, exc)
@@ -173,9 +177,12 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     if isinstance(fenced, dict):
         return fenced
     row = fenced
-    total = await store.materialize(
-        ctx.pool, row, src.entries, validate=src.validate, state=desired_state(spec)
-    )
+    try:
+        total = await storing.materialize(ctx.pool, row, src, state=desired_state(spec))
+    except InvalidCampaign as exc:  # the list turned out unusable while it was read
+        failed = _invalid(res, exc)
+        failed["startTime"] = None
+        return failed
     if total is None:
         log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
     return None
@@ -429,6 +436,7 @@ async def _forget(ctx: OperatorContext, cid: uuid.UUID, namespace: str, name: st
     )
     ids = [c.job_id for c in jobs.chunks(cid, total, chunk_size)]
     await enqueue.remove(ctx.queue, ids)
+    await storing.discard(ctx.pool, cid)  # a list half stored when the operator died
     log.info("campaign %s/%s deleted: %d pending message(s) cancelled", namespace, name, n)
 
 

@@ -1,25 +1,63 @@
-"""Where a campaign's recipients come from: generated, an inline list, or a ConfigMap."""
+"""Where a campaign's recipients come from: generated, an inline list, a ConfigMap, or an
+object in S3-compatible storage.
+
+A source hands out its recipients as batches, each committed on its own by
+:mod:`notifq.operator.storing`, and can start again at any batch boundary (``start``: the
+rows already committed; ``offset``: the bytes of an object already read), so an operator
+killed while storing goes on where the last commit left off.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
+from notifq.operator import objects
+from notifq.operator.batches import GENERATE_BATCH, LIST_BATCH, Batch, Generated, Listed
 
 
-class Recipients:
-    """A resolved recipient source: an iterable of addresses and whether to validate them."""
+class Recipients(Protocol):
+    """A resolved recipient source."""
 
-    def __init__(self, entries: Iterable[str], *, validate: bool) -> None:
+    def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+        """The recipients from row ``start`` on (``offset`` bytes of an object read)."""
+        ...
+
+
+class InlineRecipients:
+    """A list held in memory (inline or from a ConfigMap: at most ~1.5 MiB)."""
+
+    def __init__(self, entries: list[str], batch: int = LIST_BATCH) -> None:
         self.entries = entries
-        self.validate = validate
+        self.batch = batch
+
+    async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+        for i in range(start, len(self.entries), self.batch):
+            yield Listed(self.entries[i : i + self.batch], validate=True)
+
+
+class GeneratedRecipients:
+    """``include`` (validated) followed by ``count`` addresses generated inside Postgres."""
+
+    def __init__(self, count: int, domain: str, include: list[str]) -> None:
+        self.count = count
+        self.domain = domain
+        self.include = include
+
+    async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+        shift = len(self.include)
+        if start < shift:
+            yield Listed(self.include[start:], validate=True)
+            start = shift
+        end = shift + self.count
+        for first in range(start, end, GENERATE_BATCH):
+            yield Generated(min(GENERATE_BATCH, end - first), self.domain, shift)
 
 
 async def resolve(
@@ -29,6 +67,8 @@ async def resolve(
     *,
     max_generated: int,
     max_inline: int,
+    store: objects.ObjectStore | None = None,
+    batch: int = LIST_BATCH,
 ) -> Recipients:
     """The recipients a spec names; :class:`InvalidCampaign` when they cannot be had."""
     src = spec.get("recipients") or {}
@@ -39,12 +79,8 @@ async def resolve(
             raise InvalidCampaign(
                 f"recipients.generate.count {count} exceeds the operator's limit of {max_generated}"
             )
-        synthetic = rcpt.generated(count, gen.get("domain", "example.com"))
         include = rcpt.normalize(gen.get("include") or [])
-        if include:
-            return Recipients(itertools.chain(include, synthetic), validate=True)
-        # synthetic addresses are valid by construction: skip per-row validation
-        return Recipients(synthetic, validate=False)
+        return GeneratedRecipients(count, gen.get("domain", "example.com"), include)
     if "list" in src:
         entries = rcpt.normalize(src["list"])
         if len(entries) > max_inline:
@@ -56,7 +92,7 @@ async def resolve(
             raise InvalidCampaign(
                 "recipients.list has no recipients once blank entries are dropped"
             )
-        return Recipients(entries, validate=True)
+        return InlineRecipients(entries, batch)
     if "configMapRef" in src:
         ref = src["configMapRef"]
         text = await _configmap_value(
@@ -68,7 +104,12 @@ async def resolve(
                 f"ConfigMap {ref['name']!r} key {ref.get('key', 'recipients')!r}"
                 " holds no recipients"
             )
-        return Recipients(lines, validate=True)
+        return InlineRecipients(lines, batch)
+    if "s3" in src:
+        if store is None:
+            raise InvalidCampaign("this operator has no object storage client")
+        ref = src["s3"]
+        return await store.open(ref["bucket"], ref["key"], batch)
     raise InvalidCampaign("spec.recipients names no source")
 
 

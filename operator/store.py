@@ -1,19 +1,18 @@
-"""Postgres side of the operator: materialize campaigns, derive counts, change state.
+"""Postgres side of the operator: derive counts, change state (storing a campaign's
+rows is :mod:`notifq.operator.storing`).
 
-Every function here is safe to repeat. Materialization inserts the campaign row
-and COPYs every message row in one transaction that also sets
-``materialized_at``: an operator killed half-way leaves nothing behind, and a
-repeat finds the work done.
+Every function here is safe to repeat.
 
 Counts are read from the per-chunk counters (``message_count``) that the
-database keeps with every write of message rows (migration 0005), so no read
+database keeps with every write of message rows (migration 0005; rows stored
+into a campaign's own partition are counted when it is attached), so no read
 here scans a campaign's messages.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,9 +22,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from notifq.core import queries
-from notifq.core import recipients as rcpt
-
-COPY_BATCH = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,107 +53,19 @@ class Stored:
     materialized_at: datetime | None
     started_at: datetime | None
     rate_limit: int | None
-
-
-def _escape(value: str) -> str:
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return value
+    expired_at: datetime | None = None
+    """Set once retention dropped the rows: nothing is left to reconcile."""
 
 
 async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at, rate_limit FROM campaign WHERE id = %s",
+            "started_at, rate_limit, expired_at FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
     return None if row is None else Stored(*row)
-
-
-async def materialize(
-    pool: AsyncConnectionPool,
-    camp: CampaignRow,
-    recipients: Iterable[str],
-    *,
-    validate: bool,
-    state: str,
-) -> int | None:
-    """Store the campaign in ``state`` and all its message rows, once.
-
-    Returns the message count, or None when the campaign was deleted first (its
-    row is a tombstone: nothing is copied).
-    """
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
-            "max_attempts, backoff_ms, chunk_size, rate_limit, total, state, phase, sent_count, "
-            "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, "
-            "'Pending', 0, 0) ON CONFLICT (id) DO NOTHING",
-            (
-                camp.id,
-                camp.namespace,
-                camp.name,
-                camp.channel,
-                camp.provider,
-                camp.subject,
-                camp.body,
-                camp.max_attempts,
-                camp.backoff_ms,
-                camp.chunk_size,
-                camp.rate_limit,
-                state,
-            ),
-        )
-        cur = await conn.execute(
-            "SELECT total, materialized_at, deleted_at FROM campaign WHERE id = %s FOR UPDATE",
-            (camp.id,),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        if row[1] is not None:
-            return int(row[0])
-        if row[2] is not None:
-            return None
-        total = await _copy_messages(conn, camp, recipients, validate=validate)
-        await conn.execute(
-            "UPDATE campaign SET total = %s, materialized_at = now(), started_at = now(), "
-            "updated_at = now() WHERE id = %s",
-            (total, camp.id),
-        )
-    return total
-
-
-async def _copy_messages(
-    conn: AsyncConnection, camp: CampaignRow, recipients: Iterable[str], *, validate: bool
-) -> int:
-    cid = str(camp.id)
-    seq = 0
-    buf: list[str] = []
-    async with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY message (campaign_id, seq, recipient, status, last_error) FROM STDIN"
-        ) as copy,
-    ):
-        for r in recipients:
-            if validate and (why := rcpt.problem(camp.channel, r)) is not None:
-                buf.append(f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}\n")
-            else:
-                buf.append(f"{cid}\t{seq}\t{_escape(r) if validate else r}\tpending\t\\N\n")
-            seq += 1
-            if len(buf) >= COPY_BATCH:
-                await copy.write("".join(buf))
-                buf.clear()
-        if buf:
-            await copy.write("".join(buf))
-    return seq
 
 
 async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:

@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -75,6 +76,16 @@ class Campaign(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Set when the resource was deleted; rows are kept for audit."""
+    stored_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Message rows committed so far while storing (batches commit one by one): where a
+    restarted operator goes on."""
+    source_offset: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bytes of an object-storage list read up to the last committed batch."""
+    source_etag: Mapped[str | None] = mapped_column(Text)
+    """The object's ETag when storing started: a resumed read must see the same object."""
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When retention dropped the campaign's message rows (its partition); counts stay in
+    ``sent_count``/``failed_count``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -92,9 +103,8 @@ class Message(Base):
 
     __tablename__ = "message"
 
-    campaign_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
-    )
+    campaign_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    """The campaign's id; also the partition key (one partition per campaign, migration 0006)."""
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, default="pending", server_default="pending")
@@ -115,6 +125,7 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
         Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
+        {"postgresql_partition_by": "LIST (campaign_id)"},
     )
 
 

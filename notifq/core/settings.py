@@ -55,6 +55,12 @@ class CommonSettings(BaseSettings):
     """Largest rendered subject plus body of one message (characters); past it the
     message fails (``template output over its budget``)."""
 
+    aws_region: str = "us-east-1"
+    """AWS region: SES and SNS for the workers, S3 (``recipients.s3`` lists) for the operator."""
+
+    aws_endpoint_url: str | None = None
+    """Override the AWS endpoint (a local AWS-compatible server in tests)."""
+
     render_processes: int = Field(default=2, ge=1, le=64)
     """Renderer subprocesses per operator or worker process, started on first use (only
     templates that need Jinja use them)."""
@@ -124,6 +130,19 @@ class OperatorSettings(CommonSettings):
 
     max_generated_recipients: int = 10_000_000
     """Largest ``recipients.generate.count`` accepted."""
+
+    retention_days: float = Field(default=0, ge=0)
+    """Days a campaign's message rows are kept after it finished (or was deleted); then its
+    partition is dropped at once (not a DELETE) and ``campaign.expired_at`` set; the campaign
+    row, its counts and the resource status stay. 0 keeps every row forever."""
+
+    retention_interval: float = Field(default=300.0, gt=0)
+    """Seconds between looks for campaigns whose rows are past ``retention_days``."""
+
+    store_batch: int = Field(default=50_000, ge=100, le=1_000_000)
+    """Recipients of a list (inline, ConfigMap, ``recipients.s3``) stored and committed per
+    transaction; an operator restarted while storing goes on after the last commit. Bounds
+    the operator's memory for object lists (about 100 bytes per recipient)."""
 
     leader_election: bool = True
     """Run Kopf's handlers, timers and the autoscaler only while this replica holds a
@@ -212,12 +231,6 @@ class WorkerSettings(CommonSettings):
 
     from_email: str = "notifications@example.com"
     """Sender address for SES."""
-
-    aws_region: str = "us-east-1"
-    """AWS region for SES and SNS."""
-
-    aws_endpoint_url: str | None = None
-    """Override the AWS endpoint (a local AWS-compatible server in tests)."""
 
     smtp_host: str = "localhost"
     """SMTP provider: host name of the relay."""

@@ -38,10 +38,10 @@ def test_examples_apply_and_printer_columns(
 
 BAD = [
     ({"channel": "email"}, "spec.recipients: Required value"),
-    ({"recipients": {}}, "must set exactly one of generate, list or configMapRef"),
+    ({"recipients": {}}, "must set exactly one of generate, list, configMapRef or s3"),
     (
         {"recipients": {"generate": {"count": 5}, "list": ["a@example.com"]}},
-        "must set exactly one of generate, list or configMapRef",
+        "must set exactly one of generate, list, configMapRef or s3",
     ),
     (
         {"recipients": {"generate": {"count": -1}}},

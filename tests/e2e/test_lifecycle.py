@@ -175,6 +175,10 @@ def _table_locked(stack: Stack, table: str) -> Iterator[psycopg.Connection[Any]]
         conn.close()
 
 
+ATTACH = "ALTER TABLE message ATTACH PARTITION"
+"""The last step of storing: the campaign's rows join ``message`` (operator/storing.py)."""
+
+
 def _operator_waits_on(stack: Stack, statement: str) -> bool:
     with stack.db() as conn:
         row = conn.execute(
@@ -195,9 +199,11 @@ def test_suspend_set_while_being_stored(
     n = 20_000
     for r in range(3):
         name = f"late{r}"
-        with _table_locked(stack, "message"):  # the COPY waits: storing is under way
+        # the rows are written into the campaign's own table; attaching it to `message`
+        # waits: storing is under way
+        with _table_locked(stack, "message"):
             stack.apply(_generated(name, namespace, tag, n))
-            wait_until(lambda: _operator_waits_on(stack, "COPY message"), 60, "the COPY")
+            wait_until(lambda: _operator_waits_on(stack, ATTACH), 60, "the attach")
             _patch(stack, namespace, name, {"suspend": True})
         cr = stack.wait_phase(namespace, name, {"Suspended"}, timeout=120)
         time.sleep(1)
@@ -269,11 +275,11 @@ def test_stop_at_any_moment(
             time.sleep(1)
         allowed = 0
     elif moment == "during-copy":
-        with _table_locked(stack, "message"):
+        with _table_locked(stack, "message"):  # rows written, the attach waits
             stack.apply(manifest)
-            wait_until(lambda: _operator_waits_on(stack, "COPY message"), 60, "the COPY")
+            wait_until(lambda: _operator_waits_on(stack, ATTACH), 60, "the attach")
             t_req = _request(stack, namespace, name, action)
-            time.sleep(1)  # the operator sees the request while its COPY still waits
+            time.sleep(1)  # the operator sees the request while storing still waits
         allowed = 0
     elif moment == "during-enqueue":
         stack.apply(manifest)

@@ -5,10 +5,8 @@ permanent and not retried, SMS goes out through SNS."""
 from __future__ import annotations
 
 import json
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,22 +18,9 @@ SENDER = "sender@notifq.test"
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = testbed.free_port()
-    bindir = Path(sys.executable).parent
-    proc = testbed.Proc(
-        "moto",
-        [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        tmp_path_factory.mktemp("moto") / "moto.log",
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as r:
-            return bool(r.status == 200)
-
-    testbed.wait_for(up, 30, "moto server")
-    yield url
-    proc.stop()
+    moto = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
+    yield moto.url
+    moto.stop()
 
 
 def aws_env(url: str, sender: str) -> dict[str, str]:

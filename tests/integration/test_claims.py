@@ -14,6 +14,8 @@ from harness import campaign_row
 
 from notifq.core.db import open_pool
 from notifq.operator import store as op_store
+from notifq.operator import storing
+from notifq.operator.sources import InlineRecipients
 from notifq.worker import store
 from notifq.worker.lease import WorkerLease
 
@@ -24,11 +26,10 @@ async def test_one_live_sender_per_message(database_url: str) -> None:
     await a.renew()
     await b.renew()
     cid = uuid.uuid4()
-    await op_store.materialize(
+    await storing.materialize(
         pool,
         campaign_row(cid, "mock"),
-        [f"u{i}@example.com" for i in range(20)],
-        validate=False,
+        InlineRecipients([f"u{i}@example.com" for i in range(20)]),
         state="active",
     )
     seqs = list(range(10))
@@ -91,11 +92,10 @@ async def test_cancel_stops_claims_and_a_send_in_flight_is_still_recorded(
     lease = WorkerLease(pool, 10)
     await lease.renew()
     cid = uuid.uuid4()
-    await op_store.materialize(
+    await storing.materialize(
         pool,
         campaign_row(cid, "mock"),
-        [f"u{i}@example.com" for i in range(10)],
-        validate=False,
+        InlineRecipients([f"u{i}@example.com" for i in range(10)]),
         state="active",
     )
     try:

@@ -18,6 +18,8 @@ from psycopg_pool import AsyncConnectionPool
 from notifq.api import store as api_store
 from notifq.core.db import open_pool
 from notifq.operator import store as op_store
+from notifq.operator import storing
+from notifq.operator.sources import InlineRecipients
 from notifq.worker import store
 
 
@@ -51,9 +53,9 @@ async def test_counters_follow_every_write(database_url: str) -> None:
     try:
         # chunks of 4: [0, 4), [4, 8), [8, 10)
         row = replace(campaign_row(cid), chunk_size=4)
-        assert await op_store.materialize(pool, row, entries, validate=True, state="active") == 10
-        await op_store.materialize(
-            pool, campaign_row(other), ["x@example.com"] * 3, validate=False, state="active"
+        assert await storing.materialize(pool, row, InlineRecipients(entries), state="active") == 10
+        await storing.materialize(
+            pool, campaign_row(other), InlineRecipients(["x@example.com"] * 3), state="active"
         )
         assert_counters_match(database_url)
         assert await op_store.counts(pool, cid) == {

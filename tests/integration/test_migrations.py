@@ -90,3 +90,60 @@ def test_counters_backfilled_for_rows_stored_before_0005(postgres: testbed.Postg
         )  # seq 1, 5, 9 of each
         conn.execute("UPDATE message SET status = 'sent' WHERE status = 'pending'")
     assert_counters_match(url)
+
+
+def test_0006_moves_existing_messages_into_partitions(postgres: testbed.Postgres) -> None:
+    """Rows stored before 0006 keep every column, each campaign in a partition of its own;
+    downgrading puts them back into one table."""
+    import uuid
+
+    url = postgres.create_database("notifq_partitions")
+    upgrade(url, "0004")
+    a, b = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url) as conn:
+        for cid, n in ((a, 300), (b, 5)):
+            conn.execute(
+                "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+                "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
+                "failed_count, materialized_at) VALUES (%s, 'ns', 'x', 'email', 'auto', '', '', "
+                "4, 1000, 100, %s, 'active', 'Pending', 0, 0, now())",
+                (cid, n),
+            )
+            conn.execute(
+                "INSERT INTO message (campaign_id, seq, recipient, status, attempts, last_error) "
+                "SELECT %s, g, 'u' || g || '@example.com', CASE WHEN g %% 2 = 0 THEN 'sent' "
+                "ELSE 'failed' END, 1, 'e' || g FROM generate_series(0, %s - 1) g",
+                (cid, n),
+            )
+    before = _message_rows(url)
+    upgrade(url)
+    assert _message_rows(url) == before
+    with psycopg.connect(url) as conn:
+        parts = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'message'::regclass"
+            ).fetchall()
+        }
+        assert parts == {f"message_{a.hex}", f"message_{b.hex}"}
+        stored: dict[object, object] = dict(
+            conn.execute("SELECT id, stored_count FROM campaign").fetchall()
+        )
+        assert stored == {a: 300, b: 5}
+        plan = conn.execute(
+            "EXPLAIN SELECT seq FROM message WHERE campaign_id = %s AND status = 'pending' "
+            "AND seq >= 0 AND seq < 100",
+            (b,),
+        ).fetchall()
+        text = "\n".join(r[0] for r in plan)
+        assert f"message_{b.hex}" in text and f"message_{a.hex}" not in text  # pruned
+    downgrade(url, "0004")
+    assert _message_rows(url) == before
+    assert "message_unpartitioned" not in _tables(url)
+    assert not {t for t in _tables(url) if t.startswith("message_")}
+
+
+def _message_rows(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT * FROM message ORDER BY campaign_id, seq").fetchall()

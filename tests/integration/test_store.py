@@ -1,11 +1,11 @@
-"""Operator storage on real Postgres: COPY materialization is atomic and repeatable,
-stores the state the spec asks for, and a deletion wins over storing at any moment."""
+"""Operator storage on real Postgres: storing in batches shows nothing until the whole list
+is stored, resumes after a crash without duplicates, stores the state the spec asks for,
+and a deletion wins over storing at any moment."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -13,7 +13,9 @@ from harness import campaign_row
 
 from notifq.core.db import open_pool
 from notifq.core.recipients import CONTROL_CHARACTER, INVALID_ADDRESS
-from notifq.operator import store
+from notifq.operator import store, storing
+from notifq.operator.batches import Batch, Listed
+from notifq.operator.sources import GeneratedRecipients, InlineRecipients
 
 
 async def test_materialize_is_idempotent_and_validates(database_url: str) -> None:
@@ -28,12 +30,16 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
             "nul\x00@example.com",
         ]
         assert (
-            await store.materialize(pool, campaign_row(cid), entries, validate=True, state="active")
+            await storing.materialize(
+                pool, campaign_row(cid), InlineRecipients(entries), state="active"
+            )
             == 5
         )
         # a repeat (operator restarted) adds nothing
         assert (
-            await store.materialize(pool, campaign_row(cid), entries, validate=True, state="active")
+            await storing.materialize(
+                pool, campaign_row(cid), InlineRecipients(entries), state="active"
+            )
             == 5
         )
         counts = await store.counts(pool, cid)
@@ -53,24 +59,88 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
         await pool.close()
 
 
-async def test_failed_materialization_leaves_nothing(database_url: str) -> None:
+class Dying:
+    """A list source whose reader dies after ``die_after`` batches (the operator killed
+    mid-store); it records where each run started."""
+
+    def __init__(self, entries: list[str], size: int, die_after: int | None) -> None:
+        self.entries, self.size, self.die_after = entries, size, die_after
+        self.starts: list[int] = []
+
+    async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+        self.starts.append(start)
+        for n, i in enumerate(range(start, len(self.entries), self.size)):
+            if n == self.die_after:
+                raise RuntimeError("operator died mid-store")
+            yield Listed(self.entries[i : i + self.size], validate=True, offset=i + self.size)
+
+
+async def test_a_failed_store_shows_nothing_and_resumes_without_duplicates(
+    database_url: str,
+) -> None:
     pool = await open_pool(database_url)
     try:
         cid = uuid.uuid4()
-
-        def boom() -> Iterator[str]:
-            yield "a@example.com"
-            raise RuntimeError("operator died mid-COPY")
-
+        entries = [f"u{i}@example.com" for i in range(25)]
+        src = Dying(entries, 10, die_after=2)
         with pytest.raises(RuntimeError):
-            await store.materialize(pool, campaign_row(cid), boom(), validate=False, state="active")
-        assert await store.get(pool, cid) is None
-        assert (
-            await store.materialize(
-                pool, campaign_row(cid), iter(["a@example.com"]), validate=False, state="active"
-            )
-            == 1
-        )
+            await storing.materialize(pool, campaign_row(cid), src, state="active")
+        stored = await store.get(pool, cid)
+        assert stored is not None and stored.materialized_at is None
+        assert sum((await store.counts(pool, cid)).values()) == 0  # not attached: unseen
+        src.die_after = None
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 25
+        assert src.starts == [0, 20]  # two batches were committed before it died
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT seq, recipient FROM message WHERE campaign_id = %s ORDER BY seq", (cid,)
+            ).fetchall()
+        assert rows == list(enumerate(entries))
+    finally:
+        await pool.close()
+
+
+async def test_a_half_stored_list_of_a_deleted_campaign_is_dropped(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        src = Dying([f"u{i}@example.com" for i in range(25)], 10, die_after=1)
+        with pytest.raises(RuntimeError):  # the operator died; the resource was deleted
+            await storing.materialize(pool, campaign_row(cid), src, state="active")
+        assert await store.tombstone(pool, cid, "ns", "x", 100) == (0, 0, 100)
+        await storing.discard(pool, cid)
+        with psycopg.connect(database_url) as conn:
+            table = conn.execute("SELECT to_regclass(%s)", (f"message_{cid.hex}",)).fetchone()
+        assert table == (None,)
+        # an attached (stored) campaign keeps its rows, cancelled
+        kept = uuid.uuid4()
+        src = Dying([f"k{i}@example.com" for i in range(5)], 10, die_after=None)
+        assert await storing.materialize(pool, campaign_row(kept), src, state="active") == 5
+        await store.tombstone(pool, kept, "ns", "y", 100)
+        await storing.discard(pool, kept)
+        assert (await store.counts(pool, kept))["cancelled"] == 5
+    finally:
+        await pool.close()
+
+
+async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        src = GeneratedRecipients(1000, "example.org", ["first@company.com", "bad"])
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 1002
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT seq, recipient, status FROM message WHERE campaign_id = %s "
+                "AND seq IN (0, 1, 2, 1001) ORDER BY seq",
+                (cid,),
+            ).fetchall()
+        assert rows == [
+            (0, "first@company.com", "pending"),
+            (1, "bad", "failed"),
+            (2, "user0@example.org", "pending"),
+            (1001, "user999@example.org", "pending"),
+        ]
     finally:
         await pool.close()
 
@@ -79,11 +149,10 @@ async def test_cancel_and_retry_failed(database_url: str) -> None:
     pool = await open_pool(database_url)
     try:
         cid = uuid.uuid4()
-        await store.materialize(
+        await storing.materialize(
             pool,
             campaign_row(cid),
-            [f"u{i}@example.com" for i in range(10)],
-            validate=True,
+            InlineRecipients([f"u{i}@example.com" for i in range(10)]),
             state="active",
         )
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -106,8 +175,8 @@ async def test_stored_in_the_state_asked_and_locked_for_enqueue(database_url: st
     try:
         cid = uuid.uuid4()
         assert (
-            await store.materialize(
-                pool, campaign_row(cid), ["a@example.com"], validate=True, state="suspended"
+            await storing.materialize(
+                pool, campaign_row(cid), InlineRecipients(["a@example.com"]), state="suspended"
             )
             == 1
         )
@@ -125,8 +194,8 @@ async def test_deleted_before_storing_copies_nothing(database_url: str) -> None:
         cid = uuid.uuid4()
         assert await store.tombstone(pool, cid, "ns", "gone", 100) == (0, 0, 100)
         assert (
-            await store.materialize(
-                pool, campaign_row(cid), ["a@example.com"], validate=True, state="active"
+            await storing.materialize(
+                pool, campaign_row(cid), InlineRecipients(["a@example.com"]), state="active"
             )
             is None
         )
@@ -142,32 +211,27 @@ async def test_deleted_before_storing_copies_nothing(database_url: str) -> None:
         await pool.close()
 
 
-async def test_deleted_while_storing_cancels_what_was_stored(database_url: str) -> None:
+async def test_deleted_while_storing_stops_it_and_keeps_no_rows(database_url: str) -> None:
     pool = await open_pool(database_url)
     try:
         cid = uuid.uuid4()
-        # the tombstone waits for the storing transaction, then cancels its rows
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
-                "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
-                "failed_count) VALUES (%s, 'ns', 'x', 'email', 'auto', '', '', 4, 1000, 100, 0, "
-                "'active', 'Pending', 0, 0)",
-                (cid,),
+        entries = [f"u{i}@example.com" for i in range(30)]
+
+        class DeletedMidway(Dying):
+            async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+                async for batch in super().batches(start, offset):
+                    yield batch
+                    if not self.starts[1:]:  # after the first batch: the resource is deleted
+                        self.starts.append(-1)
+                        assert await store.tombstone(pool, cid, "ns", "x", 100) == (0, 0, 100)
+
+        src = DeletedMidway(entries, 10, die_after=None)
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") is None
+        assert sum((await store.counts(pool, cid)).values()) == 0
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT to_regclass(%s)", (f"message_{cid.hex}",)).fetchone() == (
+                None,
             )
-            tomb = asyncio.create_task(store.tombstone(pool, cid, "ns", "x", 100))
-            await asyncio.sleep(0.3)
-            assert not tomb.done()  # waits for the uncommitted row
-            await conn.execute(
-                "INSERT INTO message (campaign_id, seq, recipient, status) "
-                "SELECT %s, g, 'u' || g || '@example.com', 'pending' FROM generate_series(0, 4) g",
-                (cid,),
-            )
-            await conn.execute(
-                "UPDATE campaign SET total = 5, materialized_at = now() WHERE id = %s", (cid,)
-            )
-        assert await tomb == (5, 5, 100)
-        assert (await store.counts(pool, cid))["cancelled"] == 5
         async with store.locked_state(pool, cid) as state:
             assert state == "cancelled"  # so no job is ever added
     finally:

@@ -275,3 +275,24 @@ affinity:
   resources: [configmaps]
   verbs: [get]
 {{- end }}
+
+{{/*
+AWS credentials from the chart's Secret (or worker.aws.existingSecret): the workers send
+through SES/SNS with them, the operator reads recipients.s3 lists with them. Nothing when
+none are set (the pod's own identity: IRSA, instance role).
+*/}}
+{{- define "notifq.awsEnv" -}}
+{{- $aws := .Values.worker.aws.existingSecret | default (and .Values.worker.aws.accessKeyId (include "notifq.componentName" (dict "ctx" . "component" "aws"))) }}
+{{- if $aws }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $aws }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $aws }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- end }}

@@ -1,0 +1,125 @@
+"""Accept-only benchmark cases (``accept-1m``, ``s3-10m``): how fast a big list is taken in.
+
+The stack runs the operator and no worker, so the figures are the operator's and
+Postgres's work alone. One Campaign is applied; then:
+
+- ``accept_s``: apply -> every message row stored *and* every chunk job enqueued, as the
+  database recorded it (``campaign.queued_at``, set after the last ``addBulk``), against
+  the client's clock at the apply (same machine).
+- ``stored_s``: apply -> the rows attached and ``materialized_at`` set (the jobs follow).
+- ``operator_peak_rss_mib``: the operator process's peak resident set (VmHWM), start-up
+  included.
+- ``operator_cpu_s``, ``pg_cpu_s``: CPU seconds spent from the apply to the end.
+
+``generate`` makes the recipients inside Postgres; ``s3`` first writes an object of one
+address per line into a local moto server (not timed) and names it in ``recipients.s3``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import testbed
+from procstat import proc_stat, tree_cpu
+
+from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
+
+BUCKET = "notifq-bench"
+KEY = "recipients.txt"
+
+
+def write_object(moto: testbed.Moto, count: int) -> int:
+    """Upload ``count`` lines ``user<i>@example.com`` to the moto server; the bytes."""
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    with tempfile.TemporaryFile() as f:
+        step = 100_000
+        for lo in range(0, count, step):
+            f.write(
+                "".join(f"user{i}@example.com\n" for i in range(lo, min(count, lo + step))).encode()
+            )
+        size = f.tell()
+        f.seek(0)
+        s3.upload_fileobj(f, BUCKET, KEY)
+    return size
+
+
+def run(
+    case: Any, workdir: Path, bench_stack: Callable[..., AbstractContextManager[Any]]
+) -> dict[str, object]:
+    from kubernetes import client, config
+
+    moto: testbed.Moto | None = None
+    extra: dict[str, str] = {}
+    recipients: dict[str, Any] = {"generate": {"count": case.count}}
+    size = 0
+    if case.source == "s3":
+        moto = testbed.Moto(workdir / case.name / "moto").start()
+        t = time.time()
+        size = write_object(moto, case.count)
+        print(
+            f"{case.name}: object of {size / 2**20:.0f} MiB written in {time.time() - t:.1f}s",
+            file=sys.stderr,
+        )
+        extra = moto.env()
+        recipients = {"s3": {"bucket": BUCKET, "key": KEY}}
+    try:
+        with bench_stack(case, workdir, extra) as stack:
+            postmaster = int((stack.pg.datadir / "postmaster.pid").read_text().split()[0])
+            pg_cpu0 = tree_cpu(postmaster)
+            op_cpu0 = proc_stat(stack.operator.pid)[0]
+            config.load_kube_config(str(stack.cp.kubeconfig))
+            api = client.CustomObjectsApi()
+            manifest = {
+                "apiVersion": API_VERSION,
+                "kind": "Campaign",
+                "metadata": {"name": "bench", "namespace": "default"},
+                "spec": {"recipients": recipients},
+            }
+            db = psycopg.connect(stack.database_url, autocommit=True)
+            t_apply = time.time()
+            created = api.create_namespaced_custom_object(
+                GROUP, VERSION, "default", PLURAL, manifest
+            )
+            uid = created["metadata"]["uid"]
+            deadline = t_apply + 1800
+            row: tuple[Any, ...] | None = None
+            while time.time() < deadline:
+                row = db.execute(
+                    "SELECT extract(epoch FROM queued_at), extract(epoch FROM materialized_at), "
+                    "total FROM campaign WHERE id = %s",
+                    (uid,),
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    break
+                if not stack.operator.alive():
+                    raise RuntimeError(f"the operator exited:\n{stack.operator.tail()}")
+                cr = api.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "bench")
+                if (cr.get("status") or {}).get("phase") == "Failed":
+                    raise RuntimeError(f"the campaign failed: {cr['status'].get('message')}")
+                time.sleep(0.05)
+            assert row is not None and row[0] is not None, "not accepted within 30 minutes"
+            op_cpu, rss = proc_stat(stack.operator.pid)
+            db.close()
+            return {
+                "case": case.name,
+                "accept_only": True,
+                "messages": int(row[2]),
+                "source": case.source,
+                "object_mib": round(size / 2**20) if size else None,
+                "accept_s": round(float(row[0]) - t_apply, 2),
+                "stored_s": round(float(row[1]) - t_apply, 2),
+                "operator_peak_rss_mib": round(rss / 1024),
+                "operator_cpu_s": round(op_cpu - op_cpu0, 1),
+                "pg_cpu_s": round(tree_cpu(postmaster) - pg_cpu0, 1),
+            }
+    finally:
+        if moto is not None:
+            moto.stop()

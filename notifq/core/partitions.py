@@ -1,0 +1,75 @@
+"""Message rows live in one partition per campaign (``message`` is partitioned by LIST on
+``campaign_id``).
+
+Why per campaign (measured, docs/architecture.md "Partitions"): every query of the workers
+and the operator names one campaign, so it reads one partition; storing fills a table of
+its own that no one else reads, builds its indexes in bulk and attaches it in one short
+step; expiring a campaign's rows is dropping one table, not a DELETE of millions.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from psycopg import sql
+
+PREFIX = "message_"
+
+
+def name(cid: uuid.UUID) -> str:
+    """The table of one campaign's messages (attached to ``message`` once stored)."""
+    return f"{PREFIX}{cid.hex}"
+
+
+def create(cid: uuid.UUID) -> sql.Composed:
+    """A table shaped like ``message`` for one campaign's rows, not attached yet: its CHECK
+    constraint lets ``ATTACH PARTITION`` skip the validating scan."""
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {t} (LIKE message INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+        "CONSTRAINT {ck} CHECK (campaign_id = {cid}))"
+    ).format(
+        t=sql.Identifier(name(cid)),
+        ck=sql.Identifier(f"ck_{cid.hex}_campaign"),
+        cid=sql.Literal(str(cid)),
+    )
+
+
+def index(cid: uuid.UUID) -> list[sql.Composed]:
+    """The indexes ``message`` has, built on one campaign's table in bulk (one sort each,
+    instead of one insertion per row), so attaching it finds them and builds nothing."""
+    t = sql.Identifier(name(cid))
+    return [
+        sql.SQL("ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY (campaign_id, seq)").format(
+            t=t, pk=sql.Identifier(f"pk_{cid.hex}")
+        ),
+        sql.SQL("CREATE INDEX {ix} ON {t} (campaign_id, status, seq)").format(
+            t=t, ix=sql.Identifier(f"ix_{cid.hex}_status_seq")
+        ),
+    ]
+
+
+def attach(cid: uuid.UUID) -> sql.Composed:
+    """Make a stored campaign's rows part of ``message``. Takes SHARE UPDATE EXCLUSIVE on
+    ``message``: reads and writes of other campaigns go on meanwhile."""
+    return sql.SQL("ALTER TABLE message ATTACH PARTITION {t} FOR VALUES IN ({cid})").format(
+        t=sql.Identifier(name(cid)), cid=sql.Literal(str(cid))
+    )
+
+
+def drop(cid: uuid.UUID) -> sql.Composed:
+    """Drop one campaign's table if it exists (detached first, see :func:`detach`)."""
+    return sql.SQL("DROP TABLE IF EXISTS {t}").format(t=sql.Identifier(name(cid)))
+
+
+def detach(cid: uuid.UUID, *, finalize: bool = False) -> sql.Composed:
+    """Take one campaign's table out of ``message`` without blocking the others' queries
+    (two transactions inside Postgres: run it outside a transaction block); ``finalize``
+    completes such a detach that was interrupted."""
+    how = "FINALIZE" if finalize else "CONCURRENTLY"
+    return sql.SQL("ALTER TABLE message DETACH PARTITION {t} " + how).format(
+        t=sql.Identifier(name(cid))
+    )
+
+
+INDEXED = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = %s AND contype = 'p')"
+"""Whether the campaign's table has its primary key yet (parameter: ``pk_<hex>``)."""

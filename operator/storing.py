@@ -1,0 +1,246 @@
+"""Storing a campaign: its row, then its messages in batches, then one short attach.
+
+The messages go into a table of the campaign's own (:mod:`notifq.core.partitions`), not
+attached to ``message`` yet, so no worker, count or API sees half a list. Each batch is
+one transaction that also records how far storing got (``campaign.stored_count``,
+``source_offset``): nothing holds back vacuum for the whole list, a late failure redoes one
+batch, and an operator killed at any point goes on from the last commit. Then the
+indexes are built in bulk, and one transaction locks the campaign row, attaches the table
+and sets ``materialized_at``; jobs are enqueued only after that (reconcile.py), so no
+message is sent before its whole list is stored.
+
+A delete while storing (``store.tombstone`` sets ``deleted_at``) stops it at the next batch
+or at the attach, and the table is dropped: a campaign deleted before it was stored has no
+messages, as before. Cancel and suspend do not stop storing: the campaign is stored in
+its row's state and :func:`reconcile.follow_intent` applies the intent afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from notifq.core import partitions, queries
+from notifq.core import recipients as rcpt
+from notifq.core.errors import InvalidCampaign
+from notifq.operator.batches import Generated, Listed
+from notifq.operator.sources import Recipients
+from notifq.operator.store import CampaignRow
+
+log = logging.getLogger(__name__)
+
+
+class Deleted(Exception):
+    """The campaign was deleted while it was being stored."""
+
+
+async def materialize(
+    pool: AsyncConnectionPool, camp: CampaignRow, src: Recipients, *, state: str
+) -> int | None:
+    """Store the campaign in ``state`` and all its message rows, once; safe to repeat and
+    to resume after a crash at any point.
+
+    Returns the message count, or None when the campaign was deleted first (nothing is
+    left of its messages).
+    """
+    cid = camp.id
+    async with pool.connection() as conn:
+        await _insert_campaign(conn, camp, state)
+        cur = await conn.execute(
+            "SELECT total, materialized_at, deleted_at, stored_count, source_offset, "
+            "source_etag FROM campaign WHERE id = %s",
+            (cid,),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        total, materialized, deleted, stored, offset, etag = row
+        if materialized is not None:
+            return int(total)
+        if deleted is not None:
+            await conn.execute(partitions.drop(cid))
+            return None
+        version = getattr(src, "etag", None)
+        if stored and etag is not None and version != etag:
+            await _restart(conn, camp)
+            raise InvalidCampaign("the recipients object changed while it was being stored")
+        await conn.execute(partitions.create(cid))
+        t0 = time.perf_counter()
+        try:
+            stored = await _fill(conn, camp, src, int(stored), int(offset))
+        except Deleted:
+            await conn.execute(partitions.drop(cid))
+            return None
+        except InvalidCampaign:
+            await _restart(conn, camp)
+            raise
+        t1 = time.perf_counter()
+        await _index(conn, camp)
+        t2 = time.perf_counter()
+        async with conn.transaction():
+            cur = await conn.execute(
+                "SELECT deleted_at FROM campaign WHERE id = %s FOR UPDATE", (cid,)
+            )
+            row = await cur.fetchone()
+            if row is None or row[0] is not None:
+                deleted = True
+            else:
+                deleted = False
+                await conn.execute(partitions.attach(cid))
+                # rows written into the table directly: counted here, in the attach's
+                # transaction (the triggers on message count every write from now on)
+                await conn.execute(
+                    sql.SQL(queries.COUNT_PARTITION).format(
+                        table=sql.Identifier(partitions.name(cid))
+                    ),
+                    {"chunk": camp.chunk_size},
+                )
+                await conn.execute(
+                    "UPDATE campaign SET total = %s, materialized_at = now(), "
+                    "started_at = now(), updated_at = now() WHERE id = %s",
+                    (stored, cid),
+                )
+        if deleted:
+            await conn.execute(partitions.drop(cid))
+            return None
+    log.info(
+        "campaign %s/%s: %d rows stored in %.2fs, indexed in %.2fs, attached in %.2fs",
+        camp.namespace,
+        camp.name,
+        stored,
+        t1 - t0,
+        t2 - t1,
+        time.perf_counter() - t2,
+    )
+    return stored
+
+
+async def _insert_campaign(conn: AsyncConnection, camp: CampaignRow, state: str) -> None:
+    await conn.execute(
+        "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+        "max_attempts, backoff_ms, chunk_size, rate_limit, total, state, phase, sent_count, "
+        "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, "
+        "'Pending', 0, 0) ON CONFLICT (id) DO NOTHING",
+        (
+            camp.id,
+            camp.namespace,
+            camp.name,
+            camp.channel,
+            camp.provider,
+            camp.subject,
+            camp.body,
+            camp.max_attempts,
+            camp.backoff_ms,
+            camp.chunk_size,
+            camp.rate_limit,
+            state,
+        ),
+    )
+
+
+async def _restart(conn: AsyncConnection, camp: CampaignRow) -> None:
+    """Forget a partial store (its source cannot go on): the next attempt starts over."""
+    await conn.execute(partitions.drop(camp.id))
+    await conn.execute(
+        "UPDATE campaign SET stored_count = 0, source_offset = 0, source_etag = NULL WHERE id = %s",
+        (camp.id,),
+    )
+
+
+async def _fill(
+    conn: AsyncConnection, camp: CampaignRow, src: Recipients, start: int, offset: int
+) -> int:
+    """Write the batches from row ``start`` on, one transaction each; the rows stored."""
+    table = sql.Identifier(partitions.name(camp.id))
+    seq = start
+    async for batch in src.batches(start, offset):
+        async with conn.transaction():
+            if isinstance(batch, Generated):
+                await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {t} (campaign_id, seq, recipient, status) "
+                        "SELECT %s, g, 'user' || (g - %s) || %s, 'pending' "
+                        "FROM generate_series(%s::int, %s::int) g"
+                    ).format(t=table),
+                    (camp.id, batch.shift, "@" + batch.domain, seq, seq + batch.count - 1),
+                )
+                seq += batch.count
+                offset = 0
+            else:
+                seq = await _copy(conn, table, camp, batch, seq)
+                offset = batch.offset
+            cur = await conn.execute(
+                "UPDATE campaign SET stored_count = %s, source_offset = %s, "
+                "source_etag = coalesce(source_etag, %s), updated_at = now() "
+                "WHERE id = %s AND deleted_at IS NULL",
+                (seq, offset, batch.etag if isinstance(batch, Listed) else None, camp.id),
+            )
+            if cur.rowcount == 0:
+                raise Deleted  # rolls this batch back; the caller drops the table
+    return seq
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+async def _copy(
+    conn: AsyncConnection, table: sql.Identifier, camp: CampaignRow, batch: Listed, seq: int
+) -> int:
+    """COPY one batch of listed recipients from row ``seq``; the next seq."""
+    cid = str(camp.id)
+    buf: list[str] = []
+    for r in batch.entries:
+        if batch.validate and (why := rcpt.problem(camp.channel, r)) is not None:
+            buf.append(f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}\n")
+        else:
+            buf.append(f"{cid}\t{seq}\t{_escape(r)}\tpending\t\\N\n")
+        seq += 1
+    async with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {t} (campaign_id, seq, recipient, status, last_error) FROM STDIN").format(
+                t=table
+            )
+        ) as copy,
+    ):
+        await copy.write("".join(buf))
+    return seq
+
+
+async def _index(conn: AsyncConnection, camp: CampaignRow) -> None:
+    """Build the table's indexes once (one transaction: a crash builds them again)."""
+    cur = await conn.execute(partitions.INDEXED, (f"pk_{camp.id.hex}",))
+    row = await cur.fetchone()
+    if row and row[0]:
+        return
+    async with conn.transaction():
+        for stmt in partitions.index(camp.id):
+            await conn.execute(stmt)
+
+
+async def discard(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
+    """Drop the table of a deleted campaign whose storing never finished (no operator will
+    resume it). Call after the tombstone committed: an attach then can no longer happen,
+    and an attached table is left alone (its rows are kept, cancelled)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(ATTACHED, (partitions.name(cid),))
+        row = await cur.fetchone()
+        if row is not None and not row[0]:
+            await conn.execute(partitions.drop(cid))
+
+
+ATTACHED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'message'::regclass AND c.relname = %s)"
+)

@@ -1,0 +1,113 @@
+"""Retention on real Postgres: a campaign finished longer ago than the retention loses its
+message rows by a partition drop (no DELETE), keeps its campaign row and counts, and a
+bystander campaign that is still running keeps every row and can still be claimed."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from harness import campaign_row
+
+from notifq.core.db import open_pool
+from notifq.operator import retention, store, storing
+from notifq.operator.sources import InlineRecipients
+from notifq.worker import store as worker_store
+from notifq.worker.lease import WorkerLease
+
+
+async def test_expired_rows_go_with_their_partition(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    old, recent, running = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        for cid in (old, recent, running):
+            src = InlineRecipients([f"r{i}@example.com" for i in range(50)])
+            assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 50
+        await store.snapshot(pool, old, "Completed", 50, 0, True)
+        await store.snapshot(pool, recent, "Completed", 50, 0, True)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE campaign SET finished_at = now() - interval '3 days' WHERE id = %s",
+                (old,),
+            )
+        expired = await retention.expire(pool, days=2)
+        assert old in expired and recent not in expired and running not in expired
+        assert await retention.expire(pool, days=2) == []  # done once
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT to_regclass(%s)", (f"message_{old.hex}",)).fetchone() == (
+                None,
+            )
+            row = conn.execute(
+                "SELECT expired_at IS NOT NULL, sent_count, total FROM campaign WHERE id = %s",
+                (old,),
+            ).fetchone()
+        assert row == (True, 50, 50)
+        assert sum((await store.counts(pool, old)).values()) == 0
+        assert (await store.counts(pool, recent))["pending"] == 50
+        stored = await store.get(pool, old)
+        assert stored is not None and stored.expired_at is not None
+        # the bystander still works: its rows are there and can be claimed
+        lease = WorkerLease(pool, 10)
+        await lease.renew()
+        claimed = await worker_store.claim(
+            pool,
+            running,
+            list(range(10)),
+            token="t",
+            owner=lease.id,
+            live_tokens=[],
+            lease_seconds=60,
+            grace_seconds=0,
+        )
+        assert [r.seq for r in claimed] == list(range(10))
+    finally:
+        await pool.close()
+
+
+async def test_worker_statements_read_one_partition(database_url: str) -> None:
+    """EXPLAIN of the worker's fetch, claim and outcome write names only the campaign's own
+    partition (pruned at planning), with an index scan."""
+    pool = await open_pool(database_url)
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    try:
+        for cid in (mine, other):
+            src = InlineRecipients([f"e{i}@example.com" for i in range(1000)])
+            await storing.materialize(pool, campaign_row(cid), src, state="active")
+        statements = {
+            "fetch": (
+                "SELECT seq, recipient, attempts FROM message WHERE campaign_id = %s "
+                "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq LIMIT %s",
+                (mine, 0, 500, 500),
+            ),
+            "claim": (
+                worker_store.CLAIM_SQL,
+                {
+                    "token": "t",
+                    "owner": "o",
+                    "lease": 60,
+                    "cid": mine,
+                    "seqs": [1, 2],
+                    "lo": 1,
+                    "hi": 2,
+                    "live": [],
+                    "grace": 0,
+                },
+            ),
+            "write": (
+                worker_store.UPDATE_SQL,
+                ([1], ["sent"], [None], ["mock"], [None], [1], mine, 1, 1, "t"),
+            ),
+        }
+        with psycopg.connect(database_url) as conn:
+            conn.execute("ANALYZE message")
+            for what, (sql, params) in statements.items():
+                plan = "\n".join(
+                    r[0]
+                    for r in conn.execute("EXPLAIN " + sql, params).fetchall()  # type: ignore[call-overload]
+                )
+                assert f"message_{mine.hex}" in plan, (what, plan)
+                assert f"message_{other.hex}" not in plan, (what, plan)
+                assert "Seq Scan on message_" not in plan, (what, plan)
+                print(f"{what}:\n{plan}")
+    finally:
+        await pool.close()
