@@ -22,6 +22,11 @@ QUOTA_DELAYS = Counter(
     ["reason"],
 )
 """reason: provider, share, rateLimit, paused, throttled, exhausted, lease, database."""
+LATE_SLOTS = Counter(
+    "notifq_worker_quota_late_slots_total",
+    "Booked quota slots missed by more than NOTIFQ_QUOTA_TOLERANCE_MS (booked again, not sent)",
+    ["provider"],
+)
 IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
 JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
 QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])

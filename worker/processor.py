@@ -89,8 +89,24 @@ class Slice:
     """Not sent: (seconds until the job should run again, why)."""
 
 
+@dataclass(frozen=True, slots=True)
+class GiveBack:
+    """Not now: give the job back to the queue for ``seconds`` (``reason`` for metrics)."""
+
+    seconds: float
+    reason: str
+
+
 class Gate:
-    """The quota check of one slice: granted now, after a short wait in place, or not."""
+    """The quota check of one slice: a slot booked in the shared schedule, or not now.
+
+    A booking names the moment the slice may leave (at most ``hold`` ahead); the
+    caller claims and renders meanwhile and sends at that moment, so sends reach
+    the provider spaced as the schedule booked them and a late wake-up loses no
+    slot to the others. A slice that would leave later than ``tolerance`` after
+    its slot (its process stalled) is booked again instead of bunching up with
+    the slots after it.
+    """
 
     def __init__(
         self,
@@ -105,12 +121,14 @@ class Gate:
         self.quota = quota or UNLIMITED_QUOTA
         self.camp = camp
         self.hold = settings.quota_hold_ms / 1000
+        self.tolerance = settings.quota_tolerance_ms / 1000
         self.size = scheduler.slice_size(self.quota, camp.rate_limit)
 
-    async def pass_(self, n: int) -> tuple[float, str] | None:
-        """None once ``n`` sends are granted; else (seconds to give the job back, reason)."""
+    async def book(self, n: int) -> float | GiveBack:
+        """The booked slot for ``n`` sends (``time.monotonic()`` clock), or give the job back."""
         held = 0.0
         while True:
+            asked = time.monotonic()
             grant = await self.scheduler.reserve(
                 self.provider,
                 self.quota,
@@ -120,15 +138,30 @@ class Gate:
                 cap=self.camp.rate_limit,
             )
             if grant.granted >= n:
-                return None
+                # the Redis clock read happened between asking and the answer
+                return (asked + time.monotonic()) / 2 + grant.wait
             if grant.granted:  # paused or resized meanwhile: take it next time
-                return (0.001, grant.reason or "resized")
+                return GiveBack(0.001, grant.reason or "resized")
             if grant.wait <= self.hold - held and not grant.reason.startswith("paused"):
                 held += grant.wait  # about to free: wait in place, briefly
                 await asyncio.sleep(grant.wait)
                 continue
             # back to the queue, due a little early: the queue wakes delayed jobs late
-            return (max(0.001, grant.wait - self.hold), grant.reason)
+            return GiveBack(max(0.001, grant.wait - self.hold), grant.reason)
+
+    async def at_slot(self, slot: float, n: int) -> GiveBack | None:
+        """Wait for the booked ``slot``; None when it is time to send, else give the job back."""
+        while True:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() - slot <= self.tolerance:
+                return None
+            metrics.LATE_SLOTS.labels(self.provider).inc()
+            booked = await self.book(n)
+            if isinstance(booked, GiveBack):
+                return booked
+            slot = booked
 
 
 def resume_cursor(data: dict[str, Any], chunk: ChunkJob) -> int:
@@ -320,6 +353,11 @@ class ChunkProcessor:
             # stops it (the claim checks the campaign is active), and what goes out
             # after a stop is at most what was already handed to providers.
             async with self.in_flight.hold(len(rows)):
+                # the slot is booked first (a slice that must wait has claimed nothing);
+                # the claim, render and lease check come between booking and slot
+                booked = await gate.book(len(rows)) if gate is not None else None
+                if isinstance(booked, GiveBack):
+                    return Slice(give_back=(booked.seconds, booked.reason))
                 claimed = await store.claim(
                     self.pool,
                     camp.id,
@@ -333,12 +371,13 @@ class ChunkProcessor:
                 if not claimed:
                     return Slice()
                 outbound, render_failures = await render_rows(self.renderer, camp, claimed)
-                # the grant and the lease check come last, right before the send: sends
-                # reach the provider spaced as granted, and a worker that stalled while
-                # waiting here sends nothing another worker may have taken over
-                wait = await gate.pass_(len(outbound)) if gate is not None and outbound else None
+                wait: GiveBack | None = None
+                if gate is not None and booked is not None and outbound:
+                    wait = await gate.at_slot(booked, len(outbound))
+                # the lease check comes last, right before the send: a worker that stalled
+                # sends nothing another worker may have taken over
                 if wait is None and not self.lease.valid():
-                    wait = (1.0, "lease")
+                    wait = GiveBack(1.0, "lease")
                 if wait is None and provider is not None and outbound:
                     metrics.IN_FLIGHT.inc(len(outbound))
                     t0 = time.perf_counter()
@@ -349,7 +388,7 @@ class ChunkProcessor:
                     metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
             if wait is not None:
                 await store.release(self.pool, camp.id, token)
-                return Slice(give_back=wait)
+                return Slice(give_back=(wait.seconds, wait.reason))
             return await self._deliver(
                 camp, provider_name, claimed, outcomes, render_failures, token, last_attempt
             )

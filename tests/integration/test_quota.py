@@ -1,7 +1,7 @@
 """The shared quota scheduler and the quota-enforcing mock on a real Redis.
 
 Invariants, not timings: whatever the speed of the machine, no 1-second window
-(on Redis's clock) holds more grants than the quota, shares are fair across
+(on Redis's clock) holds more booked sends than the quota, booked slots never overlap, shares are fair across
 campaigns and namespaces, a campaign's own limit caps it and its leftover goes
 to the others, Throttling lowers the rate, and the mock never accepts more
 than its quota in a sliding second, even from two clients at once.
@@ -41,15 +41,17 @@ async def test_grants_never_exceed_the_quota_in_any_second(
     sched = _scheduler(redis, f"t{uuid.uuid4().hex[:8]}")
     quota = 50.0
     a, b = uuid.uuid4(), uuid.uuid4()
-    grants: list[float] = []  # one Redis-clock stamp per granted send
+    grants: list[float] = []  # one Redis-clock stamp per booked send: its slot
 
     async def campaign(cid: uuid.UUID, ns: str) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + 2.5
         while loop.time() < end:
             g = await sched.reserve("mock", quota, cid, ns, want=10)
-            grants.extend([g.now] * g.granted)
-            if not g.granted:
+            grants.extend([g.at] * g.granted)
+            if g.granted:
+                assert g.at >= g.now  # a slot is booked now or ahead, never in the past
+            else:
                 assert g.at >= g.now and g.reason
                 await asyncio.sleep(min(g.wait, 0.05))
 
@@ -58,6 +60,9 @@ async def test_grants_never_exceed_the_quota_in_any_second(
     assert grants, "nothing was granted"
     assert _max_window(grants) <= quota  # never a burst above the quota
     assert max(grants.count(t) for t in set(grants)) <= sched.slice_size(quota)
+    slots = sorted(set(grants))  # one provider schedule: slots a slice's time apart
+    step = sched.slice_size(quota) / sched.planned_rate(quota)
+    assert all(b - a >= step - 1e-4 for a, b in zip(slots, slots[1:]))
 
 
 async def test_fair_shares_across_namespaces_and_campaign_limits(
@@ -77,7 +82,8 @@ async def test_fair_shares_across_namespaces_and_campaign_limits(
     g_crowd = await sched.reserve("mock", quota, crowd[0], "crowded", want=1)
     g_capped = await sched.reserve("mock", quota, capped, "limited", want=1, cap=5)
     # the limited namespace takes its 5/s; the other two split the rest evenly
-    capped_share = 5 * (1 - 0.02)  # its rateLimit less the headroom
+    capped_share = sched.effective_cap(5)  # its rateLimit less room for a slice and lateness
+    assert 4.5 < capped_share < 5
     assert abs(g_capped.share - capped_share) < 1e-6
     half = (rate - capped_share) / 2
     assert abs(g_alone.share - half) < 1e-6  # its own namespace's half
