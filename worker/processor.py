@@ -122,10 +122,13 @@ class Gate:
         self.camp = camp
         self.hold = settings.quota_hold_ms / 1000
         self.tolerance = settings.quota_tolerance_ms / 1000
+        self.slot = 0.0
+        """The last booked slot on Redis's clock (seconds)."""
         self.size = scheduler.slice_size(self.quota, camp.rate_limit)
 
-    async def book(self, n: int) -> float | GiveBack:
-        """The booked slot for ``n`` sends (``time.monotonic()`` clock), or give the job back."""
+    async def book(self, n: int, missed: float | None = None) -> float | GiveBack:
+        """The booked slot for ``n`` sends (``time.monotonic()`` clock), or give the job back.
+        ``missed``: the slot this slice could not use (it came too late)."""
         held = 0.0
         while True:
             asked = time.monotonic()
@@ -136,8 +139,11 @@ class Gate:
                 self.camp.namespace,
                 want=n,
                 cap=self.camp.rate_limit,
+                missed=missed,
             )
+            missed = None
             if grant.granted >= n:
+                self.slot = grant.at
                 # the Redis clock read happened between asking and the answer
                 return (asked + time.monotonic()) / 2 + grant.wait
             if grant.granted:  # paused or resized meanwhile: take it next time
@@ -158,7 +164,7 @@ class Gate:
             if time.monotonic() - slot <= self.tolerance:
                 return None
             metrics.LATE_SLOTS.labels(self.provider).inc()
-            booked = await self.book(n)
+            booked = await self.book(n, missed=self.slot)
             if isinstance(booked, GiveBack):
                 return booked
             slot = booked

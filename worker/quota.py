@@ -9,7 +9,9 @@ ahead, or "not now, ask again at ...". It keeps:
   ``k / rate``, so slots are spaced evenly and never collected while idle. The
   caller claims and renders while its slot comes, then sends at it; a sender
   that is late by more than ``tolerance`` books again instead of sending, so a
-  1-second window holds at most ``rate * (1 + tolerance) + k - 1`` sends. A
+  1-second window holds at most ``rate * (1 + tolerance) + k - 1`` sends (the
+  missed slot is taken back when nobody booked after it, so the slice goes out
+  at once instead of a whole step later: sends only come later for it). A
   booking made ahead is not lost when its job wakes a little late (a grant
   that had to be asked for again at the moment the quota freed was);
 - per provider a registry of the campaigns asking for it (seen in the last
@@ -170,6 +172,14 @@ if cap > 0 then k = math.min(k, math.max(1, math.floor(cap / 10))) end
 local step_p, step_c = k * 1000 / rate, k * 1000 / eff
 local earliest = now + lead
 local ahead = math.max(hold, lead)
+local missed = tonumber(ARGV[17])
+if missed > 0 then
+  -- a slot its sender missed (too late to send): when nobody booked after it, the
+  -- schedule takes it back, and the slice goes out as soon as it can instead of a
+  -- whole step later; sends are never closer together for it, only later
+  if math.abs(tat_c - (missed + step_c)) < 0.5 then tat_c = missed end
+  if math.abs(tat_p - (missed + step_p)) < 0.5 then tat_p = missed end
+end
 
 local granted, at, reason = 0, now, ''
 if paused > now then
@@ -344,8 +354,10 @@ class QuotaScheduler:
         want: int,
         cap: float | None = None,
         weight: float = 1.0,
+        missed: float | None = None,
     ) -> Grant:
-        """Ask to send up to ``want`` messages of campaign ``cid`` through ``provider`` now."""
+        """Book a slot for up to ``want`` messages of campaign ``cid`` through ``provider``;
+        ``missed``: the slot (Redis clock, seconds) of this slice that came too late to use."""
         res = await self._reserve(
             keys=[
                 self._key("p", provider),
@@ -371,6 +383,7 @@ class QuotaScheduler:
                 self.hold_ms,
                 LEAD_MS,
                 PARK_MS,
+                (missed or 0) * 1000,
             ],
         )
         granted, at, now, rate, share, reason = res

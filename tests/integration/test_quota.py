@@ -1,16 +1,19 @@
 """The shared quota scheduler and the quota-enforcing mock on a real Redis.
 
 Invariants, not timings: whatever the speed of the machine, no 1-second window
-(on Redis's clock) holds more booked sends than the quota, booked slots never overlap, shares are fair across
-campaigns and namespaces, a campaign's own limit caps it and its leftover goes
-to the others, Throttling lowers the rate, and the mock never accepts more
-than its quota in a sliding second, even from two clients at once.
+(on Redis's clock) holds more booked sends than the quota, booked slots never
+overlap, a slot its sender missed is taken back without bringing sends closer,
+shares are fair across campaigns and namespaces, a campaign's own limit caps it
+and its leftover goes to the others, Throttling lowers the rate, and the mock
+never accepts more than its quota in a sliding second, even from two clients
+at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import uuid
 from pathlib import Path
 
@@ -62,7 +65,28 @@ async def test_grants_never_exceed_the_quota_in_any_second(
     assert max(grants.count(t) for t in set(grants)) <= sched.slice_size(quota)
     slots = sorted(set(grants))  # one provider schedule: slots a slice's time apart
     step = sched.slice_size(quota) / sched.planned_rate(quota)
-    assert all(b - a >= step - 1e-4 for a, b in zip(slots, slots[1:]))
+    assert all(b - a >= step - 1e-4 for a, b in itertools.pairwise(slots))
+
+
+async def test_a_missed_slot_is_taken_back_and_spacing_kept(
+    redis_server: testbed.Redis,
+) -> None:
+    redis = Redis.from_url(redis_server.url)
+    sched = _scheduler(redis, f"t{uuid.uuid4().hex[:8]}")
+    cid, bystander = uuid.uuid4(), uuid.uuid4()
+    step = 1 / sched.effective_cap(5)  # one send per slot under rateLimit 5
+    first = await sched.reserve("mock", 200, cid, "ns", want=1, cap=5)
+    other = await sched.reserve("mock", 200, bystander, "other", want=1, cap=5)
+    assert first.granted and other.granted
+    await asyncio.sleep(first.wait + 0.05)  # its sender came too late for it
+    again = await sched.reserve("mock", 200, cid, "ns", want=1, cap=5, missed=first.at)
+    assert again.granted and first.at < again.at < first.at + step  # not a whole step later
+    nxt = await sched.reserve("mock", 200, cid, "ns", want=1, cap=5)
+    assert not nxt.granted and nxt.reason == "rateLimit"  # the next keeps its distance
+    # the bystander, which missed nothing, keeps its own schedule: one step after its slot
+    later = await sched.reserve("mock", 200, bystander, "other", want=1, cap=5)
+    assert not later.granted and later.at > other.at + step - 0.1
+    await redis.aclose()
 
 
 async def test_fair_shares_across_namespaces_and_campaign_limits(
