@@ -27,7 +27,10 @@ COPY requirements/runtime.txt requirements/runtime.txt
 RUN /opt/notifq/bin/pip install --no-cache-dir --require-hashes -r requirements/runtime.txt
 # notifq/operator, notifq/worker and notifq/api are relative symlinks to the
 # top-level folders; COPY keeps them and the (non-editable) wheel build follows them.
-COPY pyproject.toml README.md ./
+# pyproject.toml names README.md as the long description: an empty one is enough, so
+# that the image (and its cache key in hack/images.py) does not change with the docs.
+COPY pyproject.toml ./
+RUN touch README.md
 COPY notifq/ notifq/
 COPY operator/ operator/
 COPY worker/ worker/

@@ -224,6 +224,9 @@ def run_case(case: Case, workdir: Path) -> dict[str, object]:
             phase = st.get("phase", "")
             if phase in FINAL_PHASES:
                 break
+            for proc in (op, *workers):  # a dead process would leave the run waiting
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} exited during the run:\n{proc.tail()}")
             time.sleep(0.2)
         t_final = cr_samples[-1][0]
         cpu1 = sum(proc_stat(w.pid)[0] for w in workers)
@@ -360,7 +363,8 @@ def main() -> int:
                 continue
             rows.append(run_case(CASES[name], workdir))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

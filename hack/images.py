@@ -38,7 +38,7 @@ IMAGES = CACHE / "images"
 SUITE = "bookworm"
 MIRROR = os.environ.get("NOTIFQ_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
-NOTIFQ_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+NOTIFQ_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "requirements/runtime.txt")
 NOTIFQ_TREES = ("notifq", "operator", "worker", "api")
 
 # the names the chart's ci/kind-values.yaml and the cluster tests use
@@ -115,11 +115,39 @@ def _have_local(name: str) -> bool:
     )
 
 
+KEEP_ARCHIVES = 3
+"""Archives kept per image (the newest): each code change makes a ~0.5 GB notifq
+archive, and worktrees sharing the cache may still use the previous ones."""
+
+
+def prune(archive: Path, keep: int = KEEP_ARCHIVES) -> list[Path]:
+    """Delete older archives of the same image as ``archive`` (``<image>-<key>.tar``),
+    keeping the newest ``keep`` and ``archive`` itself; returns what was deleted."""
+    image = archive.name.rsplit("-", 1)[0]
+    others = [
+        p
+        for p in archive.parent.glob(f"{image}-*.tar")
+        if p != archive and p.name.rsplit("-", 1)[0] == image
+    ]
+    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    stale = others[max(keep - 1, 0) :]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def _save(local: str, name: str, archive: Path) -> Path:
     tmp = archive.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     _run("buildah", "push", "--quiet", local, f"docker-archive:{tmp}:{name}")
     tmp.rename(archive)
+    repo = local.rsplit(":", 1)[0]
+    for old in prune(archive):
+        key = old.stem.rsplit("-", 1)[1]
+        subprocess.run(  # its build in buildah's store too; absent is fine
+            ["buildah", "rmi", f"{repo}:{key}"], env=_env(), capture_output=True, check=False
+        )
+        log.info("removed the older image %s (archive and %s:%s)", old.name, repo, key)
     return archive
 
 

@@ -166,7 +166,7 @@ class Postgres:
             os.chown(self.workdir, uid, gid or -1)
             os.chown(sock, uid, gid or -1)
         if not (self.datadir / "PG_VERSION").exists():
-            subprocess.run(
+            init = subprocess.run(
                 [
                     *prefix,
                     self._bin("initdb"),
@@ -180,9 +180,14 @@ class Postgres:
                     "--no-sync",
                     "--locale=C.UTF-8",
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
             )
+            if init.returncode != 0:
+                raise RuntimeError(
+                    f"initdb of {self.datadir} failed ({init.returncode}): "
+                    f"{init.stderr.decode(errors='replace')[-2000:]}"
+                )
         opts = [
             "-c",
             "listen_addresses=127.0.0.1",

@@ -79,6 +79,11 @@ def replaced_key(prefix: str, queue_name: str, cid: uuid.UUID) -> str:
     return f"{prefix}:{queue_name}:notifq-replaced:{cid}"
 
 
+async def forget_replacements(redis: Redis, prefix: str, queue_name: str, cid: uuid.UUID) -> None:
+    """A retry gives every chunk of the campaign a fresh replacement budget."""
+    await redis.delete(replaced_key(prefix, queue_name, cid))
+
+
 async def missing(
     redis: Redis,
     queue: Any,

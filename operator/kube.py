@@ -60,41 +60,42 @@ class CampaignApi:
         }
         self.core.create_namespaced_event(namespace, body, _request_timeout=TIMEOUT)
 
-    def delete(self, namespace: str, name: str, uid: str) -> bool:
-        """Delete the Campaign if it is still the one with ``uid``; False when gone."""
+    def _on_campaign(
+        self, method: Any, namespace: str, name: str, body: Any, gone: tuple[int, ...] = (404,)
+    ) -> bool:
+        """Call ``method`` on one Campaign; False when it is gone (HTTP ``gone`` codes)."""
         try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body={"preconditions": {"uid": uid}},
-                _request_timeout=TIMEOUT,
-            )
+            method(GROUP, VERSION, namespace, PLURAL, name, body=body, _request_timeout=TIMEOUT)
         except ApiException as exc:
-            if exc.status in (404, 409):
+            if exc.status in gone:
                 return False
             raise
         return True
 
+    def delete(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Campaign if it is still the one with ``uid``; False when gone."""
+        return self._on_campaign(
+            self.custom.delete_namespaced_custom_object,
+            namespace,
+            name,
+            {"preconditions": {"uid": uid}},
+            gone=(404, 409),
+        )
+
+    def drop_annotation(self, namespace: str, name: str, key: str) -> bool:
+        """Remove one annotation of the Campaign; False when it is gone."""
+        return self._on_campaign(
+            self.custom.patch_namespaced_custom_object,
+            namespace,
+            name,
+            {"metadata": {"annotations": {key: None}}},
+        )
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the Campaign is gone."""
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": status},
-                _request_timeout=TIMEOUT,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        return self._on_campaign(
+            self.custom.patch_namespaced_custom_object_status, namespace, name, {"status": status}
+        )
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Campaign as stored now (a quorum read), or None when it is gone."""

@@ -29,6 +29,7 @@ import functools
 import json
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -217,11 +218,43 @@ class LeaderElector:
                 await asyncio.wait_for(stopping.wait(), self.retry_interval)
         return False
 
-    async def hold(self) -> str:
+    async def hold_on_own_thread(self, stop: threading.Event) -> str:
+        """:meth:`hold` on an event loop of its own, on a thread of its own: a main loop
+        busy for seconds (storing a big list on a loaded machine) delays no renewal, so
+        a working leader does not lose its Lease. Returns why it ended (``stop`` set:
+        "stopped")."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[str] = loop.create_future()
+
+        def settle(why: str | None, exc: BaseException | None) -> None:
+            if ended.done():
+                return
+            if exc is not None:
+                ended.set_exception(exc)
+            else:
+                ended.set_result(why or "")
+
+        def run() -> None:
+            why: str | None = None
+            error: BaseException | None = None
+            try:
+                why = asyncio.run(self.hold(stop))
+            except BaseException as exc:  # handed to the waiting loop, which decides
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the main loop is gone already
+                loop.call_soon_threadsafe(settle, why, error)
+
+        # a daemon thread: a process that exits without stopping it is not held up
+        threading.Thread(target=run, name="lease-renewal", daemon=True).start()
+        return await ended
+
+    async def hold(self, stop: threading.Event | None = None) -> str:
         """Renew the Lease until it is lost; returns why. The caller must stop at once."""
         renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.renew_interval)
+            if stop is not None and stop.is_set():
+                return "stopped"
             left = self.renew_deadline - (time.monotonic() - renewed)
             try:
                 if await asyncio.wait_for(self.try_acquire_or_renew(), max(left, 0.01)):

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import kopf
@@ -118,8 +119,12 @@ class Replica:
             log.info("stopped while standing by")
             return 0
         metrics.LEADER.set(1)
-        # tasks made before Kopf starts are left alone by Kopf's shutdown
-        holding = asyncio.create_task(self.elector.hold(), name="lease renewal")
+        # tasks made before Kopf starts are left alone by Kopf's shutdown; the renewal
+        # runs on a thread of its own, so a busy event loop never costs the Lease
+        renewing = threading.Event()
+        holding = asyncio.create_task(
+            self.elector.hold_on_own_thread(renewing), name="lease renewal"
+        )
         ready = asyncio.Event()
         started = asyncio.create_task(ready.wait(), name="kopf started")
         self.kopf = asyncio.create_task(
@@ -137,9 +142,9 @@ class Replica:
                 self._route_signals(stopping)
                 waiting.discard(started)
         started.cancel()
-        holding.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await holding
+        renewing.set()  # the renewal thread ends within one renew interval
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(holding), self.elector.renew_interval + 5)
         await self.elector.release()
         metrics.LEADER.set(0)
         self.kopf.result()  # Kopf's own failure, if any, fails the process

@@ -148,23 +148,12 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
     """Step 1: store rows in the state the spec asks for; a status instead when not (yet)."""
     spec, old = res.spec, res.status
 
-    def early(phase: str, message: str) -> dict[str, Any]:
-        return st.build(
-            old=old,
-            spec=spec,
-            generation=res.generation,
-            phase=phase,
-            counts=None,
-            total=0,
-            message=message,
-        )
-
     if spec.get("cancel"):
-        return early("Cancelled", "cancelled before it started")
+        return _unstored(res, "Cancelled", "cancelled before it started")
     if st.scheduled_later(spec, datetime.now(UTC)):
-        return early("Scheduled", f"starts at {spec['scheduleAt']}")
+        return _unstored(res, "Scheduled", f"starts at {spec['scheduleAt']}")
     if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
-        return early("Failed", str(old.get("message", "")))
+        return _unstored(res, "Failed", str(old.get("message", "")))
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
         await check_templates(ctx, row)
@@ -176,15 +165,72 @@ async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] 
             max_inline=ctx.settings.max_inline_recipients,
         )
     except InvalidCampaign as exc:
-        log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
-        metrics.RECONCILES.labels("invalid").inc()
-        return early("Failed", str(exc))
+        return _invalid(res, exc)
+    fenced = await _fence(ctx, res, row)
+    if fenced is None:
+        return None  # deleted meanwhile: the caller finds it gone
+    if isinstance(fenced, dict):
+        return fenced
+    row = fenced
     total = await store.materialize(
         ctx.pool, row, src.entries, validate=src.validate, state=desired_state(spec)
     )
     if total is None:
         log.info("campaign %s/%s was deleted before it was stored", res.namespace, res.name)
     return None
+
+
+def _unstored(res: Resource, phase: str, message: str) -> dict[str, Any]:
+    """The status of a campaign whose rows are not stored (yet): no counts."""
+    return st.build(
+        old=res.status,
+        spec=res.spec,
+        generation=res.generation,
+        phase=phase,
+        counts=None,
+        total=0,
+        message=message,
+    )
+
+
+def _invalid(res: Resource, exc: InvalidCampaign) -> dict[str, Any]:
+    log.warning("campaign %s/%s is invalid: %s", res.namespace, res.name, exc)
+    metrics.RECONCILES.labels("invalid").inc()
+    return _unstored(res, "Failed", str(exc))
+
+
+async def _fence(
+    ctx: OperatorContext, res: Resource, row: store.CampaignRow
+) -> store.CampaignRow | dict[str, Any] | None:
+    """Set ``status.startTime`` before storing, then store from the spec as it is after.
+
+    From that status write on, the API server refuses edits of subject, body and retry
+    (CRD rules), so an edit is either in the stored rows or refused with a message,
+    never accepted and then ignored. Returns the row to store, a Failed status when the
+    edited templates do not render (startTime removed again: the spec stays fixable), or
+    None when the Campaign was deleted.
+    """
+    api = ctx.campaigns_api
+    if api is None:
+        return row
+    if not await asyncio.to_thread(
+        api.patch_status, res.namespace, res.name, {"startTime": st.now_iso()}
+    ):
+        return None
+    fresh = await _fresh(ctx, res)
+    if fresh is None:
+        return None
+    edited = campaign_row(fresh, ctx.settings.chunk_size)
+    if edited == row:
+        return row
+    try:
+        await check_templates(ctx, edited)
+    except InvalidCampaign as exc:
+        failed = _invalid(fresh, exc)
+        failed["startTime"] = None  # merge patch: removed, so the spec can be fixed
+        return failed
+    log.info("campaign %s/%s: stored as edited just before storing", res.namespace, res.name)
+    return edited
 
 
 async def _fresh(ctx: OperatorContext, res: Resource) -> Resource | None:
@@ -248,10 +294,13 @@ async def follow_intent(ctx: OperatorContext, res: Resource, stored: store.Store
         await store.set_rate_limit(ctx.pool, cid, rate_limit)
         log.info("campaign %s: rate limit now %s", cid, rate_limit)
     desired = desired_state(res.spec)
-    if stored.state in (desired, "cancelled"):
+    if stored.state == "cancelled" and desired != "cancelled":
+        return stored.state  # cancelled for good (a delete, the orphan sweep)
+    if stored.state == desired != "cancelled":
         return stored.state
     all_ids = [c.job_id for c in jobs.chunks(cid, stored.total, stored.chunk_size)]
-    if desired == "cancelled":
+    if desired == "cancelled":  # again until the status says Cancelled: the supervisor
+        # may have committed the state alone (store.stop) as soon as it saw the request
         n = await store.cancel(ctx.pool, cid)
         await enqueue.remove(ctx.queue, all_ids)
         log.info("campaign %s cancelled: %d pending message(s) cancelled", cid, n)
@@ -275,6 +324,9 @@ async def retry_failed(
     if token is None:
         return {}
     retried = await store.retry_failed(ctx.pool, res.uid)
+    await enqueue.forget_replacements(
+        ctx.redis, ctx.settings.queue_prefix, ctx.settings.queue_name, res.uid
+    )
     await sweep(ctx, res.uid, stored, opts, await ctx.redis_epoch())
     log.info(
         "campaign %s/%s: retry-failed %r re-queued %d message(s)",
@@ -350,6 +402,12 @@ async def report(
             ctx.pool, res.uid, phase, counts["sent"], counts["failed"], phase in st.FINAL_PHASES
         )
     return new if st.changed(old, new) else None
+
+
+async def stop(ctx: OperatorContext, res: Resource) -> None:
+    """``spec.cancel`` seen: commit the stopped state at once (the rest follows in
+    :func:`follow_intent`). Nothing to do for a campaign not stored yet."""
+    await store.stop(ctx.pool, res.uid)
 
 
 async def on_delete(ctx: OperatorContext, res: Resource) -> None:

@@ -214,12 +214,22 @@ async def set_state(pool: AsyncConnectionPool, cid: uuid.UUID, state: str) -> bo
         return cur.rowcount > 0
 
 
+async def stop(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
+    """First step of a cancel or delete, committed on its own and at once: the workers'
+    claim checks this state, so no slice is claimed after it (cancelling the pending
+    rows, a longer UPDATE, follows in :func:`cancel` or :func:`tombstone`)."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE campaign SET state = 'cancelled', updated_at = now() "
+            "WHERE id = %s AND state <> 'cancelled'",
+            (cid,),
+        )
+
+
 async def cancel(pool: AsyncConnectionPool, cid: uuid.UUID) -> int:
     """Stop for good: pending messages become cancelled. Returns how many."""
+    await stop(pool, cid)
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE campaign SET state = 'cancelled', updated_at = now() WHERE id = %s", (cid,)
-        )
         return await _cancel_pending(conn, cid)
 
 
@@ -232,6 +242,7 @@ async def tombstone(
     then copies nothing, or has its pending rows cancelled here. Returns (messages
     cancelled, total, chunk size).
     """
+    await stop(pool, cid)  # a stored campaign stops sending before its rows are cancelled
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
             "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "

@@ -32,6 +32,7 @@ from typing import Any
 
 from notifq.operator import events, metrics, reconcile
 from notifq.operator.context import OperatorContext
+from notifq.operator.diffbase import LEGACY_ANNOTATION
 from notifq.operator.reconcile import Resource
 from notifq.operator.status import parse_time
 
@@ -71,6 +72,8 @@ class Supervisor:
         if event_type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp"):
             self._deleted(res)
             return
+        if LEGACY_ANNOTATION in res.annotations:
+            self._spawn(self._drop_legacy(res), f"annotation {res.namespace}/{res.name}")
         prev = self.latest.get(res.uid)
         if res.uid not in self.tasks:
             if res.settled:
@@ -84,6 +87,9 @@ class Supervisor:
             )
             return
         self.latest[res.uid] = res
+        if res.spec.get("cancel") and not (prev is not None and prev.spec.get("cancel")):
+            # stop the sends now, not after the campaign's current reconcile step
+            self._spawn(self._stop(res), f"stop {res.namespace}/{res.name}")
         if prev is None or (prev.generation, prev.retry_token) != (
             res.generation,
             res.retry_token,
@@ -203,6 +209,30 @@ class Supervisor:
         cur = self.latest.get(uid)
         if cur is not None:  # until the watch brings it, the status we wrote is the newest
             self.latest[uid] = replace(cur, status=merge_patch(cur.status, new))
+
+    async def _drop_legacy(self, res: Resource) -> None:
+        """An earlier release's copy of the spec in an annotation: removed once (it kept
+        big lists from ``kubectl apply``); the event of the patch no longer carries it."""
+        api = self.ctx.campaigns_api
+        if api is None:
+            return
+        try:
+            await asyncio.to_thread(api.drop_annotation, res.namespace, res.name, LEGACY_ANNOTATION)
+            log.info("campaign %s/%s: removed %s", res.namespace, res.name, LEGACY_ANNOTATION)
+        except Exception as exc:  # seen again at the next event or restart
+            log.warning(
+                "campaign %s/%s: %s not removed: %s",
+                res.namespace,
+                res.name,
+                LEGACY_ANNOTATION,
+                exc,
+            )
+
+    async def _stop(self, res: Resource) -> None:
+        try:
+            await reconcile.stop(self.ctx, res)
+        except Exception:  # the reconcile step that follows cancels it anyway
+            log.exception("campaign %s/%s: stopping failed", res.namespace, res.name)
 
     async def _delete(self, res: Resource) -> None:
         while True:

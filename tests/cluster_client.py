@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -104,12 +105,18 @@ class Kube:
         return list(self.get(*args)["items"])
 
     def wait_pods_ready(self, namespace: str, timeout: float) -> list[dict[str, Any]]:
-        """Every pod of the namespace Ready (pods that ran to completion aside)."""
+        """Every pod of the namespace Ready (pods that ran to completion or are being
+        deleted, as the old ones of a finished rollout, aside)."""
         pods: list[dict[str, Any]] = []
 
         def ready() -> bool:
             nonlocal pods
-            pods = [p for p in self.pods(namespace) if p["status"].get("phase") != "Succeeded"]
+            pods = [
+                p
+                for p in self.pods(namespace)
+                if p["status"].get("phase") != "Succeeded"
+                and "deletionTimestamp" not in p["metadata"]
+            ]
             return bool(pods) and all(
                 any(
                     c["type"] == "Ready" and c["status"] == "True"
@@ -156,6 +163,14 @@ class Kube:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nstatus: {last.get('status')}") from exc
         return last
+
+    def admin_password(self, namespace: str, deployment: str) -> str:
+        """The admin password the live API pods get: their env's Secret reference, read."""
+        pod = self.get("deployment", deployment, "-n", namespace)["spec"]["template"]["spec"]
+        env = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}
+        ref = env["NOTIFQ_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        data = self.get("secret", ref["name"], "-n", namespace)["data"]
+        return base64.b64decode(data[ref["key"]]).decode()
 
     def psql(self, release_ns: str, sql: str, release: str = "notifq") -> list[list[str]]:
         out = self.kubectl(

@@ -29,11 +29,22 @@ class WorkerLease:
         self.seconds = seconds
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._valid_until = 0.0
+        self._epoch = 0
         self._task: asyncio.Task[None] | None = None
 
-    def valid(self) -> bool:
-        """Whether this worker's claims are certainly still its own (by its own clock)."""
+    def valid(self, since: int | None = None) -> bool:
+        """Whether this worker's claims are certainly still its own (by its own clock);
+        with ``since`` (an :attr:`epoch` read when a claim was made), also that the lease
+        has not lapsed since then: a claim made before a lapse may have been taken over,
+        even once the lease is renewed again."""
+        if since is not None and since != self.epoch:
+            return False
         return time.monotonic() < self._valid_until
+
+    @property
+    def epoch(self) -> int:
+        """Changes every time the lease is renewed after it had lapsed."""
+        return self._epoch
 
     @property
     def grace(self) -> float:
@@ -49,6 +60,8 @@ class WorkerLease:
                 "ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at",
                 (self.id, self.seconds),
             )
+        if time.monotonic() >= self._valid_until:
+            self._epoch += 1  # it had lapsed: claims made before may be another's now
         # valid by our clock until a quarter lease before the database's expiry
         self._valid_until = started + 0.75 * self.seconds
 

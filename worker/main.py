@@ -54,6 +54,12 @@ def fractional_block_timeouts(worker: Worker) -> None:
 
 
 async def run(settings: WorkerSettings) -> None:
+    # first of all: a SIGTERM while starting up (a rolling update, a scale-down) stops
+    # the worker cleanly once it is up, instead of killing it on the default action
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     pool = await open_pool(settings.database_url, max_size=max(4, settings.concurrency + 2))
     providers = build_providers(settings)
     redis = Redis.from_url(settings.redis_url)
@@ -70,11 +76,6 @@ async def run(settings: WorkerSettings) -> None:
     await lease.start()
     outbox = Outbox(pool)
     processor = ChunkProcessor(settings, pool, providers, scheduler, ceilings, lease, outbox)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
     worker = Worker(
         settings.queue_name,
         processor,

@@ -73,6 +73,8 @@ that follow the booking take, so that the send still leaves on time."""
 PARK_MS = 2000.0
 """A job that goes back to the queue to wait for quota comes back at most this long after
 its campaign's turn (the wake-up queue spreads the others)."""
+WINDOW_TTL_MS = 60_000.0
+"""A send admitted to a window and never answered (its worker died) counts this long."""
 DECREASE = 0.9
 INCREASE = 0.05
 STATUS_TTL_MS = 15_000
@@ -242,6 +244,52 @@ redis.call('PEXPIRE', KEYS[5], ARGV[13])
 return {granted, tostring(at), tostring(now), tostring(rate), tostring(eff), reason}
 """
 
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[3])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 1000)
+  local over = redis.call('ZCARD', key) + n - tonumber(ARGV[3 + i])
+  if over > 0 then
+    -- the send that must leave the window first; one still in flight leaves it a second
+    -- after its answer, so a second from now at the earliest
+    local e = redis.call('ZRANGE', key, over - 1, over - 1, 'WITHSCORES')
+    wait = math.max(wait, math.min(tonumber(e[2]), now) + 1000 - now)
+  end
+end
+if wait > 0 then return {0, tostring(wait)} end
+local entries = {}
+for j = 1, n do
+  table.insert(entries, now + ttl)
+  table.insert(entries, ARGV[2] .. ':' .. j)
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, unpack(entries))
+  redis.call('PEXPIRE', key, ttl + 2000)
+end
+return {n, '0'}
+"""
+
+_ANSWERED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local entries = {}
+for j = 1, tonumber(ARGV[1]) do
+  table.insert(entries, now)
+  table.insert(entries, ARGV[2] .. ':' .. j)
+end
+for _, key in ipairs(KEYS) do
+  if ARGV[3] == '1' then
+    redis.call('ZADD', key, 'XX', unpack(entries))
+  else
+    for j = 2, #entries, 2 do redis.call('ZREM', key, entries[j]) end
+  end
+end
+return 1
+"""
+
 _THROTTLED = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -264,6 +312,26 @@ redis.call('HSET', KEYS[1], 'paused_until', now + tonumber(ARGV[1]), 'pause_reas
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return 1
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The sliding 1-second windows one send is checked against (provider, campaign)."""
+
+    keys: list[str]
+    limits: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The last check's answer: ``n`` sends admitted now (``wait`` 0), or wait ``wait`` s."""
+
+    n: int
+    wait: float
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +376,8 @@ class QuotaScheduler:
         self.headroom = headroom
         self.tolerance_ms = tolerance_ms
         self._reserve = redis.register_script(_RESERVE)
+        self._admit = redis.register_script(_ADMIT)
+        self._answered = redis.register_script(_ANSWERED)
         self._throttled = redis.register_script(_THROTTLED)
         self._pause = redis.register_script(_PAUSE)
 
@@ -394,6 +464,43 @@ class QuotaScheduler:
             float(rate),
             float(share),
             reason.decode() if isinstance(reason, bytes) else str(reason),
+        )
+
+    def window(
+        self, provider: str, quota: float | None, cid: uuid.UUID, cap: float | None
+    ) -> Window:
+        """The windows a send of campaign ``cid`` through ``provider`` must fit: the provider's
+        ``quota`` and the campaign's own ``cap`` (its ``rateLimit``), each when set."""
+        keys: list[str] = []
+        limits: list[int] = []
+        for key, limit in (
+            (self._key("w", "p", provider), quota),
+            (self._key("w", "c", str(cid)), cap),
+        ):
+            if limit:
+                keys.append(key)
+                limits.append(max(1, math.floor(limit)))
+        return Window(keys, limits)
+
+    async def admit(self, window: Window, n: int) -> Admission:
+        """Right before a send: admit ``n`` sends now if every window of ``window`` has room
+        for them, else the exact time until it has (a lower bound while sends are in flight).
+
+        A window counts each send from its admission until one second after its answer
+        (:meth:`answered`), so wherever the provider's clock put its arrival in between, no
+        1-second window at the provider holds more than the limit. A send whose answer never
+        comes (its worker died) counts for ``WINDOW_TTL_MS`` and a second more.
+        """
+        token = uuid.uuid4().hex
+        ok, wait = await self._admit(
+            keys=window.keys, args=[n, token, WINDOW_TTL_MS, *window.limits]
+        )
+        return Admission(int(ok), float(wait) / 1000, token)
+
+    async def answered(self, window: Window, admission: Admission, *, sent: bool) -> None:
+        """The admitted sends were answered (``sent``), or never left (their room is freed)."""
+        await self._answered(
+            keys=window.keys, args=[admission.n, admission.token, "1" if sent else "0"]
         )
 
     async def throttled(self, provider: str, quota: float) -> float:

@@ -92,13 +92,17 @@ class CampaignCache:
         return info
 
     async def is_active(self, cid: uuid.UUID) -> bool:
-        """The campaign's state read now (not cached): checked right before each send."""
+        """The campaign's state read now (not cached): checked right before each send.
+        When it is no longer active, the cached row is dropped too."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT state = 'active' FROM campaign WHERE id = %s", (cid,), prepare=True
             )
             row = await cur.fetchone()
-        return bool(row and row[0])
+        if not (row and row[0]):
+            self._items.pop(cid, None)
+            return False
+        return True
 
 
 async def fetch_pending(

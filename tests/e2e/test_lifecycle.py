@@ -379,15 +379,23 @@ def test_delete_without_operator_and_orphan_sweep(
     bystander.check()
 
 
-def test_finalizer_of_earlier_releases_is_removed(stack: Stack, namespace: str) -> None:
+def test_finalizer_and_diff_base_of_earlier_releases_are_removed(
+    stack: Stack, namespace: str
+) -> None:
     manifest = campaign("legacy", namespace, recipients={"generate": {"count": 10}})
     manifest["metadata"]["finalizers"] = ["notifq.dev/finalizer"]
+    old_copy = json.dumps({"spec": manifest["spec"]})  # the diff base of earlier releases
+    manifest["metadata"]["annotations"] = {"notifq.dev/last-handled-configuration": old_copy}
     stack.apply(manifest)
-    wait_until(
-        lambda: not stack.get(namespace, "legacy")["metadata"].get("finalizers"),
-        60,
-        "the old finalizer to be removed",
-    )
+
+    def cleaned() -> bool:
+        meta = stack.get(namespace, "legacy")["metadata"]
+        annotations = meta.get("annotations") or {}
+        return not meta.get("finalizers") and not any(
+            k.endswith("/last-handled-configuration") for k in annotations
+        )
+
+    wait_until(cleaned, 60, "the old finalizer and diff-base annotation to be removed")
     out = stack.control_plane.kubectl(
         "delete", "campaign", "legacy", "-n", namespace, "--timeout=20s", check=False
     )
@@ -395,6 +403,42 @@ def test_finalizer_of_earlier_releases_is_removed(stack: Stack, namespace: str) 
 
 
 # --- issue 12 item 6: spec edits after start are applied (the rest is refused: test_crd) --
+
+
+def test_template_edit_while_being_stored_is_refused_not_ignored(
+    stack_factory: Callable[..., Stack], namespace: str, control_plane: testbed.ControlPlane
+) -> None:
+    """status.startTime is set before the rows are stored: from then on the API server
+    refuses subject/body/retry edits, so an edit is stored or refused, never dropped."""
+    stack = stack_factory(workers=1, NOTIFQ_MOCK_LATENCY_MS="0", NOTIFQ_MOCK_FAILURE_RATE="0")
+    bystander = Bystander(stack, control_plane)
+    tag = uuid.uuid4().hex[:6]
+    with _table_locked(stack, "campaign"):  # the operator's INSERT waits: not stored yet
+        stack.apply(_generated("fenced", namespace, tag, 500, subject="first"))
+        wait_until(lambda: _operator_waits_on(stack, "INSERT INTO campaign"), 60, "storing")
+        assert stack.get(namespace, "fenced")["status"].get("startTime")
+        out = control_plane.kubectl(
+            "patch",
+            "campaign",
+            "fenced",
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps({"spec": {"subject": "second"}}),
+            check=False,
+        )
+        assert out.returncode != 0
+        assert "cannot change once the campaign started" in out.stderr
+    cr = stack.wait_phase(namespace, "fenced", {"Completed"}, timeout=120)
+    assert cr["spec"]["subject"] == "first" and cr["status"]["sent"] == 500
+    with stack.db() as conn:
+        row = conn.execute(
+            "SELECT subject FROM campaign WHERE id = %s", (cr["metadata"]["uid"],)
+        ).fetchone()
+    assert row == ("first",)
+    bystander.check()
 
 
 def test_rate_limit_and_schedule_edits_apply_to_a_running_campaign(

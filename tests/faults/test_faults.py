@@ -151,7 +151,11 @@ def test_rolling_restart_of_workers(stack_factory: Callable[..., Stack], namespa
     for _ in range(2):
         for old in [w for w in stack.workers if w.alive()]:
             wait_progress(stack, namespace, min(N - 1000, progress(stack, namespace) + 300))
-            stack.start_worker()
+            new = stack.start_worker()
+            # as a rolling update does: the old one goes once the new one is up
+            testbed.wait_for(
+                lambda p=new: "worker started" in p.log_path.read_text(), 60, "the new worker"
+            )
             assert old.stop(signal.SIGTERM, timeout=30) == 0  # drains and exits cleanly
     # SIGTERM finishes in-flight sends and records them: no duplicates at all
     check(stack, namespace, allowed_duplicates=0)
@@ -232,13 +236,20 @@ def start_bystander(stack: Stack, control_plane: testbed.ControlPlane) -> str:
     return ns
 
 
-def check_bystander(stack: Stack, ns: str) -> None:
+def check_bystander(stack: Stack, ns: str, *, may_repeat: bool = False) -> None:
+    """The bystander completed with every message delivered, each once (``may_repeat``:
+    a fault that hits every campaign with sends in flight on one worker may repeat those
+    of the bystander too; the caller's :func:`check` bounds the repeats of both together,
+    since it counts the whole delivery log)."""
     cr = stack.wait_phase(ns, "bystander", {"Completed"}, 180)
     counts = assert_status_matches_db(stack, ns, "bystander")
     assert counts.get("sent") == BYSTANDER, counts
     log = mock_log(stack)
     mine = {r: n for r, n in log.items() if r.endswith("@bystander.example.com")}
-    assert len(mine) == BYSTANDER and set(mine.values()) == {1}, "bystander lost or doubled"
+    assert len(mine) == BYSTANDER, "bystander lost messages"
+    repeats = sum(n - 1 for n in mine.values())
+    print(f"bystander: {BYSTANDER} delivered, {repeats} repeated")
+    assert may_repeat or repeats == 0, "bystander doubled"
     assert cr["status"]["sent"] == BYSTANDER
 
 
@@ -276,8 +287,9 @@ def test_worker_stalled_past_its_lock_and_lease(
     victim.send_signal(signal.SIGSTOP)
     time.sleep(12)
     victim.send_signal(signal.SIGCONT)
+    # the bound is the stalled worker's sends in flight, whichever campaign they belong to
     check(stack, namespace, allowed_duplicates=IN_FLIGHT)
-    check_bystander(stack, by)
+    check_bystander(stack, by, may_repeat=True)
     assert victim.alive()
 
 

@@ -5,16 +5,18 @@ so a reconcile waits for Redis instead of reporting nothing withdrawn.)"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testbed
-from bullmq import Queue
+from bullmq import Queue, Worker
 
 from notifq.core import jobs
 from notifq.core.errors import RedisUnavailable
-from notifq.core.queue import queue_opts
+from notifq.core.queue import queue_opts, state_key
 from notifq.operator import enqueue
 
 
@@ -36,3 +38,46 @@ async def test_remove_counts_removed_jobs_and_raises_on_redis_errors(tmp_path: P
     finally:
         redis.stop()
         await queue.close()
+
+
+async def test_a_retry_gives_failing_chunks_a_fresh_replacement_budget(tmp_path: Path) -> None:
+    redis = testbed.Redis(tmp_path / "redis").start()
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+    queue = Queue("q", queue_opts(redis.url, prefix))
+
+    async def fail(job: Any, token: str) -> None:
+        raise RuntimeError("broken template")
+
+    worker = Worker("q", fail, {**queue_opts(redis.url, prefix), "autorun": False})
+    run = asyncio.ensure_future(worker.run())
+    cid = uuid.uuid4()
+    chunk = jobs.chunks(cid, 500, 500)
+    failed_key = state_key(prefix, "q", "failed")
+
+    async def fail_once() -> None:
+        await enqueue.add(queue, chunk, jobs.job_options(1, 100))
+        for _ in range(200):
+            if await queue.client.zscore(failed_key, chunk[0].job_id) is not None:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the job did not fail")
+
+    async def sweep() -> enqueue.Missing:
+        return await enqueue.missing(queue.client, queue, prefix, "q", cid, [0], 500, 500, 2)
+
+    try:
+        for _ in range(2):  # replaced twice ...
+            await fail_once()
+            assert [j.chunk for j in (await sweep()).chunks] == [0]
+        await fail_once()  # ... then given up
+        found = await sweep()
+        assert found.chunks == [] and "broken template" in found.given_up[0]
+        await enqueue.forget_replacements(queue.client, prefix, "q", cid)  # retry-failed
+        await fail_once()
+        found = await sweep()
+        assert [j.chunk for j in found.chunks] == [0] and found.given_up == {}
+    finally:
+        await worker.close(force=True)
+        run.cancel()
+        await queue.close()
+        redis.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import random
 import uuid
 from pathlib import Path
 
@@ -173,3 +174,88 @@ async def test_mock_quota_is_one_account_for_every_client(
     refused = len(_lines(tmp_path, "throttled-*.log"))
     assert len(logged) == accepted and refused == throttled
     assert _max_window(logged) <= 30
+
+
+async def test_last_check_never_lets_a_window_exceed_the_limit_under_many_callers(
+    redis_server: testbed.Redis, tmp_path: Path
+) -> None:
+    """Many concurrent senders on their own connections, each admitted by the window
+    script right before it sends to the quota-enforcing mock, with random delays between
+    admission, arrival and answer: the mock never throttles and logs no second over it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    limit = 30
+    settings = WorkerSettings(
+        redis_url=redis_server.url,
+        queue_prefix=prefix,
+        mock_quota=limit,
+        mock_latency_ms=0,
+        mock_failure_rate=0,
+        mock_log_dir=str(tmp_path),
+    )
+    clients = [Redis.from_url(redis_server.url) for _ in range(4)]
+    scheds = [_scheduler(c, prefix) for c in clients]
+    mocks = [MockProvider(settings) for _ in clients]
+    window = scheds[0].window("mock", limit, uuid.uuid4(), None)
+    rng = random.Random(13)
+    outcomes: list[str] = []
+    waits: list[float] = []
+
+    async def sender(i: int) -> None:
+        sched, mock = scheds[i % len(scheds)], mocks[i % len(mocks)]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 2.5
+        while loop.time() < end:
+            n = rng.randint(1, 4)
+            admitted = await sched.admit(window, n)
+            if not admitted.n:
+                assert 0 < admitted.wait <= 1.0
+                waits.append(admitted.wait)
+                await asyncio.sleep(admitted.wait)
+                continue
+            await asyncio.sleep(rng.random() * 0.03)  # the way to the provider
+            batch = [Outbound(j, f"s{i}-{j}@example.com", "s", "b") for j in range(n)]
+            outcomes.extend(o.result for o in await mock.send_many("email", batch))
+            await asyncio.sleep(rng.random() * 0.03)  # the way back
+            await sched.answered(window, admitted, sent=True)
+
+    await asyncio.gather(*(sender(i) for i in range(24)))
+    for m in mocks:
+        await m.close()
+    for c in clients:
+        await c.aclose()
+    assert outcomes.count("sent") >= limit and waits  # the window filled and held senders back
+    assert set(outcomes) == {"sent"}  # nothing beyond the mock's quota: no Throttling
+    logged = [float(line.split("\t")[0]) for line in _lines(tmp_path, "deliveries-*.log")]
+    assert len(logged) == len(outcomes) and _max_window(logged) <= limit
+    assert not _lines(tmp_path, "throttled-*.log")
+
+
+async def test_last_check_gives_the_exact_wait_and_counts_sends_in_flight(
+    redis_server: testbed.Redis,
+) -> None:
+    redis = Redis.from_url(redis_server.url)
+    sched = _scheduler(redis, f"t{uuid.uuid4().hex[:8]}")
+    capped, other = uuid.uuid4(), uuid.uuid4()
+    limited = sched.window("mock", 10, capped, 3)  # provider quota 10, campaign rateLimit 3
+    free = sched.window("mock", 10, other, None)
+    first = await sched.admit(limited, 3)
+    assert first.n == 3
+    refused = await sched.admit(limited, 1)  # its own limit is full, and still in flight
+    assert refused.n == 0 and refused.wait >= 1.0 - 1e-3
+    await sched.answered(limited, first, sent=True)
+    refused = await sched.admit(limited, 1)  # answered: free one second after the answer
+    assert refused.n == 0 and 0 < refused.wait <= 1.0
+    other_in = await sched.admit(free, 7)  # the provider still has 7 of 10 for the others
+    assert other_in.n == 7
+    full = await sched.admit(free, 1)
+    assert full.n == 0
+    unsent = await sched.admit(sched.window("mock", 20, other, None), 4)
+    assert unsent.n == 4
+    await sched.answered(free, unsent, sent=False)  # never left: its room comes back at once
+    retried = await sched.admit(sched.window("mock", 14, other, None), 4)
+    assert retried.n == 4
+    await sched.answered(free, retried, sent=False)
+    await asyncio.sleep(refused.wait + 0.005)  # the exact wait: then the campaign has room
+    again = await sched.admit(limited, 1)
+    assert again.n == 1
+    await redis.aclose()

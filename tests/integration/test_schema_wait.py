@@ -54,6 +54,7 @@ def test_the_job_waits_for_postgres_to_come_up(tmp_path: Path) -> None:
         assert at_head(url)
     finally:
         job.kill()
+        job.communicate()  # reaped and its pipe closed, whatever happened above
         pg.stop()
 
 
