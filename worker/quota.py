@@ -33,6 +33,15 @@ ahead, or "not now, ask again at ...". It keeps:
   ``DECREASE`` (at most once a second), every second without one adds
   ``INCREASE`` of the ceiling back; and a pause (daily quota exhausted).
 
+Slots are how sends are spread; the bound itself comes from a second script
+run right before each send (:meth:`QuotaScheduler.admit`): sliding 1-second
+windows of actual sends, per provider (its quota) and per campaign (its
+``rateLimit``), that admit the send now or answer the exact time until there
+is room. A send counts from its admission until one second after its answer
+(:meth:`QuotaScheduler.answered`), so the provider, which counted it somewhere
+in between, never sees more than the limit in a second, however late a worker
+woke after booking.
+
 When the answer is "not now", the caller waits in place if that is at most
 ``hold`` away, else gives its job back to the queue with the time returned
 (``Grant.at``) and holds nothing meanwhile. The ``limits`` library (used

@@ -237,12 +237,13 @@ class WorkerSettings(CommonSettings):
     quota_tolerance_ms: float = Field(default=15.0, ge=0, le=1000)
     """How late after its booked slot a slice may still be sent; later, it books again (the
     slot is lost, not bunched with the next ones). The planned rate is lowered by the same
-    share, so late sends never exceed the quota. Smaller loses more slots on a busy machine
-    (measured: ~3 % of slots later than 15 ms at load 6-10 on 2 cores)."""
+    share, so late sends seldom meet the last check (the sliding 1-second windows of actual
+    sends, which hold them back). Smaller loses more slots on a busy machine (measured: ~3 %
+    of slots later than 15 ms at load 6-10 on 2 cores)."""
 
     quota_hold_ms: float = Field(default=120.0, ge=0, le=1000)
     """How far ahead a slot is booked, and longest a job waits in place for quota that is
-    about to free. A job whose quota frees later goes back to the queue, due this much early:
+    about to free (a slot, or room in the sliding 1-second window right before the send). A job whose quota frees later goes back to the queue, due this much early:
     the queue wakes delayed jobs some tens of milliseconds late. 0: never waits."""
 
     claim_lease_seconds: float = Field(default=600.0, ge=10)
