@@ -243,8 +243,9 @@ class WorkerSettings(CommonSettings):
 
     quota_hold_ms: float = Field(default=120.0, ge=0, le=1000)
     """How far ahead a slot is booked, and longest a job waits in place for quota that is
-    about to free (a slot, or room in the sliding 1-second window right before the send). A job whose quota frees later goes back to the queue, due this much early:
-    the queue wakes delayed jobs some tens of milliseconds late. 0: never waits."""
+    about to free (a slot, or room in the sliding 1-second window right before the send).
+    A job whose quota frees later goes back to the queue, due this much early: the queue
+    wakes delayed jobs some tens of milliseconds late. 0: never waits."""
 
     claim_lease_seconds: float = Field(default=600.0, ge=10)
     """Longest a claim on message rows lasts even when its worker still looks alive."""
