@@ -54,6 +54,13 @@ async def ensure_admin(pool: AsyncConnectionPool, email: str, password: str) -> 
     log.info("admin %s %s", email, "updated" if existing else "created")
 
 
+UNAVAILABLE_MESSAGES: dict[type[Exception], str] = {
+    KubernetesUnavailable: "the Kubernetes API is unavailable; try again shortly",
+    DatabaseUnavailable: "the database is unavailable; try again shortly",
+    RedisUnavailable: "the queue (Redis) is unavailable; try again shortly",
+}
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
@@ -96,8 +103,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(409, str(exc))
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # the details (hosts, users, driver messages) go to the log, never to the caller
         log.warning("dependency unavailable: %s", exc)
-        return _error(503, str(exc))
+        return _error(503, UNAVAILABLE_MESSAGES.get(type(exc), "a dependency is unavailable"))
 
     for cls in (KubernetesUnavailable, DatabaseUnavailable, RedisUnavailable):
         app.add_exception_handler(cls, unavailable)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+from contextlib import AsyncExitStack
 
 import uvicorn
 
@@ -63,10 +64,36 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "create-admin":
         sys.exit(_create_admin(args.email))
+    asyncio.run(_serve(args.host, args.port))
+
+
+async def _serve(host: str, port: int) -> None:
+    """The REST API and, when ``reports_port`` is set, the aggregated reports API; either
+    stopping stops the other (each passes SIGTERM on to the other as uvicorn restores the
+    handler it replaced)."""
     from notifq.api.app import create_app
 
-    # X-Forwarded-For is trusted only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
-    uvicorn.run(create_app(get_api_settings()), host=args.host, port=args.port, log_config=None)
+    settings = get_api_settings()
+    # X-Forwarded-For is believed only from the trusted proxies (login limiter keys, logs).
+    config = uvicorn.Config(
+        create_app(settings),
+        host,
+        port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
+    servers = [uvicorn.Server(config)]
+    async with AsyncExitStack() as stack:
+        if settings.reports_port:
+            from notifq.api.reports_server import build_server
+
+            servers.append(await build_server(settings, stack))
+        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for s in servers:
+            s.should_exit = True
+        await asyncio.gather(*tasks)
 
 
 if __name__ == "__main__":

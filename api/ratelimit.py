@@ -8,6 +8,19 @@ slip through); a successful one is uncounted again and clears the account's
 count. Once ``attempts`` failures are counted for the IP or the account within
 the window, further logins are refused (429, ``Retry-After`` = the key's
 remaining lifetime) until the window ends.
+
+An anonymous flood must not lock a known admin out for as long as it lasts, so a
+client that logged in before is counted apart (OWASP's "device cookies"): a
+successful login sets a signed device cookie for that account (``security.
+issue_device``); an attempt that presents one is counted only in
+``<queue_prefix>:login:dev:<nonce>`` (the same limit, for that device alone) and
+never in the IP or account keys. Guessing from anywhere else locks out only
+clients without a device cookie for that account; a stolen cookie buys its thief
+``attempts`` guesses per window, no more.
+
+Client addresses come from X-Forwarded-For only when the connection comes from a
+trusted proxy (``NOTIFQ_TRUSTED_PROXIES``, uvicorn's proxy headers), so behind an
+Ingress each client is keyed apart instead of all as the ingress controller.
 """
 
 from __future__ import annotations
@@ -28,16 +41,19 @@ class LoginLimiter:
     attempts: int
     window: int
 
-    def _keys(self, ip: str, email: str) -> list[str]:
+    def _keys(self, ip: str, email: str, device: str | None = None) -> list[str]:
+        if device is not None:
+            return [f"{self.prefix}:login:dev:{device}"]
         acct = hashlib.sha256(email.strip().lower().encode()).hexdigest()
         return [f"{self.prefix}:login:ip:{ip}", f"{self.prefix}:login:acct:{acct}"]
 
-    async def hit(self, ip: str, email: str) -> int:
+    async def hit(self, ip: str, email: str, device: str | None = None) -> int:
         """Count one login attempt; seconds to wait if it is over the limit, else 0.
 
+        ``device``: the nonce of a valid device cookie for ``email`` (counted apart).
         Counting before the password is checked keeps concurrent attempts honest.
         """
-        keys = self._keys(ip, email)
+        keys = self._keys(ip, email, device)
         try:
             pipe = self.redis.pipeline(transaction=True)
             for k in keys:
@@ -53,13 +69,17 @@ class LoginLimiter:
                 wait = max(wait, int(ttl) if int(ttl) > 0 else self.window)
         return wait
 
-    async def succeeded(self, ip: str, email: str) -> None:
-        """A good password: forget the account's count and do not count this try for the IP."""
-        ip_key, acct_key = self._keys(ip, email)
+    async def succeeded(self, ip: str, email: str, device: str | None = None) -> None:
+        """A good password: forget the account's (or device's) count and do not count this
+        try for the IP."""
         try:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(acct_key)
-            pipe.decr(ip_key)
+            if device is not None:
+                pipe.delete(*self._keys(ip, email, device))
+            else:
+                ip_key, acct_key = self._keys(ip, email)
+                pipe.delete(acct_key)
+                pipe.decr(ip_key)
             await pipe.execute()
         except RedisError as exc:
             raise RedisUnavailable(f"Redis: {exc}") from exc

@@ -7,6 +7,10 @@ other algorithms, expired, tampered and foreign tokens are all refused.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import time
 import uuid
 from functools import lru_cache
@@ -72,3 +76,28 @@ def decode_token(token: str, secret: str) -> str:
     if not isinstance(sub, str) or not sub:
         raise InvalidToken("token has no subject")
     return sub
+
+
+DEVICE_COOKIE = "notifq_device"
+
+
+def _device_mac(email: str, nonce: str, secret: str) -> str:
+    msg = f"device\x00{email.strip().lower()}\x00{nonce}".encode()
+    digest = hmac.new(secret.encode(), msg, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def issue_device(email: str, secret: str) -> str:
+    """A device token for a client that just logged in as ``email`` (``nonce.mac``)."""
+    nonce = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    return f"{nonce}.{_device_mac(email, nonce, secret)}"
+
+
+def device_nonce(token: str | None, email: str, secret: str) -> str | None:
+    """The nonce of a device token issued for ``email`` with ``secret``, else None."""
+    if not token or token.count(".") != 1 or len(token) > 200:
+        return None
+    nonce, mac = token.split(".")
+    if not nonce or not hmac.compare_digest(mac, _device_mac(email, nonce, secret)):
+        return None
+    return nonce

@@ -23,8 +23,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, timeout: float = 60) -> Iterator[str]:
-    """Run ``app`` with uvicorn until the block ends; yields its base URL."""
+def serve_in_thread(
+    app: FastAPI, timeout: float = 60, trusted_proxies: list[str] | None = None
+) -> Iterator[str]:
+    """Run ``app`` with uvicorn until the block ends; yields its base URL.
+    ``trusted_proxies``: as the setting (default: loopback, i.e. the caller)."""
     port = free_port()
     config = uvicorn.Config(
         app,
@@ -33,6 +36,7 @@ def serve_in_thread(app: FastAPI, timeout: float = 60) -> Iterator[str]:
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        forwarded_allow_ips=trusted_proxies if trusted_proxies is not None else ["127.0.0.1"],
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)

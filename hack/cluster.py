@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import images
-from testbed import free_port, wait_for
+from testbed import free_port, front_proxy_flags, front_proxy_pki, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("NOTIFQ_CLUSTER_DIR", "/var/lib/notifq-cluster"))
@@ -259,6 +259,7 @@ def write_pki(paths: Paths) -> str:
     """A CA, the API server's serving certificate, the service-account keys; admin token."""
     pki = paths.pki
     pki.mkdir(parents=True, exist_ok=True)
+    front_proxy_pki(pki / "front-proxy")
     if not (pki / "ca.crt").exists():
         sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
            "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
@@ -559,6 +560,8 @@ class Cluster:
             f"--service-account-key-file={p.pki / 'sa.pub'}",
             f"--service-account-signing-key-file={p.pki / 'sa.key'}",
             f"--token-auth-file={p.pki / 'tokens.csv'}",
+            # the aggregation layer (the chart's reports.notifq.dev APIService)
+            *front_proxy_flags(p.pki / "front-proxy"), "--enable-aggregator-routing=true",
             "--allow-privileged=true", "--v=0",
             # reach the kubelet at the node's address, never by a name the host must resolve
             "--kubelet-preferred-address-types=InternalIP",

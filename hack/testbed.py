@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -386,6 +386,9 @@ class ControlPlane:
                 f"--service-account-key-file={self.workdir / 'sa.pub'}",
                 f"--service-account-signing-key-file={self.workdir / 'sa.key'}",
                 f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                *front_proxy_flags(self.workdir / "front-proxy"),
+                # No kube-proxy here: the aggregator dials an APIService's endpoints directly.
+                "--enable-aggregator-routing=true",
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--v=0",
@@ -408,6 +411,45 @@ class ControlPlane:
         if self.etcd is not None:
             self.etcd.stop(signal.SIGTERM, timeout=30)
 
+    @contextlib.contextmanager
+    def aggregated_api(self, group: str, version: str, port: int) -> Iterator[None]:
+        """Route ``/apis/<group>/<version>`` to a server on this machine's ``port`` (an
+        APIService with a Service and its endpoints, as a cluster would have for a pod), and
+        remove it again: an APIService left unavailable stalls namespace deletion."""
+        ip = host_ip()
+        name = f"{version}.{group}"
+        svc = "aggregated-" + group.replace(".", "-")
+        objects = [
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": svc, "namespace": "default"},
+             "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+            {"apiVersion": "v1", "kind": "Endpoints",
+             "metadata": {"name": svc, "namespace": "default"},
+             "subsets": [{"addresses": [{"ip": ip}],
+                          "ports": [{"name": "https", "port": port}]}]},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+             "metadata": {"name": svc, "namespace": "default",
+                          "labels": {"kubernetes.io/service-name": svc}},
+             "addressType": "IPv4",
+             "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+             "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
+            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+             "metadata": {"name": name},
+             "spec": {"group": group, "version": version, "insecureSkipTLSVerify": True,
+                      "groupPriorityMinimum": 1000, "versionPriority": 15,
+                      "service": {"name": svc, "namespace": "default", "port": 443}}},
+        ]  # fmt: skip
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                            "items": objects}))  # fmt: skip
+        try:
+            self.kubectl("wait", f"apiservice/{name}", "--for=condition=Available",
+                         "--timeout=60s")  # fmt: skip
+            yield
+        finally:
+            self.kubectl("delete", f"apiservice/{name}", "--wait=true")
+            self.kubectl("delete", "-n", "default", f"service/{svc}", f"endpoints/{svc}",
+                         f"endpointslice/{svc}", "--ignore-not-found")  # fmt: skip
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, token: str | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -420,6 +462,7 @@ class ControlPlane:
 
     # internals -------------------------------------------------------------
     def _keys(self) -> None:
+        front_proxy_pki(self.workdir / "front-proxy")
         key = self.workdir / "sa.key"
         if not key.exists():
             subprocess.run(
@@ -488,6 +531,53 @@ class ControlPlane:
             return conn.getresponse().status == 200
         finally:
             conn.close()
+
+
+def host_ip() -> str:
+    """This machine's address on its default route (endpoints may not be loopback)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("203.0.113.1", 9))  # no packet is sent: this only picks a route
+            return str(s.getsockname()[0])
+    except OSError:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True)
+        return next(a for a in out.stdout.split() if "." in a and not a.startswith("127."))
+
+
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def front_proxy_pki(pki: Path) -> None:
+    """The aggregation layer's own CA and the client certificate the API server presents to
+    aggregated API servers (kept apart from every other CA, as Kubernetes advises)."""
+    if (pki / "client.crt").exists():
+        return
+    pki.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"),
+            "-subj", "/CN=notifq-front-proxy-ca")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "client.key"),
+            "-out", str(pki / "client.csr"), "-subj", f"/CN={FRONT_PROXY_CLIENT}")  # fmt: skip
+    openssl("x509", "-req", "-in", str(pki / "client.csr"), "-days", "3650",
+            "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial",
+            "-out", str(pki / "client.crt"))  # fmt: skip
+
+
+def front_proxy_flags(pki: Path) -> list[str]:
+    """kube-apiserver flags that turn on the aggregation layer with ``front_proxy_pki``."""
+    return [
+        f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'client.crt'}",
+        f"--proxy-client-key-file={pki / 'client.key'}",
+    ]
 
 
 def wait_for_signal() -> None:

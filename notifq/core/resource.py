@@ -16,6 +16,13 @@ GROUP = "notifq.dev"
 VERSION = "v1alpha1"
 PLURAL = "campaigns"
 KIND = "Campaign"
+
+REPORTS_GROUP = "reports.notifq.dev"
+"""The aggregated API the API pod serves through the Kubernetes API server."""
+REPORTS_VERSION = "v1alpha1"
+FAILURES = "campaignfailures"
+"""Reports resource: a Campaign's failed recipients, one page per ``get``."""
+FAILURES_KIND = "CampaignFailures"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 RETRY_ANNOTATION = f"{GROUP}/retry-failed"

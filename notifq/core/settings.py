@@ -304,6 +304,27 @@ class ApiSettings(CommonSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     """Largest request body accepted."""
 
+    trusted_proxies: list[str] = ["127.0.0.1"]
+    """Addresses or networks (CIDR) whose X-Forwarded-For / X-Forwarded-Proto are believed:
+    the ingress controllers in front of the API; ``["*"]`` trusts everyone (never with a
+    NodePort or LoadBalancer reachable by clients)."""
+
+    reports_port: int = 0
+    """Port of the aggregated reports API (``reports.notifq.dev``, TLS, reached only through
+    the Kubernetes API server); 0 turns it off."""
+
+    reports_host: str = "0.0.0.0"
+    """Address the reports API listens on (``::`` for IPv6 pod networks)."""
+
+    reports_client_ca_file: str | None = None
+    """Front-proxy CA bundle; unset: read from kube-system/extension-apiserver-authentication."""
+
+    reports_cert_file: str | None = None
+    """Serving certificate of the reports API; unset: self-signed at start."""
+
+    reports_key_file: str | None = None
+    """Key of ``reports_cert_file``."""
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> ApiSettings:
         if self.environment == "production" and (

@@ -98,17 +98,30 @@ def cmd_retry(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
 
 def cmd_failures(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
     status = _status(api.get(args.namespace, args.name))
-    reasons = list(status.get("failureReasons") or [])
     failed = int(status.get("failed") or 0)
-    if not failed:
+    if not failed and not args.continue_:
         out(f"campaign {args.namespace}/{args.name} has no failed messages")
         return 0
-    page = reasons[args.offset : args.offset + args.limit]
-    rows = [[f"{int(r.get('count') or 0):,}", str(r.get("reason") or "")] for r in page]
-    out(f"{failed:,} failed message(s); by reason:")
-    out(report.table(("COUNT", "REASON"), rows) if rows else "(no reasons recorded yet)")
-    if args.offset + args.limit < len(reasons):
-        out(f"more: --offset {args.offset + args.limit}")
+    if not args.continue_:
+        reasons = list(status.get("failureReasons") or [])
+        rows = [[f"{int(r.get('count') or 0):,}", str(r.get("reason") or "")] for r in reasons]
+        out(f"{failed:,} failed message(s); by reason:")
+        out(report.table(("COUNT", "REASON"), rows) if rows else "(no reasons recorded yet)")
+        out("")
+    page = api.failures(args.namespace, args.name, args.limit, args.continue_)
+    if page is None:
+        out("failed recipients: this cluster does not serve the reports API (reports.notifq.dev);")
+        out("install the chart with api.reports.enabled=true (docs/kubernetes.md)")
+        return 0
+    items = list(page.get("items") or [])
+    rows = [
+        [str(i.get("recipient", "")), str(i.get("attempts", "")), str(i.get("reason") or "")]
+        for i in items
+    ]
+    out(report.table(("RECIPIENT", "ATTEMPTS", "REASON"), rows) if rows else "(none)")
+    cont = (page.get("metadata") or {}).get("continue")
+    if cont:
+        out(f"more: --continue {cont}")
     return 0
 
 
@@ -128,7 +141,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Campaigns, argparse.Namespace, Out], in
         "Stop for good: unsent messages are cancelled.",
         _intent({"spec": {"cancel": True}}, "cancelled"),
     ),
-    "failures": ("Why messages failed: reasons with counts, paged.", cmd_failures),
+    "failures": (
+        "Why messages failed: reasons with counts, then the failed recipients, paged.",
+        cmd_failures,
+    ),
 }
 
 
@@ -154,8 +170,10 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--no-wait", action="store_true", help="do not wait for the operator")
             p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
         if name == "failures":
-            p.add_argument("--limit", type=int, default=20, help="reasons per page")
-            p.add_argument("--offset", type=int, default=0, help="reasons to skip")
+            p.add_argument("--limit", type=int, default=20, help="recipients per page (1-1000)")
+            p.add_argument(
+                "--continue", dest="continue_", default="", help="the token of the next page"
+            )
     return root
 
 

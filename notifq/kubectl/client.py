@@ -9,7 +9,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from notifq.core.resource import GROUP, PLURAL, VERSION
+from notifq.core.resource import (
+    FAILURES,
+    GROUP,
+    PLURAL,
+    REPORTS_GROUP,
+    REPORTS_VERSION,
+    VERSION,
+)
 
 Resource = dict[str, Any]
 TIMEOUT = 30.0
@@ -88,6 +95,35 @@ class Campaigns:
         items = [dict(i) for i in out.get("items", [])]
         items.sort(key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"]))
         return items
+
+    def failures(self, namespace: str, name: str, limit: int, cont: str) -> Resource | None:
+        """One page of a campaign's failed recipients from the aggregated reports API, or
+        None when this cluster does not serve it."""
+        path = f"/apis/{REPORTS_GROUP}/{REPORTS_VERSION}/namespaces/{namespace}/{FAILURES}/{name}"
+        query: list[tuple[str, Any]] = [("limit", limit)]
+        if cont:
+            query.append(("continue", cont))
+        try:
+            out = self.api_client.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404 and "campaignfailures" not in (exc.body or ""):
+                return None  # the group itself is unknown: reports are not installed
+            what = f"failed recipients of {namespace}/{name}"
+            if exc.status == 404:
+                raise PluginError(f"{what}: not found") from exc
+            raise PluginError(f"{what}: {_message(exc)} ({exc.status})") from exc
+        except OSError as exc:
+            raise PluginError(f"failed recipients: Kubernetes API unreachable: {exc}") from exc
+        return dict(out)
 
     def patch(self, res: Resource, patch: dict[str, Any]) -> Resource:
         """A merge patch guarded by the uid (a re-created namesake is never touched)."""

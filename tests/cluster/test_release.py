@@ -14,6 +14,7 @@ speed of the machine.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -329,6 +330,16 @@ def test_api_and_dashboard_through_the_node_port(
     assert final["progress"]["pending"] == 0
     assert final["sentCount"] + final["failedCount"] == 300
     finish_exactly_once(kube, mock_log_dir, BYSTANDER, "by-api", 300)
+
+    # the aggregated reports API through the API server, served by the API pod
+    kube.kubectl("wait", "apiservice/v1alpha1.reports.notifq.dev", "--for=condition=Available",
+                 "--timeout=120s", timeout=150)  # fmt: skip
+    items = kube.get("campaigns", "-n", NS)["items"]
+    by_uid = {c["metadata"]["uid"]: c["metadata"]["name"] for c in items}
+    path = f"/apis/reports.notifq.dev/v1alpha1/namespaces/{NS}/campaignfailures/{by_uid[cid]}"
+    page = json.loads(kube.kubectl("get", "--raw", f"{path}?limit=1000").stdout)
+    assert page["kind"] == "CampaignFailures"
+    assert len(page["items"]) == final["failedCount"]
 
 
 def test_namespace_with_campaigns_is_deleted(kube: Kube, release: str, mock_log_dir: Path) -> None:

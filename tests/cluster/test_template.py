@@ -18,6 +18,9 @@ def render_and_apply(kube: Kube) -> None:
         "template", RELEASE, str(CHART), "-n", NS, "-f", str(KIND_VALUES), "--kube-version=v1.35.4",
         "--skip-tests",
         "--set", "api.service.type=ClusterIP",
+        # the release of test_release owns the cluster-wide APIService; a second one here
+        # would point it into this namespace, which the test deletes
+        "--set", "api.reports.enabled=false",
         # one pod each is enough to show the logins, and cheaper on a busy node
         "--set", "operator.replicas=1", "--set", "worker.replicas=1",
     ).stdout  # fmt: skip

@@ -325,17 +325,25 @@ def test_install_creates_every_object(
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
 
     # the chart's Secret holds no random value; the secrets Job generates the credentials
-    assert set(_secret_data(control_plane, ns, "nq-notifq")) == {"redis-url"}
+    assert set(_secret_data(control_plane, ns, "nq-notifq")) == set()
     _run_secrets_job(control_plane, ns, jobs["secrets"], workdir)
     generated = _secret_data(control_plane, ns, "nq-notifq-generated")
-    assert set(generated) == {"jwt-secret", "admin-password", "postgres-password"}
+    assert set(generated) == {"jwt-secret", "admin-password", "postgres-password", "redis-password"}
     assert len(generated["admin-password"]) == 24 and len(generated["jwt-secret"]) == 48
-    assert len(generated["postgres-password"]) == 32
-    url = _resolved_env(control_plane, ns, pod["initContainers"][0])["NOTIFQ_DATABASE_URL"]
+    assert len(generated["postgres-password"]) == 32 and len(generated["redis-password"]) == 32
+    env = _resolved_env(control_plane, ns, pod["initContainers"][0])
     assert (
-        url
+        env["NOTIFQ_DATABASE_URL"]
         == f"postgresql://notifq:{generated['postgres-password']}@nq-notifq-postgres:5432/notifq"
     )
+    # the in-chart Redis requires the same generated password its clients use
+    assert (
+        env["NOTIFQ_REDIS_URL"] == f"redis://:{generated['redis-password']}@nq-notifq-redis:6379/0"
+    )
+    redis = _get(control_plane, ns, "statefulset", "nq-notifq-redis")["spec"]["template"]["spec"]
+    server = redis["containers"][0]
+    assert server["args"][-2:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    assert _resolved_env(control_plane, ns, server)["REDIS_PASSWORD"] == generated["redis-password"]
 
 
 def test_upgrade_changes_values_and_keeps_secrets(
@@ -396,7 +404,7 @@ def test_template_and_apply_twice_keep_every_password(
         # the Job (same name, unchanged) runs again, as a re-created Job or a retry would
         _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
         seen.append(_secret_data(control_plane, ns, "nq-notifq-generated"))
-    assert seen[0] == seen[1] and len(seen[0]) == 3
+    assert seen[0] == seen[1] and len(seen[0]) == 4
 
     postgres = _get(control_plane, ns, "statefulset", "nq-notifq-postgres")
     pg_env = _resolved_env(control_plane, ns, postgres["spec"]["template"]["spec"]["containers"][0])
@@ -412,8 +420,10 @@ def test_template_and_apply_twice_keep_every_password(
         containers += spec["initContainers"] + spec["containers"]
     containers += _jobs(control_plane, ns)["migrate"]["spec"]["template"]["spec"]["containers"]
     for container in containers:
-        url = _resolved_env(control_plane, ns, container)["NOTIFQ_DATABASE_URL"]
-        assert urlsplit(url).password == password, container["name"]
+        env = _resolved_env(control_plane, ns, container)
+        assert urlsplit(env["NOTIFQ_DATABASE_URL"]).password == password, container["name"]
+        redis_url = urlsplit(env["NOTIFQ_REDIS_URL"])
+        assert redis_url.password == seen[0]["redis-password"], container["name"]
     api = _get(control_plane, ns, "deployment", "nq-notifq-api")["spec"]["template"]["spec"]
     api_env = _resolved_env(control_plane, ns, api["containers"][0])
     assert api_env["NOTIFQ_ADMIN_PASSWORD"] == seen[0]["admin-password"]
@@ -448,7 +458,9 @@ def test_upgrade_from_0_1_0_keeps_its_generated_credentials(
     )  # fmt: skip
     try:
         _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
-        assert _secret_data(control_plane, ns, "nq-notifq-generated") == legacy
+        generated = _secret_data(control_plane, ns, "nq-notifq-generated")
+        assert {k: generated[k] for k in legacy} == legacy
+        assert len(generated["redis-password"]) == 32  # new since: generated on upgrade
     finally:
         helm("uninstall", "nq", "-n", ns, check=False)
 
@@ -461,6 +473,8 @@ def test_explicit_credentials_need_no_generated_secret(helm: Helm) -> None:
         "api.adminPassword=admin-pass-1234",
         "--set",
         "postgres.inChart.password=pg-pass-1234",
+        "--set",
+        "redis.inChart.password=redis-pass-1234",
     ]
     docs = [d for d in yaml.safe_load_all(helm.template(*values)) if d]
     assert not [d for d in docs if d["kind"] == "Job" and "secrets" in d["metadata"]["name"]]

@@ -5,13 +5,17 @@ bystander campaign in another namespace that finishes as if alone."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import testbed
 from harness import Stack, campaign, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -176,11 +180,13 @@ def test_kubectl_plugin(two_namespaces: tuple[Stack, str, str], tmp_path: Path) 
     assert "Phase:      CompletedWithFailures" in status
     assert "Failed:     6" in status and "ETA:        0s" in status
 
-    failures = plugin(stack, "failures", "flaky", "-n", ns).stdout
+    failures_run = plugin(stack, "failures", "flaky", "-n", ns, check=False)
+    assert failures_run.returncode == 0, failures_run.stderr
+    failures = failures_run.stdout
     assert "6 failed message(s)" in failures
     assert "MessageRejected" in failures and "ServiceUnavailable" in failures
-    assert "reject-0@example.com" not in failures  # reasons only, no personal data
-    assert "--offset 1" in plugin(stack, "failures", "flaky", "-n", ns, "--limit", "1").stdout
+    assert "reject-0@example.com" not in failures  # status holds no personal data
+    assert "does not serve the reports API" in failures  # no APIService in this test
 
     retried = plugin(stack, "retry", "flaky", "-n", ns, "--timeout", "60").stdout
     assert "retrying 6 failed message(s)" in retried
@@ -226,3 +232,142 @@ def test_plugin_uses_only_the_kubeconfig_identity(
     )
     assert out.returncode == 0, out.stderr
     assert "Sent:       20" in out.stdout
+
+
+def _user_kubeconfig(stack: Stack, ns: str, sa: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount of ``ns``: a user with only the rights RBAC gives it."""
+    cp = stack.control_plane
+    cp.kubectl("create", "serviceaccount", sa, "-n", ns)
+    token = cp.kubectl("create", "token", sa, "-n", ns).stdout.strip()
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "t", "cluster": {"server": cp.server, "insecure-skip-tls-verify": True}}
+        ],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": sa, "namespace": ns}}],
+        "current-context": "t",
+    }
+    path = tmp_path / f"{sa}.kubeconfig"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _forged_request(port: int, path: str) -> int | None:
+    """GET with a made-up admin identity and no client certificate: the status, or None
+    when the TLS handshake refuses the connection."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    try:
+        conn.request(
+            "GET", path, headers={"X-Remote-User": "admin", "X-Remote-Group": "system:masters"}
+        )
+        return conn.getresponse().status
+    except (ssl.SSLError, ConnectionError):
+        return None
+    finally:
+        conn.close()
+
+
+def test_failed_recipients_with_the_users_own_rights(
+    two_namespaces: tuple[Stack, str, str], tmp_path: Path
+) -> None:
+    """``kubectl notifq failures`` lists failed recipients through the Kubernetes API server
+    (aggregated API ``reports.notifq.dev``): the API server authenticates the kubeconfig's
+    user, the API pod re-checks RBAC for ``campaignfailures`` with a SubjectAccessReview, and
+    a user without that right, or asking in another namespace, is refused."""
+    stack, ns, other = two_namespaces
+    cp = stack.control_plane
+    reports_port = testbed.free_port()
+    stack.start_api(
+        testbed.free_port(),
+        NOTIFQ_JWT_SECRET=os.urandom(24).hex(),
+        NOTIFQ_REPORTS_PORT=str(reports_port),
+    )
+    rejected = [f"reject-{i}@example.com" for i in range(5)]
+    stack.apply(
+        campaign(
+            "bystander",
+            other,
+            recipients={
+                "list": ["reject-x@example.com"] + [f"b{i}@example.com" for i in range(300)]
+            },
+            retry={"attempts": 1},
+        )
+    )
+    stack.apply(
+        campaign(
+            "flaky",
+            ns,
+            recipients={"list": rejected + [f"ok-{i}@example.com" for i in range(20)]},
+            retry={"attempts": 1},
+        )
+    )
+    rules = [
+        {"apiGroups": ["notifq.dev"], "resources": ["campaigns"], "verbs": ["get", "list"]},
+        {"apiGroups": ["reports.notifq.dev"], "resources": ["campaignfailures"], "verbs": ["get"]},
+    ]
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "failures-reader", "namespace": ns}, "rules": rules}  # fmt: skip
+    for target in (ns, other):  # the outsider may read campaigns, not their recipients
+        cp.kubectl("create", "role", "campaign-reader", "-n", target, "--verb=get,list",
+                   "--resource=campaigns.notifq.dev")  # fmt: skip
+    cp.kubectl("apply", "-f", "-", input=json.dumps(role))
+    reader = _user_kubeconfig(stack, ns, "reader", tmp_path)
+    outsider = _user_kubeconfig(stack, ns, "outsider", tmp_path)
+    cp.kubectl("create", "rolebinding", "reader", "-n", ns, "--role=failures-reader",
+               f"--serviceaccount={ns}:reader")  # fmt: skip
+    for target in (ns, other):
+        for sa in ("reader", "outsider"):
+            cp.kubectl("create", "rolebinding", f"{sa}-campaigns", "-n", target,
+                       "--role=campaign-reader", f"--serviceaccount={ns}:{sa}")  # fmt: skip
+    stack.wait_phase(ns, "flaky", {"CompletedWithFailures"})
+
+    def as_user(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # nothing but the kubeconfig
+        return subprocess.run([str(PLUGIN), f"--kubeconfig={kubeconfig}", *args],
+                              capture_output=True, text=True, env=env, timeout=60,
+                              check=False)  # fmt: skip
+
+    with cp.aggregated_api("reports.notifq.dev", "v1alpha1", reports_port):
+        first = as_user(reader, "failures", "flaky", "--limit", "3")
+        assert first.returncode == 0, first.stderr
+        assert "5 failed message(s)" in first.stdout and "MessageRejected" in first.stdout
+        assert "--continue " in first.stdout
+        token = first.stdout.split("--continue ")[1].split()[0]
+        second = as_user(reader, "failures", "flaky", "--limit", "3", "--continue", token)
+        assert second.returncode == 0, second.stderr
+        assert "--continue" not in second.stdout
+        listed = [r for r in rejected if r in first.stdout + second.stdout]
+        assert listed == rejected  # each failed recipient once, in order, over two pages
+        assert not any(r in first.stdout and r in second.stdout for r in rejected)
+        assert "ok-0@example.com" not in first.stdout + second.stdout
+
+        refused = as_user(outsider, "failures", "flaky")
+        assert refused.returncode == 1 and "forbidden" in refused.stderr.lower()
+        assert "reject-" not in refused.stdout
+        elsewhere = as_user(reader, "failures", "bystander", "-n", other)
+        assert elsewhere.returncode == 1 and "forbidden" in elsewhere.stderr.lower()
+        assert "reject-x" not in elsewhere.stdout
+
+        # nobody but the front proxy reaches the pod: a forged identity without its client
+        # certificate is refused in the TLS handshake
+        assert (
+            _forged_request(
+                reports_port,
+                f"/apis/reports.notifq.dev/v1alpha1/namespaces/{ns}/campaignfailures/flaky",
+            )
+            is None
+        )
+
+        # the API server authorizes the path itself too: kubectl get --raw as the outsider
+        raw = kubectl(stack, "get", "--raw",
+                      f"/apis/reports.notifq.dev/v1alpha1/namespaces/{ns}/campaignfailures/flaky",
+                      "--kubeconfig", str(outsider), check=False)  # fmt: skip
+        assert raw.returncode != 0 and "forbidden" in raw.stderr.lower()
+
+    bystander = stack.wait_phase(other, "bystander", {"CompletedWithFailures"})
+    assert bystander["status"]["sent"] == 300 and bystander["status"]["failed"] == 1

@@ -148,6 +148,74 @@ def test_limiter_counts_per_client_ip(api: httpx.Client) -> None:
     assert int(resp.headers["Retry-After"]) > 0
 
 
+def test_an_anonymous_flood_does_not_lock_out_a_known_device(api: httpx.Client) -> None:
+    """Failures from everyone else lock the account for clients without a device cookie;
+    the admin's own client, which logged in before, still gets in."""
+    assert login(api).status_code == 200  # the client now holds a device cookie
+    assert api.cookies.get("notifq_device")
+    base = str(api.base_url)
+    for i in range(4):
+        with httpx.Client(base_url=base, timeout=30) as attacker:
+            headers = {"X-Forwarded-For": f"198.51.100.{i}"}  # many addresses
+            attacker.post(
+                "/auth/login", json={"email": ADMIN, "password": "guess"}, headers=headers
+            )
+    with httpx.Client(base_url=base, timeout=30) as stranger:
+        assert login(stranger).status_code == 429  # a new client: the account is locked
+        stranger.cookies.set("notifq_device", "forged.mac", path="/auth/login")
+        assert login(stranger).status_code == 429  # a made-up device cookie counts for nothing
+    assert login(api).status_code == 200
+    # the device's own failures lock that device only
+    for _ in range(3):
+        assert login(api, password="guess").status_code == 401
+    assert login(api).status_code == 429
+
+
+def test_a_device_cookie_belongs_to_its_account(api: httpx.Client) -> None:
+    assert login(api).status_code == 200
+    device = api.cookies.get("notifq_device")
+    with httpx.Client(base_url=str(api.base_url), timeout=30) as other:
+        other.cookies.set("notifq_device", str(device), path="/auth/login")
+        for i in range(3):
+            other.post(
+                "/auth/login",
+                json={"email": "victim@example.com", "password": "guess"},
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+            )
+        # counted as a stranger for that account: the account key filled up
+        resp = other.post(
+            "/auth/login",
+            json={"email": "victim@example.com", "password": "guess"},
+            headers={"X-Forwarded-For": "198.51.100.99"},
+        )
+        assert resp.status_code == 429
+
+
+def test_clients_behind_a_trusted_proxy_are_keyed_apart(
+    database_url: str, redis_server: Any
+) -> None:
+    """X-Forwarded-For names the client only when the peer is a trusted proxy."""
+
+    def attempts(trusted: list[str]) -> list[int]:
+        app = create_app(
+            settings_for(database_url, redis_server.url), campaigns_client=unreachable_kubernetes()
+        )
+        codes = []
+        with (
+            serve_in_thread(app, trusted_proxies=trusted) as url,
+            httpx.Client(base_url=url, timeout=30) as proxy,
+        ):
+            for i in range(4):  # three failures from one client, then another client
+                ip = "203.0.113.5" if i < 3 else "203.0.113.6"
+                body = {"email": f"user{i}@example.com", "password": "guess"}
+                r = proxy.post("/auth/login", json=body, headers={"X-Forwarded-For": ip})
+                codes.append(r.status_code)
+        return codes
+
+    assert attempts(["127.0.0.1"]) == [401, 401, 401, 401]  # the 4th client is not locked
+    assert attempts([]) == [401, 401, 401, 429]  # untrusted: everyone is the proxy's address
+
+
 def test_success_does_not_use_up_attempts(api: httpx.Client) -> None:
     for _ in range(5):
         assert login(api).status_code == 200
@@ -220,7 +288,7 @@ def test_valid_token_passes_auth(api: httpx.Client) -> None:
     # Past authentication the route needs Kubernetes, which is unreachable here: 503, not 401.
     resp = api.get(PROTECTED, headers={"Authorization": f"Bearer {token(api)}"})
     assert resp.status_code == 503
-    assert "Kubernetes" in resp.json()["error"]
+    assert resp.json()["error"] == "the Kubernetes API is unavailable; try again shortly"
 
 
 def test_oversized_body_is_413(api: httpx.Client) -> None:
@@ -247,6 +315,7 @@ def test_health_readiness_and_metrics(api: httpx.Client) -> None:
     checks = ready.json()["checks"]
     assert checks["database"] == "ok" and checks["redis"] == "ok"
     assert checks["kubernetes"].startswith("error")
+    assert "127.0.0.1" not in ready.text and "9" not in checks["kubernetes"]  # no internals
     metrics = api.get("/metrics")
     assert metrics.status_code == 200
     assert 'notifq_api_requests_total{method="GET",route="/readyz",status="503"}' in metrics.text

@@ -22,6 +22,10 @@ NOT_IN_CHART = {
     "NOTIFQ_SCALE_MAX_REPLICAS": "set per worker Deployment by annotation (worker.autoscaling)",
     "NOTIFQ_SCALE_TARGET_BACKLOG": "set per worker Deployment by annotation (worker.autoscaling)",
     "NOTIFQ_SCALE_ACTIVATION_BACKLOG": "set per worker Deployment by annotation",
+    "NOTIFQ_REPORTS_HOST": "all addresses in a pod; api.extraEnv for an IPv6-only network",
+    "NOTIFQ_REPORTS_CLIENT_CA_FILE": "read from the API server's ConfigMap; or api.extraEnv",
+    "NOTIFQ_REPORTS_CERT_FILE": "self-signed at start; or api.extraEnv with a mounted Secret",
+    "NOTIFQ_REPORTS_KEY_FILE": "self-signed at start; or api.extraEnv with a mounted Secret",
 }
 
 

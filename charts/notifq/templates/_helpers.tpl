@@ -85,6 +85,9 @@ admin-password: {value: {{ .Values.api.adminPassword | quote }}, length: 24}
 {{- if .Values.postgres.inChart.enabled }}
 postgres-password: {value: {{ .Values.postgres.inChart.password | quote }}, length: 32}
 {{- end }}
+{{- if and .Values.redis.inChart.enabled (not .Values.redis.existingSecret.name) }}
+redis-password: {value: {{ .Values.redis.inChart.password | quote }}, length: 32}
+{{- end }}
 {{- end }}
 
 {{/* "key:length" of every credential the secrets Job generates, space separated ("" if none). */}}
@@ -147,10 +150,19 @@ key: redis-url
       name: {{ include "notifq.secretName" . }}
       key: database-url
 {{- end }}
+{{- if and .Values.redis.inChart.enabled (not .Values.redis.existingSecret.name) }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      {{- include "notifq.credentialRef" (dict "ctx" . "key" "redis-password") | nindent 6 }}
+- name: NOTIFQ_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "notifq.componentName" (dict "ctx" . "component" "redis")) }}
+{{- else }}
 - name: NOTIFQ_REDIS_URL
   valueFrom:
     secretKeyRef:
       {{- include "notifq.redisUrlRef" . | nindent 6 }}
+{{- end }}
 {{- end }}
 
 {{/* Init container of every notifq pod: wait for Postgres and the migrated schema

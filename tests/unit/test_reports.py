@@ -1,0 +1,46 @@
+"""The aggregated reports API's small parts: page tokens and the forwarded identity."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.requests import Request
+
+from notifq.api.reports import Identity, _decode_continue, _encode_continue
+
+
+@pytest.mark.parametrize("seq", [-1, 0, 7, 2**31 - 1])
+def test_page_tokens_round_trip(seq: int) -> None:
+    assert _decode_continue(_encode_continue(seq)) == seq
+
+
+@pytest.mark.parametrize("token", ["%%%", "LTI", "YWJj"])  # garbage, "-2", "abc"
+def test_bad_page_tokens_are_refused(token: str) -> None:
+    assert _decode_continue(token) is None
+
+
+def test_no_token_is_the_first_page() -> None:
+    assert _decode_continue("") == -1
+
+
+def _request(headers: list[tuple[str, str]]) -> Request:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers]
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": raw})
+
+
+def test_identity_from_the_front_proxy_headers() -> None:
+    who = Identity.from_headers(
+        _request(
+            [
+                ("X-Remote-User", "alice"),
+                ("X-Remote-Group", "devs"),
+                ("X-Remote-Group", "system:authenticated"),
+                ("X-Remote-Extra-Scopes", "a"),
+                ("X-Remote-Extra-Scopes", "b"),
+            ]
+        )
+    )
+    assert who == Identity("alice", ("devs", "system:authenticated"), {"scopes": ["a", "b"]})
+
+
+def test_no_user_header_is_no_identity() -> None:
+    assert Identity.from_headers(_request([("X-Remote-Group", "system:masters")])) is None
