@@ -21,7 +21,17 @@ QUOTA_DELAYS = Counter(
     "Jobs given back to the queue until their quota frees (or the database answers)",
     ["reason"],
 )
-"""reason: provider, share, rateLimit, paused, throttled, exhausted, lease, database."""
+"""reason: provider, share, rateLimit, window, paused, throttled, exhausted, lease, database."""
+LATE_SLOTS = Counter(
+    "notifq_worker_quota_late_slots_total",
+    "Booked quota slots missed by more than NOTIFQ_QUOTA_TOLERANCE_MS (booked again, not sent)",
+    ["provider"],
+)
+WINDOW_WAITS = Counter(
+    "notifq_worker_quota_window_waits_total",
+    "Sends held back by the last check of the sliding 1-second windows (quota or rateLimit)",
+    ["provider"],
+)
 IN_FLIGHT = Gauge("notifq_worker_in_flight_messages", "Messages handed to a provider, unanswered")
 JOBS = Counter("notifq_worker_jobs_total", "Chunk jobs processed", ["outcome"])
 QUEUE_DEPTH = Gauge("notifq_worker_queue_jobs", "Jobs in the queue by state", ["state"])

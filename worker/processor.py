@@ -42,8 +42,8 @@ from notifq.worker import metrics, store
 from notifq.worker.ceilings import Ceilings
 from notifq.worker.lease import WorkerLease
 from notifq.worker.outbox import Outbox
-from notifq.worker.providers import Outcome, Provider
-from notifq.worker.quota import QuotaScheduler
+from notifq.worker.providers import Outbound, Outcome, Provider
+from notifq.worker.quota import Admission, QuotaScheduler
 from notifq.worker.render import render_rows
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,46 @@ class Slice:
     """Not sent: (seconds until the job should run again, why)."""
 
 
+Claimed = tuple[list[store.PendingRow], list[Outbound], list[store.Write]]
+"""A claimed slice: its rows, their rendered messages, and the rows that failed to render."""
+Sent = tuple[list[store.PendingRow], list[Outcome], list[store.Write]]
+"""A sent slice: its rows, the provider's answers, and the rows that failed to render."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at sending a slice: its rows, the claim token, and what the claim may skip."""
+
+    camp: store.CampaignInfo
+    provider: str
+    rows: list[store.PendingRow]
+    token: str
+    held: list[str]
+    """Claim tokens this process holds (its rows are not taken over from itself)."""
+    epoch: int
+    """The worker lease's epoch when the attempt began (a lapse since voids it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GiveBack:
+    """Not now: give the job back to the queue for ``seconds`` (``reason`` for metrics)."""
+
+    seconds: float
+    reason: str
+
+
 class Gate:
-    """The quota check of one slice: granted now, after a short wait in place, or not."""
+    """The quota check of one slice: a slot booked in the shared schedule, or not now.
+
+    A booking names the moment the slice may leave (at most ``hold`` ahead); the
+    caller claims and renders meanwhile and sends at that moment, so sends reach
+    the provider spaced as the schedule booked them and a late wake-up loses no
+    slot to the others. A slice that would leave later than ``tolerance`` after
+    its slot (its process stalled) is booked again instead of bunching up with
+    the slots after it. Right before the send, :meth:`admit` checks the sliding
+    1-second windows of actual sends (provider and campaign): the bound holds
+    however late a process woke or how the slots were kept.
+    """
 
     def __init__(
         self,
@@ -105,12 +143,36 @@ class Gate:
         self.quota = quota or UNLIMITED_QUOTA
         self.camp = camp
         self.hold = settings.quota_hold_ms / 1000
+        self.tolerance = settings.quota_tolerance_ms / 1000
+        self.slot = 0.0
+        """The last booked slot on Redis's clock (seconds)."""
         self.size = scheduler.slice_size(self.quota, camp.rate_limit)
+        self.window = scheduler.window(provider, quota, camp.id, camp.rate_limit)
 
-    async def pass_(self, n: int) -> tuple[float, str] | None:
-        """None once ``n`` sends are granted; else (seconds to give the job back, reason)."""
+    async def admit(self, n: int) -> Admission | GiveBack:
+        """The last check, right before the send: ``n`` sends admitted to the windows now
+        (after a short wait in place if needed), or give the job back."""
         held = 0.0
         while True:
+            admitted = await self.scheduler.admit(self.window, n)
+            if admitted.n:
+                return admitted
+            metrics.WINDOW_WAITS.labels(self.provider).inc()
+            if admitted.wait > self.hold - held:
+                return GiveBack(admitted.wait, "window")
+            held += admitted.wait
+            await asyncio.sleep(admitted.wait)
+
+    async def answered(self, admitted: Admission, *, sent: bool) -> None:
+        """The admitted sends were answered by the provider (or, not ``sent``, never left)."""
+        await self.scheduler.answered(self.window, admitted, sent=sent)
+
+    async def book(self, n: int, missed: float | None = None) -> float | GiveBack:
+        """The booked slot for ``n`` sends (``time.monotonic()`` clock), or give the job back.
+        ``missed``: the slot this slice could not use (it came too late)."""
+        held = 0.0
+        while True:
+            asked = time.monotonic()
             grant = await self.scheduler.reserve(
                 self.provider,
                 self.quota,
@@ -118,17 +180,35 @@ class Gate:
                 self.camp.namespace,
                 want=n,
                 cap=self.camp.rate_limit,
+                missed=missed,
             )
+            missed = None
             if grant.granted >= n:
-                return None
+                self.slot = grant.at
+                # the Redis clock read happened between asking and the answer
+                return (asked + time.monotonic()) / 2 + grant.wait
             if grant.granted:  # paused or resized meanwhile: take it next time
-                return (0.001, grant.reason or "resized")
+                return GiveBack(0.001, grant.reason or "resized")
             if grant.wait <= self.hold - held and not grant.reason.startswith("paused"):
                 held += grant.wait  # about to free: wait in place, briefly
                 await asyncio.sleep(grant.wait)
                 continue
             # back to the queue, due a little early: the queue wakes delayed jobs late
-            return (max(0.001, grant.wait - self.hold), grant.reason)
+            return GiveBack(max(0.001, grant.wait - self.hold), grant.reason)
+
+    async def at_slot(self, slot: float, n: int) -> GiveBack | None:
+        """Wait for the booked ``slot``; None when it is time to send, else give the job back."""
+        while True:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() - slot <= self.tolerance:
+                return None
+            metrics.LATE_SLOTS.labels(self.provider).inc()
+            booked = await self.book(n, missed=self.slot)
+            if isinstance(booked, GiveBack):
+                return booked
+            slot = booked
 
 
 def resume_cursor(data: dict[str, Any], chunk: ChunkJob) -> int:
@@ -316,53 +396,108 @@ class ChunkProcessor:
         self.live_tokens.add(token)
         epoch = self.lease.epoch
         try:
-            claimed = await store.claim(
-                self.pool,
-                camp.id,
-                [r.seq for r in rows],
-                token=token,
-                owner=self.lease.id,
-                live_tokens=held,
-                lease_seconds=self.settings.claim_lease_seconds,
-                grace_seconds=self.lease.grace,
-            )
-            if not claimed:
-                return Slice()
-            outbound, render_failures = await render_rows(self.renderer, camp, claimed)
-            provider = self.providers.get(provider_name)
-            outcomes: list[Outcome] = []
-            async with self.in_flight.hold(len(outbound)):
-                # The campaign's row is read again once there is room in flight: a cancel,
-                # suspend or delete committed while this slice was rendered or waited for
-                # room stops it here, so after a stop only what was already in flight goes
-                # out. (Claiming only once there is room would serialize claim, render
-                # and send per process.) The quota grant and the lease check come last,
-                # right before the send: sends reach the provider spaced as granted, and a
-                # worker that stalled while waiting sends nothing another may have taken.
-                if outbound and not await self.campaigns.is_active(camp.id):
-                    await store.release(self.pool, camp.id, token)
-                    return Slice()  # not sent; the pass ends at its next check of the state
-                wait: tuple[float, str] | None = None
-                if gate is not None and outbound:
-                    wait = await gate.pass_(len(outbound))
-                if wait is None and not self.lease.valid(since=epoch):
-                    wait = (1.0, "lease")
-                if wait is None and provider is not None and outbound:
-                    metrics.IN_FLIGHT.inc(len(outbound))
-                    t0 = time.perf_counter()
-                    try:
-                        outcomes = await provider.send_many(camp.channel, outbound)
-                    finally:
-                        metrics.IN_FLIGHT.dec(len(outbound))
-                    metrics.SEND_SECONDS.labels(provider_name).observe(time.perf_counter() - t0)
-            if wait is not None:
-                await store.release(self.pool, camp.id, token)
-                return Slice(give_back=wait)
+            attempt = Attempt(camp, provider_name, rows, token, held, epoch)
+            if gate is None:
+                sent = await self._send_unpaced(attempt)
+            else:
+                sent = await self._send_paced(attempt, gate)
+            if isinstance(sent, Slice):
+                return sent
+            claimed, outcomes, render_failures = sent
             return await self._deliver(
                 camp, provider_name, claimed, outcomes, render_failures, token, last_attempt
             )
         finally:
             self.live_tokens.discard(token)
+
+    async def _claim(self, a: Attempt) -> Claimed | None:
+        """Claim the slice's rows that are still sendable, and render them."""
+        claimed = await store.claim(
+            self.pool,
+            a.camp.id,
+            [r.seq for r in a.rows],
+            token=a.token,
+            owner=self.lease.id,
+            live_tokens=a.held,
+            lease_seconds=self.settings.claim_lease_seconds,
+            grace_seconds=self.lease.grace,
+        )
+        if not claimed:
+            return None
+        outbound, render_failures = await render_rows(self.renderer, a.camp, claimed)
+        return claimed, outbound, render_failures
+
+    async def _send_unpaced(self, a: Attempt) -> Sent | Slice:
+        """A slice with no quota: claimed and rendered before it waits for room in flight, so
+        claim, render and send of a process's slices overlap."""
+        got = await self._claim(a)
+        if got is None:
+            return Slice()
+        claimed, outbound, render_failures = got
+        async with self.in_flight.hold(len(outbound)):
+            # The campaign's row is read again once there is room in flight: a cancel,
+            # suspend or delete committed while this slice was rendered or waited for room
+            # stops it here, so after a stop only what was already in flight goes out. The
+            # lease check comes last, right before the send: a worker that stalled sends
+            # nothing another may have taken over.
+            if outbound and not await self.campaigns.is_active(a.camp.id):
+                return await self._unsent(a, None)
+            if not self.lease.valid(since=a.epoch):
+                return await self._unsent(a, GiveBack(1.0, "lease"))
+            outcomes = await self._provider_send(a, outbound)
+        return claimed, outcomes, render_failures
+
+    async def _send_paced(self, a: Attempt, gate: Gate) -> Sent | Slice:
+        """A slice under a quota: a slot is booked first (a slice that must wait for quota has
+        claimed nothing), the rows are claimed and rendered while the slot comes, and the
+        send leaves at the slot once the last window check admits it."""
+        async with self.in_flight.hold(len(a.rows)):
+            booked = await gate.book(len(a.rows))
+            if isinstance(booked, GiveBack):
+                return Slice(give_back=(booked.seconds, booked.reason))
+            got = await self._claim(a)
+            if got is None:
+                return Slice()
+            claimed, outbound, render_failures = got
+            if not outbound:
+                if not self.lease.valid(since=a.epoch):
+                    return await self._unsent(a, GiveBack(1.0, "lease"))
+                return claimed, [], render_failures
+            late = await gate.at_slot(booked, len(outbound))
+            if late is not None:
+                return await self._unsent(a, late)
+            # a stop committed while the slot came stops the slice here (see _send_unpaced)
+            if not await self.campaigns.is_active(a.camp.id):
+                return await self._unsent(a, None)
+            admitted = await gate.admit(len(outbound))
+            if isinstance(admitted, GiveBack):
+                return await self._unsent(a, admitted)
+            if not self.lease.valid(since=a.epoch):
+                await gate.answered(admitted, sent=False)
+                return await self._unsent(a, GiveBack(1.0, "lease"))
+            try:
+                outcomes = await self._provider_send(a, outbound)
+            finally:
+                await gate.answered(admitted, sent=True)
+        return claimed, outcomes, render_failures
+
+    async def _unsent(self, a: Attempt, back: GiveBack | None) -> Slice:
+        """Not sent: the claim is released; the job goes back for a while, or (None) the pass
+        ends at its next read of the campaign's state."""
+        await store.release(self.pool, a.camp.id, a.token)
+        return Slice() if back is None else Slice(give_back=(back.seconds, back.reason))
+
+    async def _provider_send(self, a: Attempt, outbound: list[Outbound]) -> list[Outcome]:
+        provider = self.providers.get(a.provider)
+        if provider is None or not outbound:
+            return []
+        metrics.IN_FLIGHT.inc(len(outbound))
+        t0 = time.perf_counter()
+        try:
+            return await provider.send_many(a.camp.channel, outbound)
+        finally:
+            metrics.IN_FLIGHT.dec(len(outbound))
+            metrics.SEND_SECONDS.labels(a.provider).observe(time.perf_counter() - t0)
 
     async def _deliver(
         self,
