@@ -317,6 +317,18 @@ def test_install_creates_every_object(
     ]
     assert migrate["restartPolicy"] == "Never"
 
+    # the reports API (kind values): an APIService for the release's reports Service
+    apisvc = json.loads(
+        control_plane.kubectl(
+            "get", "apiservice", "v1alpha1.reports.notifq.dev", "-o", "json"
+        ).stdout
+    )
+    assert apisvc["spec"]["service"] == {
+        "name": "nq-notifq-api-reports",
+        "namespace": ns,
+        "port": 443,
+    }
+
     worker = _get(control_plane, ns, "deployment", "nq-notifq-worker")
     assert worker["metadata"]["labels"]["notifq.dev/worker-pool"] == "default"
     assert "notifq.dev/worker-pool" not in worker["spec"]["selector"]["matchLabels"]
@@ -393,7 +405,10 @@ def test_template_and_apply_twice_keep_every_password(
     ns = _ns(control_plane, "tpl")
 
     def render() -> str:  # ClusterIP: the installed release holds the kind NodePort
-        return helm.template("-n", ns, "--set", "api.service.type=ClusterIP")
+        # and the cluster-wide APIService of the reports API
+        return helm.template(
+            "-n", ns, "--set", "api.service.type=ClusterIP", "--set", "api.reports.enabled=false"
+        )
 
     first = render()
     assert render() == first  # no random value rendered
@@ -455,6 +470,8 @@ def test_upgrade_from_0_1_0_keeps_its_generated_credentials(
     helm(
         "install", "nq", str(CHART), "-n", ns, "-f", str(KIND_VALUES),
         "--set", "api.service.type=ClusterIP",
+        # the module's release holds the cluster-wide APIService of the reports API
+        "--set", "api.reports.enabled=false",
     )  # fmt: skip
     try:
         _run_secrets_job(control_plane, ns, _jobs(control_plane, ns)["secrets"], workdir)
