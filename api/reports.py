@@ -21,13 +21,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import Error as PsycopgError
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from notifq.api import store
+from notifq.core.errors import DatabaseUnavailable
 from notifq.core.resource import FAILURES, FAILURES_KIND, REPORTS_GROUP, REPORTS_VERSION
 
 log = logging.getLogger(__name__)
@@ -134,30 +135,6 @@ def _decode_continue(token: str) -> int | None:
     return seq if seq >= -1 else None
 
 
-async def _campaign_id(pool: AsyncConnectionPool, namespace: str, name: str) -> Any | None:
-    """The newest stored campaign of that name that was not deleted."""
-    async with pool.connection(timeout=10) as conn:
-        cur = await conn.execute(
-            "SELECT id FROM campaign WHERE namespace = %s AND name = %s AND deleted_at IS NULL "
-            "ORDER BY created_at DESC LIMIT 1",
-            (namespace, name),
-        )
-        row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def _failed_page(
-    pool: AsyncConnectionPool, cid: Any, after: int, limit: int
-) -> list[tuple[int, str, int, str | None, Any]]:
-    async with pool.connection(timeout=10) as conn:
-        cur = await conn.execute(
-            "SELECT seq, recipient, attempts, last_error, updated_at FROM message "
-            "WHERE campaign_id = %s AND status = 'failed' AND seq > %s ORDER BY seq LIMIT %s",
-            (cid, after, limit),
-        )
-        return [tuple(r) for r in await cur.fetchall()]
-
-
 def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Starlette:
     """The aggregated API's ASGI app (discovery documents and ``campaignfailures``)."""
 
@@ -217,9 +194,9 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
         if after is None or not 0 < limit <= MAX_LIMIT:
             return _status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
         try:
-            cid = await _campaign_id(pool, namespace, name)
-            rows = [] if cid is None else await _failed_page(pool, cid, after, limit)
-        except (PsycopgError, PoolTimeout) as exc:
+            cid = await store.campaign_id_by_name(pool, namespace, name)
+            rows = [] if cid is None else await store.messages(pool, cid, "failed", after, limit)
+        except DatabaseUnavailable as exc:
             log.warning("reports: database unavailable: %s", exc)
             return _status(503, "ServiceUnavailable", "the database is unavailable; try again")
         if cid is None:
@@ -228,16 +205,16 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
             )
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
         if len(rows) == limit:
-            metadata["continue"] = _encode_continue(rows[-1][0])
+            metadata["continue"] = _encode_continue(rows[-1].seq)
         items = [
             {
-                "seq": seq,
-                "recipient": recipient,
-                "attempts": attempts,
-                "reason": reason or "",
-                "lastAttemptTime": at.isoformat() if at else None,
+                "seq": r.seq,
+                "recipient": r.recipient,
+                "attempts": r.attempts,
+                "reason": r.last_error or "",
+                "lastAttemptTime": r.updated_at.isoformat() if r.updated_at else None,
             }
-            for seq, recipient, attempts, reason, at in rows
+            for r in rows
         ]
         return JSONResponse(
             {

@@ -81,6 +81,19 @@ async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: st
     return str(rows[0][0]) if rows else None
 
 
+async def campaign_id_by_name(
+    pool: AsyncConnectionPool, namespace: str, name: str
+) -> uuid.UUID | None:
+    """The newest stored campaign of that name that was not deleted."""
+    rows = await _fetch(
+        pool,
+        "SELECT id FROM campaign WHERE namespace = %s AND name = %s AND deleted_at IS NULL "
+        "ORDER BY created_at DESC LIMIT 1",
+        (namespace, name),
+    )
+    return rows[0][0] if rows else None
+
+
 async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     """Messages per state: ``pending`` split into not yet attempted and ``queued`` (waiting
     for a retry), then ``sent``, ``failed``, ``cancelled``; from the campaign's per-chunk
