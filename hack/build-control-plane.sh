@@ -4,7 +4,10 @@
 # With --node, build instead what a one-node cluster adds (hack/cluster.py):
 # kubelet, kube-controller-manager, kube-scheduler and kube-proxy from the same
 # pinned wrapper module as kube-apiserver, CoreDNS from its Go module, and the
-# pause binary (hack/pause/main.go), into a directory keyed by those versions.
+# pause binary (hack/pause/main.go), into a directory keyed by those versions,
+# plus kube-router (only its network policy firewall is run: the NetworkPolicy
+# enforcer of the one-node cluster) into a directory keyed by its own version,
+# linked from there.
 #
 # Usage: hack/build-control-plane.sh [--node]   (prints the bin directory on stdout)
 # Env:   NOTIFQ_CACHE   cache root (default: ~/.cache/notifq)
@@ -14,6 +17,9 @@ K8S_VERSION="${K8S_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+# the only kube-router the module proxy serves here; its advisory GHSA-phqm-jgc3-qf8g
+# is in the service proxy, which hack/cluster.py never runs (--run-service-proxy=false)
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
 MODE="${1:-}"
 
 CACHE="${NOTIFQ_CACHE:-$HOME/.cache/notifq}"
@@ -101,6 +107,12 @@ if [[ "$MODE" == --node ]]; then
     if [[ ! -x "$BIN/$cmd" ]]; then build_k8s "$CACHE/src/k8s-$K8S_VERSION-node" "${node_cmds[@]}"; break; fi
   done
   build_single coredns github.com/coredns/coredns github.com/coredns/coredns "$COREDNS_VERSION"
+  kr_bin="$CACHE/bin/kube-router-$KUBE_ROUTER_VERSION"
+  mkdir -p "$kr_bin"
+  BIN="$kr_bin" build_single kube-router github.com/cloudnativelabs/kube-router/v2 \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION" \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+  ln -sfn "$kr_bin/kube-router" "$BIN/kube-router"
   if [[ ! -x "$BIN/pause" ]]; then
     log "building pause"
     (cd "$(dirname "$0")/pause" && go build -trimpath -ldflags "-s -w" -o "$BIN/pause.tmp" .)

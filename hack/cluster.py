@@ -3,6 +3,7 @@
 Every part is real and local: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler, kubelet and kube-proxy (iptables mode) from the same pinned
 Kubernetes build (hack/build-control-plane.sh); Debian's containerd with runc;
+kube-router's network policy firewall (iptables + ipset) enforcing NetworkPolicies;
 Debian's CNI plugins (bridge, host-local, portmap, loopback) on a bridge of our
 own; CoreDNS (its Go module) serving ``cluster.local``; a hostPath provisioner
 (hack/hostpath_provisioner.py) behind the default StorageClass; the images of
@@ -33,6 +34,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,7 @@ DAEMONS = (
     "kube-scheduler",
     "kubelet",
     "kube-proxy",
+    "kube-router",
     "coredns",
     "hostpath-provisioner",
 )
@@ -187,6 +190,14 @@ def expect_alive(paths: Paths, name: str) -> bool:
         tail = (paths.logs / f"{name}.log").read_text(errors="replace").splitlines()[-30:]
         raise RuntimeError(f"{name} exited:\n" + "\n".join(tail))
     return True
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 # --- network -------------------------------------------------------------------
@@ -639,7 +650,29 @@ class Cluster:
             60,
             "bootstrap objects (kube-dns, StorageClass)",
         )
-        wait_for(lambda: self._all_alive() and self.node_ready(), 180, f"node {NODE_NAME} Ready", 1)
+        wait_for(
+            lambda: self._all_alive(but=("kube-router",)) and self.node_ready(),
+            180,
+            f"node {NODE_NAME} Ready",
+            1,
+        )
+        # NetworkPolicy enforcement (the bridge plugin has none), once the Node exists:
+        # kube-router's firewall alone, on iptables + ipset (routing, CNI and Service
+        # proxying stay with the parts above)
+        health_port = free_port()
+        start_daemon(p, "kube-router", [
+            str(self.node_bin / "kube-router"), f"--kubeconfig={kubeconfig}",
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+            "--enable-cni=false", "--enable-ipv6=false", f"--hostname-override={NODE_NAME}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--health-port={health_port}",
+            "--metrics-port=0", "--v=1",
+        ])  # fmt: skip
+        wait_for(
+            lambda: self._all_alive() and _healthy(f"http://127.0.0.1:{health_port}/healthz"),
+            60,
+            "kube-router's network policy controller",
+            1,
+        )
         wait_for(
             lambda: (
                 self.kubectl(
@@ -654,9 +687,10 @@ class Cluster:
     def images(self) -> list[images.Built]:
         return images.build_all(self.node_bin / "pause")
 
-    def _all_alive(self) -> bool:
+    def _all_alive(self, but: tuple[str, ...] = ()) -> bool:
         for name in DAEMONS:
-            expect_alive(self.paths, name)
+            if name not in but:
+                expect_alive(self.paths, name)
         return True
 
     def node_ready(self) -> bool:
@@ -673,6 +707,7 @@ class Cluster:
             "coredns",
             "kubelet",
             "kube-proxy",
+            "kube-router",
             "kube-scheduler",
             "kube-controller-manager",
         ):
@@ -684,6 +719,8 @@ class Cluster:
         stop_daemon(p, "etcd")
         if (self.node_bin / "kube-proxy").exists():
             sh(str(self.node_bin / "kube-proxy"), "--cleanup", check=False)
+        if (self.node_bin / "kube-router").exists():
+            sh(str(self.node_bin / "kube-router"), "--cleanup-config", check=False)
         self._unmount()
         for ns in sh("ip", "netns", "list", check=False).stdout.split("\n"):
             name = ns.split(" ")[0]

@@ -44,6 +44,28 @@ def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def python_pod(name: str, namespace: str, script: str, *args: str) -> dict[str, Any]:
+    """A pod of the notifq image that runs ``python3 -c script args...`` once, with no
+    notifq labels and no ServiceAccount token."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": "notifq:dev",
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", script, *args],
+                }
+            ],
+        },
+    }
+
+
 @dataclass
 class Kube:
     bindir: Path

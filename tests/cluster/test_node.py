@@ -4,9 +4,10 @@ pod cannot reach any address beyond this machine (the isolation rule drops it)."
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import cluster as node
-from cluster_client import Kube, wait_until
+from cluster_client import Kube, python_pod, wait_until
 
 PROBE = r"""
 import json, socket, time
@@ -31,25 +32,9 @@ print(json.dumps({
 BEYOND = "203.0.113.10"
 
 
-def probe_pod(name: str, namespace: str) -> dict[str, object]:
+def probe_pod(name: str, namespace: str) -> dict[str, Any]:
     script = PROBE % {"node": node.NODE_IP, "port": node.API_PORT, "beyond": BEYOND}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "probe",
-                    "image": "notifq:dev",
-                    "imagePullPolicy": "Never",
-                    "command": ["python3", "-c", script],
-                }
-            ],
-        },
-    }
+    return python_pod(name, namespace, script)
 
 
 def test_node_is_ready_with_local_storage(kube: Kube) -> None:
@@ -98,7 +83,7 @@ def test_pod_reaches_node_and_services_but_nothing_beyond(kube: Kube) -> None:
 def test_an_image_pull_never_leaves_the_node(kube: Kube) -> None:
     ns = kube.namespace("node-pull")
     pod = probe_pod("pull", ns)
-    pod["spec"]["containers"][0].update(  # type: ignore[index]
+    pod["spec"]["containers"][0].update(
         image="registry.example.com/not-here:1", imagePullPolicy="Always"
     )
     kube.apply(pod)

@@ -23,7 +23,14 @@ from typing import Any
 import cluster as node
 import httpx
 import pytest
-from cluster_client import Kube, assert_exactly_once, campaign, mock_log, wait_until
+from cluster_client import (
+    Kube,
+    assert_exactly_once,
+    campaign,
+    mock_log,
+    python_pod,
+    wait_until,
+)
 
 NS = "notifq"
 BYSTANDER = "bystander"
@@ -98,6 +105,72 @@ def test_install_every_pod_ready_without_restarts(kube: Kube, release: str) -> N
     assert [(c["status"]["phase"], c["spec"]["storageClassName"]) for c in claims] == [
         ("Bound", "local-path")
     ]
+
+
+REACH = r"""
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        out[target] = "open"
+    except OSError as exc:
+        out[target] = repr(exc)
+print(json.dumps(out))
+"""
+
+
+def reach_from(kube: Kube, namespace: str, name: str, targets: list[str]) -> dict[str, str]:
+    """Which TCP targets a pod without notifq's labels in ``namespace`` can connect to."""
+    kube.apply(python_pod(name, namespace, REACH, *targets))
+    wait_until(
+        lambda: (
+            kube.get("pod", name, "-n", namespace)["status"].get("phase") in {"Succeeded", "Failed"}
+        ),
+        180,
+        f"probe pod {namespace}/{name} to finish",
+    )
+    logs = kube.kubectl("logs", name, "-n", namespace).stdout
+    kube.kubectl("delete", "pod", name, "-n", namespace, "--wait=false", check=False)
+    result: dict[str, str] = json.loads(logs.strip().splitlines()[-1])
+    return result
+
+
+def test_network_policies_leave_only_the_api_reachable(kube: Kube, release: str) -> None:
+    """The chart's NetworkPolicies, enforced by the node's kube-router: a pod that is
+    not one of the release's own (in the release's namespace or another) reaches the
+    API but not Postgres, Redis or the operator's health port; the API pod, one of
+    the release's own, reaches Postgres and Redis."""
+    svc = "svc.cluster.local"
+    operator = kube.get("pods", "-n", NS, "-l", "app.kubernetes.io/component=operator")
+    operator_ip = operator["items"][0]["status"]["podIP"]
+    targets = {
+        "postgres": f"{RELEASE}-postgres.{NS}.{svc}:5432",
+        "redis": f"{RELEASE}-redis.{NS}.{svc}:6379",
+        "operator": f"{operator_ip}:8080",
+        "api": f"{RELEASE}-api.{NS}.{svc}:8000",
+    }
+    for namespace, name in ((BYSTANDER, "outsider"), (NS, "neighbour")):
+        got = reach_from(kube, namespace, name, list(targets.values()))
+        assert got[targets["api"]] == "open", (namespace, got)
+        for closed in ("postgres", "redis", "operator"):
+            assert got[targets[closed]] != "open", (namespace, closed, got)
+    # the release's own pods still get through (the rest of this suite sends through them)
+    inside = kube.kubectl(
+        "exec", "-n", NS, f"deploy/{RELEASE}-api", "-c", "api", "--",
+        "python3", "-c", REACH, targets["postgres"], targets["redis"],
+    )  # fmt: skip
+    got = json.loads(inside.stdout.strip().splitlines()[-1])
+    assert set(got.values()) == {"open"}, got
+    # and the in-chart Redis still wants its password from them
+    noauth = kube.kubectl(
+        "exec", "-n", NS, f"deploy/{RELEASE}-api", "-c", "api", "--", "python3", "-c",
+        "import redis, sys\ntry:\n    redis.Redis(host=sys.argv[1]).ping(); print('answered')\n"
+        "except redis.AuthenticationError as exc:\n    print('refused:', exc)",
+        f"{RELEASE}-redis.{NS}.{svc}",
+    )  # fmt: skip
+    assert noauth.stdout.startswith("refused:"), noauth.stdout
 
 
 def annotate_worker(kube: Kube, *pairs: str) -> None:

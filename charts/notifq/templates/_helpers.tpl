@@ -296,3 +296,20 @@ none are set (the pod's own identity: IRSA, instance role).
       key: AWS_SECRET_ACCESS_KEY
 {{- end }}
 {{- end }}
+
+{{/* NetworkPolicy peers: this release's pods of the given components,
+  (dict "ctx" $ "components" (list "api" ...)). */}}
+{{- define "notifq.releasePeers" -}}
+- podSelector:
+    matchExpressions:
+      - {key: app.kubernetes.io/name, operator: In, values: [{{ include "notifq.name" .ctx | quote }}]}
+      - {key: app.kubernetes.io/instance, operator: In, values: [{{ .ctx.Release.Name | quote }}]}
+      - {key: app.kubernetes.io/component, operator: In, values: {{ toJson .components }}}
+{{- end }}
+{{/* NetworkPolicy `from` of the metrics ports: networkPolicy.metricsFrom, or anyone. */}}
+{{- define "notifq.metricsPeers" -}}
+{{- with .Values.networkPolicy.metricsFrom }}
+from:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
