@@ -34,6 +34,6 @@ class Api:
         return dict(json.loads(out.stdout))
 
     def detail(self, cid: str) -> dict[str, Any]:
-        resp = self.client.get(f"/campaigns/{cid}")
+        resp = self.client.get(f"/campaigns/{cid}", headers=self.auth)
         assert resp.status_code == 200, resp.text
         return dict(resp.json())

@@ -74,7 +74,7 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(
-    control_plane: Any, database_url: str, redis_server: Any, namespace: str
+    control_plane: Any, database_url: str, redis_server: Any, namespace: str, campaign_admins: str
 ) -> Iterator[Dashboard]:
     secret = secrets.token_urlsafe(48)
     settings = ApiSettings(
@@ -86,6 +86,7 @@ def dashboard(
         jwt_secret=secret,
         admin_email=ADMIN,
         admin_password=PASSWORD,
+        admin_kube_groups=[campaign_admins],
     )
     kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
     try:
@@ -251,7 +252,7 @@ def test_create_form_shows_validation_errors(
     create.click()
     expect(page.locator("#create-error")).to_contain_text("email")
     expect(page.locator("#c-count-error")).to_be_empty()
-    assert dashboard.client.get("/campaigns").json() == []
+    assert dashboard.client.get("/campaigns", headers=dashboard.auth).json() == []
     assert console.unexpected(400) == []
 
 
