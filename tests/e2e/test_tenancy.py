@@ -9,9 +9,6 @@ Each test runs next to a bystander campaign in another namespace that must compl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 import jwt
 import pytest
 import rbac
-from api_client import Api
+from api_client import Api, admin_cli
 from bystander import Bystander
 from harness import Stack, campaign
 from oidc_issuer import running_issuer
@@ -32,23 +29,6 @@ pytestmark = [
 
 PASSWORD = "another long passphrase"
 ALL = ["create", "get", "list", "patch", "delete"]
-
-
-def admin_cli(database_url: str, tmp: Path, *args: str, password: str | None = None) -> None:
-    """``notifq-api`` account commands, as an operator runs them."""
-    env = {**os.environ, "NOTIFQ_DATABASE_URL": database_url}
-    env.pop("NOTIFQ_ADMIN_PASSWORD", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "notifq.api.main", *args],
-        input=(password or "") + "\n",
-        check=False,
-        env=env,
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
 
 
 def login(api: Api, email: str, password: str = PASSWORD) -> dict[str, str]:
