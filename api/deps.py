@@ -5,6 +5,7 @@ action makes with Kubernetes before it happens."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -19,6 +20,7 @@ from notifq.api.context import ApiContext
 from notifq.api.errors import CampaignNotFound, Forbidden
 from notifq.core.resource import GROUP, PLURAL
 
+log = logging.getLogger(__name__)
 bearer = HTTPBearer(
     auto_error=False,
     description="A token from POST /auth/login, or an ID token of the configured OIDC issuer",
@@ -110,6 +112,7 @@ async def require(
     in ``namespace`` (named ``name``); :class:`Forbidden` (403) when not."""
     access = Access(caller.identity, verb, namespace, name, group=group, resource=resource)
     if not await ctx.authorize(access):
+        log.info("denied: %s", access.describe())
         raise Forbidden(f"forbidden: {access.describe()}")
 
 

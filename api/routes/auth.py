@@ -94,19 +94,30 @@ async def me(caller: CurrentCaller) -> IdentityPublic:
     responses={
         **AUTH,
         400: {"model": ErrorPublic, "description": "Wrong current or unfit new password"},
+        429: {"model": ErrorPublic, "description": "Too many attempts; see Retry-After"},
     },
 )
-async def change_password(body: PasswordChange, ctx: CtxDep, caller: CurrentCaller) -> Response:
+async def change_password(
+    body: PasswordChange, request: Request, ctx: CtxDep, caller: CurrentCaller
+) -> Response:
     """Change the caller's own password; every token of the account (this one too) stops
-    working at once, so sign in again."""
+    working at once, so sign in again. Wrong current passwords count in the login limiter
+    (a stolen token buys no more password guesses than the login form)."""
     admin = caller.account
     if admin is None:
         raise HTTPException(400, "OIDC users have no password here")
+    ip = request.client.host if request.client else "unknown"
+    wait = await ctx.limiter.hit(ip, admin.email)
+    if wait:
+        raise HTTPException(
+            429, "too many attempts; try again later", headers={"Retry-After": str(wait)}
+        )
     ok = await asyncio.to_thread(
         security.verify_password, body.currentPassword, admin.password_hash
     )
     if not ok:
         raise HTTPException(400, "the current password is wrong")
+    await ctx.limiter.succeeded(ip, admin.email)
     try:
         new_hash = await asyncio.to_thread(security.hash_password, body.newPassword)
     except ValueError as exc:

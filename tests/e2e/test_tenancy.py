@@ -218,6 +218,14 @@ def test_password_change_and_removal_revoke_tokens(
     assert api.client.get("/auth/me", headers=third).status_code == 401
     # another account's token is untouched
     assert api.client.get("/auth/me", headers=bystander_token).status_code == 200
+    # a token buys no more password guesses than the login form (limit 5 per window; the
+    # failed login above counts for this client address too)
+    wrong = {"currentPassword": "a wrong guess!", "newPassword": "whatever it is"}
+    answers = [
+        api.client.post("/auth/password", json=wrong, headers=bystander_token).status_code
+        for _ in range(6)
+    ]
+    assert answers == [400] * 4 + [429] * 2
 
     assert_bystander_completed(by)
 
