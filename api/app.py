@@ -22,17 +22,21 @@ from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import notifq
-from notifq.api import security, store
+from notifq.api import accounts, security
+from notifq.api.authz import Authorizer, subject_access_reviewer
 from notifq.api.context import ApiContext
 from notifq.api.errors import (
     CampaignConflict,
     CampaignNotFound,
     CampaignRejected,
+    Forbidden,
+    IssuerUnavailable,
     KubernetesUnavailable,
 )
 from notifq.api.kube import CampaignClient
 from notifq.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from notifq.api.routes import auth, campaigns, dashboard, health
+from notifq.api.oidc import OidcVerifier
+from notifq.api.routes import auth, campaigns, dashboard, health, namespaces
 from notifq.core.db import open_pool
 from notifq.core.errors import DatabaseUnavailable, RedisUnavailable
 from notifq.core.settings import ApiSettings
@@ -41,21 +45,39 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """REST API of notifq. Creating a campaign creates a `Campaign` resource
 (the same thing `kubectl apply` creates); reads come from the resource status and
-Postgres. Mutating endpoints and message lists need a bearer token from
-`POST /auth/login`."""
+Postgres. Every endpoint on campaigns needs a bearer token (from `POST /auth/login`, or
+an ID token of the configured OIDC issuer) naming a Kubernetes user, and Kubernetes RBAC
+decides, per namespace, what that user may do (SubjectAccessReview)."""
 
 
-async def ensure_admin(pool: AsyncConnectionPool, email: str, password: str) -> None:
-    """Create the admin, or update its hash when the configured password changed."""
-    existing = await store.admin_by_email(pool, email)
-    if existing is not None and security.verify_password(password, existing.password_hash):
-        return
-    await store.upsert_admin(pool, email, security.hash_password(password))
+async def ensure_admin(
+    pool: AsyncConnectionPool,
+    email: str,
+    password: str,
+    kube_user: str | None = None,
+    kube_groups: list[str] | None = None,
+) -> None:
+    """Create the account, or update it when the configured password or Kubernetes
+    identity changed (a new password revokes the account's tokens)."""
+    groups = list(kube_groups or [])
+    accounts.check_kube_names(kube_user, groups)
+    existing = await accounts.by_email(pool, email)
+    same_password = existing is not None and security.verify_password(
+        password, existing.password_hash
+    )
+    if existing is not None and same_password:
+        if (existing.kube_user, existing.kube_groups) == (kube_user, groups):
+            return
+        password_hash = existing.password_hash  # only the identity changed: tokens stay
+    else:
+        password_hash = security.hash_password(password)
+    await accounts.upsert(pool, email, password_hash, kube_user, groups)
     log.info("admin %s %s", email, "updated" if existing else "created")
 
 
 UNAVAILABLE_MESSAGES: dict[type[Exception], str] = {
     KubernetesUnavailable: "the Kubernetes API is unavailable; try again shortly",
+    IssuerUnavailable: "the identity provider (OIDC issuer) is unavailable; try again shortly",
     DatabaseUnavailable: "the database is unavailable; try again shortly",
     RedisUnavailable: "the queue (Redis) is unavailable; try again shortly",
 }
@@ -107,7 +129,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("dependency unavailable: %s", exc)
         return _error(503, UNAVAILABLE_MESSAGES.get(type(exc), "a dependency is unavailable"))
 
-    for cls in (KubernetesUnavailable, DatabaseUnavailable, RedisUnavailable):
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, str(exc))
+
+    for cls in (KubernetesUnavailable, IssuerUnavailable, DatabaseUnavailable, RedisUnavailable):
         app.add_exception_handler(cls, unavailable)
 
 
@@ -143,14 +169,32 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def oidc_verifier(settings: ApiSettings) -> OidcVerifier | None:
+    """The ID-token verifier the settings ask for, if any."""
+    if not settings.oidc_issuer_url or not settings.oidc_client_id:
+        return None
+    return OidcVerifier(
+        issuer=settings.oidc_issuer_url,
+        client_id=settings.oidc_client_id,
+        username_claim=settings.oidc_username_claim,
+        username_prefix=settings.oidc_username_prefix,
+        groups_claim=settings.oidc_groups_claim,
+        groups_prefix=settings.oidc_groups_prefix,
+        jwks_seconds=settings.oidc_jwks_seconds,
+    )
+
+
 def create_app(
     settings: ApiSettings,
     *,
     pool: AsyncConnectionPool | None = None,
     redis: Redis | None = None,
     campaigns_client: CampaignClient | None = None,
+    authorize: Authorizer | None = None,
 ) -> FastAPI:
-    """The FastAPI application; clients not given are opened from ``settings`` at start-up."""
+    """The FastAPI application; clients not given are opened from ``settings`` at start-up
+    (``authorize`` defaults to SubjectAccessReviews through the campaigns client's
+    Kubernetes connection)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,9 +212,16 @@ def create_app(
                 c = CampaignClient.from_environment(settings.namespace)
                 stack.callback(c.close)
             if settings.admin_email and settings.admin_password:
-                await ensure_admin(p, settings.admin_email, settings.admin_password)
-            app.state.ctx = ApiContext(settings, p, r, c)
-            log.info("notifq API serving campaigns of namespace %s", settings.namespace)
+                await ensure_admin(
+                    p,
+                    settings.admin_email,
+                    settings.admin_password,
+                    settings.admin_kube_user,
+                    settings.admin_kube_groups,
+                )
+            a = authorize or subject_access_reviewer(c.api_client, settings.authz_cache_seconds)
+            app.state.ctx = ApiContext(settings, p, r, c, a, oidc_verifier(settings))
+            log.info("notifq API; default namespace %s", settings.namespace)
             yield
 
     app = FastAPI(
@@ -182,6 +233,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(campaigns.router)
+    app.include_router(namespaces.router)
     app.include_router(health.router)
     dashboard.mount(app)
     if settings.cors_origins:

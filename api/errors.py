@@ -10,7 +10,7 @@ class KubernetesUnavailable(NotifqError):
 
 
 class CampaignNotFound(NotifqError):
-    """No Campaign resource with that id in the API's namespace."""
+    """No Campaign resource with that id (in any namespace)."""
 
 
 class CampaignRejected(NotifqError):
@@ -19,3 +19,11 @@ class CampaignRejected(NotifqError):
 
 class CampaignConflict(NotifqError):
     """The request contradicts the Campaign's state (e.g. resuming a cancelled one)."""
+
+
+class Forbidden(NotifqError):
+    """Kubernetes says the caller may not do this (a SubjectAccessReview denied it)."""
+
+
+class IssuerUnavailable(NotifqError):
+    """The OIDC issuer's discovery document or keys could not be fetched."""

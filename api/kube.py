@@ -2,7 +2,8 @@
 
 The ``kubernetes`` client is blocking: every method here is sync and the routes
 call them with :func:`asyncio.to_thread`. Only create/get/list/patch/delete on
-``campaigns`` are used, which is all the API's ServiceAccount is granted.
+``campaigns`` and list on ``namespaces`` are used, which is all the API's
+ServiceAccount is granted (cluster-wide: each user's own rights are checked first).
 """
 
 from __future__ import annotations
@@ -81,22 +82,31 @@ def _unavailable(exc: Exception) -> KubernetesUnavailable:
 
 
 INDEX_TTL = 1.0
-"""Seconds a metadata-only listing of the namespace's Campaigns is reused (by the list
-endpoint and by lookups of ids nowhere else known), so a flood of requests costs at most
-one listing per second."""
+"""Seconds a metadata-only listing of Campaigns (of one namespace, or of all of them for
+lookups of ids nowhere else known) is reused, so a flood of requests costs at most one
+listing per second each."""
+
+Names = list[str]
+Location = tuple[str, str]
+"""A Campaign's namespace and name."""
 
 
 class CampaignClient:
-    """Campaign resources of one namespace, with a small uid -> name cache."""
+    """Campaign resources of every namespace (``namespace``: the default one, where the
+    API creates and lists when asked for none), with a small uid -> location cache.
+
+    It acts with the API's own ServiceAccount: the routes ask Kubernetes whether the
+    *user* may do each thing (``authz``) before they call it."""
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str, cache_size: int = 10_000):
         self.api_client = api_client
         self.api = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
         self.namespace = namespace
-        self._names: OrderedDict[uuid.UUID, str] = OrderedDict()
+        self._names: OrderedDict[uuid.UUID, Location] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
-        self._index: tuple[float, Resources] | None = None
+        self._index: dict[str | None, tuple[float, Resources]] = {}
         self._index_lock = Lock()
 
     @classmethod
@@ -112,14 +122,14 @@ class CampaignClient:
         self.api_client.close()
 
     # reads -----------------------------------------------------------------
-    def list(self, limit: int | None = None) -> list[Resource]:
-        """Campaigns of the namespace, newest first."""
+    def list(self, namespace: str, limit: int | None = None) -> list[Resource]:
+        """Campaigns of ``namespace``, newest first."""
         kwargs: dict[str, Any] = {"_request_timeout": TIMEOUT}
         if limit is not None:
             kwargs["limit"] = limit
         try:
             out = self.api.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, **kwargs
+                GROUP, VERSION, namespace, PLURAL, **kwargs
             )
         except (ApiException, HTTPError) as exc:
             raise _unavailable(exc) from exc
@@ -130,31 +140,41 @@ class CampaignClient:
         )
         return items
 
-    def index(self) -> Resources:
-        """The namespace's Campaigns as metadata only (``{"metadata": ...}``), newest
-        first; one paged metadata-only listing at most every :data:`INDEX_TTL` seconds."""
+    def index(self, namespace: str | None) -> Resources:
+        """The Campaigns of ``namespace`` (None: of all namespaces) as metadata only
+        (``{"metadata": ...}``), newest first; one paged metadata-only listing at most
+        every :data:`INDEX_TTL` seconds each."""
         with self._index_lock:
             now = time.monotonic()
-            if self._index is not None and now - self._index[0] < INDEX_TTL:
-                return self._index[1]
+            cached = self._index.get(namespace)
+            if cached is not None and now - cached[0] < INDEX_TTL:
+                return cached[1]
             try:
-                metas = list(campaign_metadata(self.api_client, self.namespace, timeout=TIMEOUT))
+                metas = list(campaign_metadata(self.api_client, namespace, timeout=TIMEOUT))
             except (ApiException, HTTPError) as exc:
                 raise _unavailable(exc) from exc
             metas.sort(key=lambda m: (m.get("creationTimestamp", ""), m["name"]), reverse=True)
             items = [{"metadata": m} for m in metas]
-            self._index = (time.monotonic(), items)
+            self._index[namespace] = (time.monotonic(), items)
             return items
 
     def _forget_index(self) -> None:
         """A create or delete by this process shows in the next listing at once."""
         with self._index_lock:
-            self._index = None
+            self._index.clear()
 
-    def get(self, name: str) -> Resource | None:
+    def namespaces(self) -> Names:
+        """Every namespace's name, sorted (the dashboard's candidates)."""
+        try:
+            out = self.core.list_namespace(_request_timeout=TIMEOUT)
+        except (ApiException, HTTPError) as exc:
+            raise _unavailable(exc) from exc
+        return sorted(str(ns.metadata.name) for ns in out.items)
+
+    def get(self, namespace: str, name: str) -> Resource | None:
         try:
             out = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=TIMEOUT
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -164,40 +184,49 @@ class CampaignClient:
             raise _unavailable(exc) from exc
         return dict(out)
 
-    def find(self, uid: uuid.UUID, name_hint: str | None = None) -> Resource:
-        """The campaign whose metadata.uid is ``uid``; :class:`CampaignNotFound` if none."""
+    def locate(self, uid: uuid.UUID, hint: Location | None = None) -> Location:
+        """Where the campaign whose metadata.uid is ``uid`` lives, from the cache, the
+        ``hint`` (the database) or the metadata index of every namespace (never a spec);
+        :class:`CampaignNotFound` if nowhere. Reads no resource: the caller checks the
+        user's rights there first, then :meth:`fetch`es it."""
         with self._lock:
             cached = self._names.get(uid)
-        for name in dict.fromkeys(n for n in (cached, name_hint) if n):
-            res = self.get(name)
-            if res is not None and res["metadata"].get("uid") == str(uid):
-                self._remember(uid, name)
-                return res
-        # not stored by the operator yet (or unknown): the metadata index, never the specs
-        for item in self.index():
+        if cached is not None:
+            return cached
+        if hint is not None:
+            return hint
+        for item in self.index(None):
             meta = item["metadata"]
-            if meta.get("uid") != str(uid):
-                continue
-            res = self.get(meta["name"])
-            if res is not None and res["metadata"].get("uid") == str(uid):
-                self._remember(uid, meta["name"])
-                return res
+            if meta.get("uid") == str(uid):
+                location = (str(meta["namespace"]), str(meta["name"]))
+                self._remember(uid, location)
+                return location
+        raise CampaignNotFound(f"campaign {uid} not found")
+
+    def fetch(self, uid: uuid.UUID, location: Location) -> Resource:
+        """The campaign ``uid`` at ``location`` (a re-created namesake is not it)."""
+        res = self.get(*location)
+        if res is not None and res["metadata"].get("uid") == str(uid):
+            self._remember(uid, location)
+            return res
         with self._lock:
             self._names.pop(uid, None)
         raise CampaignNotFound(f"campaign {uid} not found")
 
-    def _remember(self, uid: uuid.UUID, name: str) -> None:
+    def _remember(self, uid: uuid.UUID, location: Location) -> None:
         with self._lock:
-            self._names[uid] = name
+            self._names[uid] = location
             self._names.move_to_end(uid)
             while len(self._names) > self._cache_size:
                 self._names.popitem(last=False)
 
     # writes ----------------------------------------------------------------
     def create(self, body: Resource) -> Resource:
+        """Create ``body`` in its ``metadata.namespace``."""
+        namespace = body["metadata"]["namespace"]
         try:
             out = self.api.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, body, _request_timeout=TIMEOUT
+                GROUP, VERSION, namespace, PLURAL, body, _request_timeout=TIMEOUT
             )
         except ApiException as exc:
             if exc.status in (400, 422):
@@ -208,7 +237,7 @@ class CampaignClient:
         except HTTPError as exc:
             raise _unavailable(exc) from exc
         res = dict(out)
-        self._remember(uuid.UUID(res["metadata"]["uid"]), res["metadata"]["name"])
+        self._remember(uuid.UUID(res["metadata"]["uid"]), (namespace, res["metadata"]["name"]))
         self._forget_index()
         return res
 
@@ -220,7 +249,7 @@ class CampaignClient:
             out = self.api.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
-                self.namespace,
+                meta["namespace"],
                 PLURAL,
                 meta["name"],
                 body,
@@ -243,7 +272,7 @@ class CampaignClient:
             self.api.delete_namespaced_custom_object(
                 GROUP,
                 VERSION,
-                self.namespace,
+                meta["namespace"],
                 PLURAL,
                 meta["name"],
                 body=k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=meta["uid"])),
@@ -261,4 +290,4 @@ class CampaignClient:
 
     def ping(self) -> None:
         """A cheap call proving the API server answers and we may list campaigns."""
-        self.list(limit=1)
+        self.list(self.namespace, limit=1)

@@ -1,4 +1,5 @@
-"""Login limiter shared by every API replica (Redis fixed windows).
+"""Login limiter (and the anonymous reads' limiter) shared by every API replica (Redis
+fixed windows).
 
 Failed logins are counted per client IP and per account in keys
 ``<queue_prefix>:login:ip:<ip>`` and ``<queue_prefix>:login:acct:<sha256(email)>``
@@ -34,6 +35,43 @@ from redis.exceptions import RedisError
 from notifq.core.errors import RedisUnavailable
 
 
+async def count(redis: Redis, keys: list[str], limit: int, window: int) -> int:
+    """Count one request in each fixed-window key; seconds until the fullest key's window
+    ends if any is over ``limit``, else 0."""
+    try:
+        pipe = redis.pipeline(transaction=True)
+        for k in keys:
+            pipe.incr(k)
+            pipe.expire(k, window, nx=True)
+            pipe.ttl(k)
+        got = await pipe.execute()
+    except RedisError as exc:
+        raise RedisUnavailable(f"Redis: {exc}") from exc
+    wait = 0
+    for n, ttl in zip(got[0::3], got[2::3], strict=True):
+        if int(n) > limit:
+            wait = max(wait, int(ttl) if int(ttl) > 0 else window)
+    return wait
+
+
+@dataclass(frozen=True)
+class ClientLimiter:
+    """Requests per client address in fixed windows, shared by replicas
+    (``<prefix>:<name>:ip:<ip>``): the anonymous reads' limit."""
+
+    redis: Redis
+    prefix: str
+    name: str
+    limit: int
+    window: int
+
+    async def hit(self, ip: str) -> int:
+        """Count one request of ``ip``; seconds to wait if it is over the limit, else 0."""
+        return await count(
+            self.redis, [f"{self.prefix}:{self.name}:ip:{ip}"], self.limit, self.window
+        )
+
+
 @dataclass(frozen=True)
 class LoginLimiter:
     redis: Redis
@@ -53,21 +91,7 @@ class LoginLimiter:
         ``device``: the nonce of a valid device cookie for ``email`` (counted apart).
         Counting before the password is checked keeps concurrent attempts honest.
         """
-        keys = self._keys(ip, email, device)
-        try:
-            pipe = self.redis.pipeline(transaction=True)
-            for k in keys:
-                pipe.incr(k)
-                pipe.expire(k, self.window, nx=True)
-                pipe.ttl(k)
-            got = await pipe.execute()
-        except RedisError as exc:
-            raise RedisUnavailable(f"Redis: {exc}") from exc
-        wait = 0
-        for count, ttl in zip(got[0::3], got[2::3], strict=True):
-            if int(count) > self.attempts:
-                wait = max(wait, int(ttl) if int(ttl) > 0 else self.window)
-        return wait
+        return await count(self.redis, self._keys(ip, email, device), self.attempts, self.window)
 
     async def succeeded(self, ip: str, email: str, device: str | None = None) -> None:
         """A good password: forget the account's (or device's) count and do not count this

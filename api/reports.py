@@ -14,11 +14,8 @@ Campaign holds one page of its failed recipients (``?limit=&continue=``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notifq.api import store
+from notifq.api.authz import Access, Authorizer, Identity
 from notifq.core.errors import DatabaseUnavailable
 from notifq.core.resource import FAILURES, FAILURES_KIND, REPORTS_GROUP, REPORTS_VERSION
 
@@ -40,70 +38,17 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
 
-@dataclass(frozen=True)
-class Identity:
-    """The user the Kubernetes API server authenticated."""
-
-    user: str
-    groups: tuple[str, ...] = ()
-    extra: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def from_headers(cls, request: Request) -> Identity | None:
-        user = request.headers.get("x-remote-user", "")
-        if not user:
-            return None
-        groups = tuple(g for v in request.headers.getlist("x-remote-group") for g in v.split(","))
-        extra: dict[str, list[str]] = {}
-        for key, value in request.headers.items():
-            if key.startswith("x-remote-extra-"):
-                extra.setdefault(key.removeprefix("x-remote-extra-"), []).append(value)
-        return cls(user=user, groups=groups, extra=extra)
-
-
-@dataclass(frozen=True)
-class Access:
-    """One question for the authorizer: may ``who`` ``verb`` this object?"""
-
-    who: Identity
-    verb: str
-    namespace: str
-    name: str
-
-
-Authorizer = Callable[[Access], Awaitable[bool]]
-
-
-def subject_access_reviewer(api_client: Any) -> Authorizer:
-    """An authorizer that asks the Kubernetes API (SubjectAccessReview) with the API's
-    own ServiceAccount (which needs ``create subjectaccessreviews``)."""
-    from kubernetes import client as k8s
-
-    api = k8s.AuthorizationV1Api(api_client)
-
-    def review(access: Access) -> bool:
-        body = k8s.V1SubjectAccessReview(
-            spec=k8s.V1SubjectAccessReviewSpec(
-                user=access.who.user,
-                groups=list(access.who.groups),
-                extra=access.who.extra or None,
-                resource_attributes=k8s.V1ResourceAttributes(
-                    group=GROUP,
-                    version=VERSION,
-                    resource=FAILURES,
-                    verb=access.verb,
-                    namespace=access.namespace,
-                    name=access.name,
-                ),
-            )
-        )
-        answer = api.create_subject_access_review(body, _request_timeout=10)
-        return bool(answer.status and answer.status.allowed)
-
-    async def authorize(access: Access) -> bool:
-        return await asyncio.to_thread(review, access)
-
-    return authorize
+def identity_from_headers(request: Request) -> Identity | None:
+    """The user the front proxy names (``X-Remote-*``); None without one."""
+    user = request.headers.get("x-remote-user", "")
+    if not user:
+        return None
+    groups = tuple(g for v in request.headers.getlist("x-remote-group") for g in v.split(","))
+    extra: dict[str, list[str]] = {}
+    for key, value in request.headers.items():
+        if key.startswith("x-remote-extra-"):
+            extra.setdefault(key.removeprefix("x-remote-extra-"), []).append(value)
+    return Identity(user=user, groups=groups, extra=extra)
 
 
 def _status(code: int, reason: str, message: str) -> JSONResponse:
@@ -169,13 +114,15 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
         )
 
     async def failures(request: Request) -> Response:
-        who = Identity.from_headers(request)
+        who = identity_from_headers(request)
         if who is None:
             return _status(401, "Unauthorized", "no user: requests come through the API server")
         namespace = request.path_params["namespace"]
         name = request.path_params["name"]
         try:
-            allowed = await authorize(Access(who, "get", namespace, name))
+            allowed = await authorize(
+                Access(who, "get", namespace, name, group=GROUP, resource=FAILURES)
+            )
         except Exception:
             log.exception("SubjectAccessReview for %s failed", who.user)
             return _status(503, "ServiceUnavailable", "cannot check access right now")

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from notifq.api.reports import create_reports_app, subject_access_reviewer
+from notifq.api.authz import subject_access_reviewer
+from notifq.api.reports import create_reports_app
 from notifq.core.db import open_pool
 from notifq.core.settings import ApiSettings
 

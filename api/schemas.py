@@ -31,6 +31,8 @@ CampaignStatus = Literal[
     "failed",
 ]
 MessageStatus = Literal["pending", "sent", "failed", "cancelled"]
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A Kubernetes namespace name (DNS-1123 label)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -70,6 +72,20 @@ class AdminPublic(BaseModel):
     email: str
 
 
+class IdentityPublic(BaseModel):
+    """Who the caller is in Kubernetes: every action is checked for this user and groups."""
+
+    user: str
+    groups: list[str]
+    email: str | None = None
+    """The local account's email; null for an OIDC user."""
+
+
+class PasswordChange(BaseModel):
+    currentPassword: Annotated[str, StringConstraints(min_length=1, max_length=1024)]  # noqa: N815
+    newPassword: Annotated[str, StringConstraints(min_length=1, max_length=1024)]  # noqa: N815
+
+
 class TokenPublic(BaseModel):
     token: str
     admin: AdminPublic
@@ -90,6 +106,11 @@ class CampaignCreate(BaseModel):
     name: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Clean
     ]
+    namespace: (
+        Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)]
+        | None
+    ) = None
+    """Namespace of the Campaign (an extension); default: the API's default namespace."""
     recipientCount: int = Field(default=100, ge=1, le=100_000)  # noqa: N815
     """Messages to send, the target recipient included (as in the reference service)."""
     targetEmail: EmailStr | None = None  # noqa: N815
@@ -121,6 +142,7 @@ class CampaignAccepted(BaseModel):
     campaignId: str  # noqa: N815
     name: str
     resourceName: str  # noqa: N815
+    namespace: str
     totalMessages: int  # noqa: N815
     status: CampaignStatus
     message: str
@@ -130,6 +152,7 @@ class CampaignPublic(BaseModel):
     id: str
     name: str
     resourceName: str  # noqa: N815
+    namespace: str
     totalMessages: int  # noqa: N815
     sentCount: int  # noqa: N815
     failedCount: int  # noqa: N815
@@ -195,3 +218,10 @@ class MessagePagePublic(BaseModel):
 class HealthPublic(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class NamespacesPublic(BaseModel):
+    items: list[str]
+    """Namespaces where the caller may list campaigns, sorted."""
+    default: str
+    """The API's default namespace (used when a request names none)."""

@@ -1,8 +1,10 @@
 """Passwords (bcrypt) and access tokens (JWT, HS256 only).
 
-Tokens carry ``sub`` (the admin id), ``iat`` and ``exp``; decoding accepts
-exactly HS256 with our secret and requires all three claims, so ``alg: none``,
-other algorithms, expired, tampered and foreign tokens are all refused.
+Tokens carry ``sub`` (the admin id), ``ver`` (the account's token version), ``iat``
+and ``exp``; decoding accepts exactly HS256 with our secret and requires all four
+claims, so ``alg: none``, other algorithms, expired, tampered and foreign tokens are
+all refused. A token whose ``ver`` is not the account's current one (the password
+changed since) is refused by the caller, which reads the account anyway.
 """
 
 from __future__ import annotations
@@ -54,28 +56,32 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
-def issue_token(subject: str, secret: str, ttl_seconds: int, now: float | None = None) -> str:
-    """A signed token for ``subject``, valid ``ttl_seconds``."""
+def issue_token(
+    subject: str, secret: str, ttl_seconds: int, version: int = 0, now: float | None = None
+) -> str:
+    """A signed token for ``subject`` at token ``version``, valid ``ttl_seconds``."""
     iat = int(now if now is not None else time.time())
-    claims = {"sub": subject, "iat": iat, "exp": iat + ttl_seconds}
+    claims = {"sub": subject, "ver": version, "iat": iat, "exp": iat + ttl_seconds}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(token: str, secret: str) -> str:
-    """The subject of a valid token; :class:`InvalidToken` otherwise."""
+def decode_token(token: str, secret: str) -> tuple[str, int]:
+    """The subject and token version of a valid token; :class:`InvalidToken` otherwise."""
     try:
         claims = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat"]},
+            options={"require": ["sub", "ver", "exp", "iat"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    sub = claims.get("sub")
+    sub, ver = claims.get("sub"), claims.get("ver")
     if not isinstance(sub, str) or not sub:
         raise InvalidToken("token has no subject")
-    return sub
+    if not isinstance(ver, int) or isinstance(ver, bool):
+        raise InvalidToken("token has no version")
+    return sub, ver
 
 
 DEVICE_COOKIE = "notifq_device"

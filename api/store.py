@@ -1,4 +1,4 @@
-"""The API's Postgres reads, and admin accounts (the only rows the API writes)."""
+"""The API's Postgres reads (admin accounts, the only rows it writes: ``accounts``)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,6 @@ from notifq.core.errors import DatabaseUnavailable
 
 
 @dataclass(frozen=True)
-class AdminRow:
-    id: uuid.UUID
-    email: str
-    password_hash: str
-
-
-@dataclass(frozen=True)
 class MessageRow:
     seq: int
     recipient: str
@@ -30,10 +23,6 @@ class MessageRow:
     last_error: str | None
     sent_at: datetime | None
     updated_at: datetime | None
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 async def _fetch(
@@ -47,38 +36,11 @@ async def _fetch(
         raise DatabaseUnavailable(f"Postgres: {exc}") from exc
 
 
-async def admin_by_email(pool: AsyncConnectionPool, email: str) -> AdminRow | None:
-    rows = await _fetch(
-        pool,
-        "SELECT id, email, password_hash FROM admin WHERE email = %s",
-        (normalize_email(email),),
-    )
-    return AdminRow(*rows[0]) if rows else None
-
-
-async def admin_by_id(pool: AsyncConnectionPool, admin_id: uuid.UUID) -> AdminRow | None:
-    rows = await _fetch(
-        pool, "SELECT id, email, password_hash FROM admin WHERE id = %s", (admin_id,)
-    )
-    return AdminRow(*rows[0]) if rows else None
-
-
-UPSERT_ADMIN = """
-INSERT INTO admin (id, email, password_hash) VALUES (%s, %s, %s)
-ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()
-"""
-
-
-async def upsert_admin(pool: AsyncConnectionPool, email: str, password_hash: str) -> None:
-    await _fetch(pool, UPSERT_ADMIN, (uuid.uuid4(), normalize_email(email), password_hash))
-
-
-async def campaign_name(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: str) -> str | None:
-    """The resource name the operator stored for campaign ``cid`` (None before it did)."""
-    rows = await _fetch(
-        pool, "SELECT name FROM campaign WHERE id = %s AND namespace = %s", (cid, namespace)
-    )
-    return str(rows[0][0]) if rows else None
+async def campaign_location(pool: AsyncConnectionPool, cid: uuid.UUID) -> tuple[str, str] | None:
+    """The namespace and resource name the operator stored for campaign ``cid`` (None
+    before it did): ids are unique across namespaces, the row knows its namespace."""
+    rows = await _fetch(pool, "SELECT namespace, name FROM campaign WHERE id = %s", (cid,))
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 async def campaign_id_by_name(

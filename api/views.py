@@ -80,6 +80,7 @@ def public(res: Resource) -> CampaignPublic:
         id=meta["uid"],
         name=(meta.get("annotations") or {}).get(DISPLAY_NAME_ANNOTATION) or meta["name"],
         resourceName=meta["name"],
+        namespace=meta.get("namespace", ""),
         totalMessages=int(total) if total else expected_total(res.get("spec") or {}),
         sentCount=int(status.get("sent") or 0),
         failedCount=int(status.get("failed") or 0),

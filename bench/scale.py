@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psycopg
 import testbed
-from api_load import httpx_load
+from api_load import account_env, bearer, grant_reads, httpx_load
 
 from notifq.core.phases import FINAL_PHASES
 from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
@@ -151,13 +151,16 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     config.load_kube_config(str(stack.cp.kubeconfig))
     api = client.CustomObjectsApi()
     port = testbed.free_port()
+    grant_reads(stack.cp)
     stack.stack.start_api(
         port,
         NOTIFQ_JWT_SECRET=secrets.token_urlsafe(48),
         NOTIFQ_LOG_LEVEL="WARNING",
+        **account_env(),
     )
     base = f"http://127.0.0.1:{port}"
     testbed.wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "the API")
+    auth = bearer(base)
     created = api.create_namespaced_custom_object(
         GROUP, VERSION, NS, PLURAL, _manifest("big", count, "big")
     )
@@ -166,9 +169,11 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     _wait_final(api, "big", 1, 1800, [stack.operator, *stack.workers])
     print(f"api-1m: {count} messages final in {time.time() - t0:.1f}s", file=sys.stderr)
     target = f"{base}/campaigns/{uid}"
-    detail = httpx.get(target, timeout=120).json()
+    detail = httpx.get(target, timeout=120, headers=auth).json()
     assert detail["progress"]["sent"] == count, detail
-    p50, p99, rps = asyncio.run(httpx_load(target, seconds, conns, request_timeout=120))
+    p50, p99, rps = asyncio.run(
+        httpx_load(target, seconds, conns, request_timeout=120, headers=auth)
+    )
     return {
         "case": "api-1m",
         "messages": count,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +38,24 @@ class Api:
         return dict(json.loads(out.stdout))
 
     def detail(self, cid: str) -> dict[str, Any]:
-        resp = self.client.get(f"/campaigns/{cid}")
+        resp = self.client.get(f"/campaigns/{cid}", headers=self.auth)
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
+
+
+def admin_cli(database_url: str, tmp: Path, *args: str, password: str | None = None) -> None:
+    """``notifq-api`` account commands (create-admin, set-password, remove-admin), run as
+    an operator runs them; the password goes to standard input."""
+    env = {**os.environ, "NOTIFQ_DATABASE_URL": database_url}
+    env.pop("NOTIFQ_ADMIN_PASSWORD", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "notifq.api.main", *args],
+        input=(password or "") + "\n",
+        check=False,
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import rbac
 import testbed
 from harness import Stack
 
@@ -61,6 +62,14 @@ def control_plane(workdir: Path) -> Iterator[testbed.ControlPlane]:
     testbed.apply_crds(cp)
     yield cp
     cp.stop()
+
+
+@pytest.fixture(scope="session")
+def campaign_admins(control_plane: testbed.ControlPlane) -> str:
+    """The group of the tests' default API account, with every campaign right (and the
+    failed recipients') in every namespace; the API checks each action with Kubernetes."""
+    rbac.grant(control_plane, None, rbac.CAMPAIGN_VERBS, group=rbac.ADMINS_GROUP, failures=True)
+    return rbac.ADMINS_GROUP
 
 
 @pytest.fixture

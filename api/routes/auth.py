@@ -1,15 +1,23 @@
-"""Admin login."""
+"""Login of local accounts, who the caller is, and password changes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from notifq.api import metrics, security, store
-from notifq.api.deps import CtxDep
-from notifq.api.schemas import AdminPublic, ErrorPublic, LoginRequest, TokenPublic
+from notifq.api import accounts, metrics, security
+from notifq.api.deps import CtxDep, CurrentCaller
+from notifq.api.schemas import (
+    AdminPublic,
+    ErrorPublic,
+    IdentityPublic,
+    LoginRequest,
+    PasswordChange,
+    TokenPublic,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
@@ -42,7 +50,7 @@ async def login(
         raise HTTPException(
             429, "too many login attempts; try again later", headers={"Retry-After": str(wait)}
         )
-    admin = await store.admin_by_email(ctx.pool, body.email)
+    admin = await accounts.by_email(ctx.pool, body.email)
     ok = await asyncio.to_thread(
         security.verify_password, body.password, admin.password_hash if admin else None
     )
@@ -61,5 +69,59 @@ async def login(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    token = security.issue_token(str(admin.id), s.jwt_secret, s.jwt_ttl_seconds)
+    token = security.issue_token(
+        str(admin.id), s.jwt_secret, s.jwt_ttl_seconds, version=admin.token_version
+    )
     return TokenPublic(token=token, admin=AdminPublic(id=str(admin.id), email=admin.email))
+
+
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Missing or invalid token"}
+}
+
+
+@router.get("/auth/me", responses=AUTH)
+async def me(caller: CurrentCaller) -> IdentityPublic:
+    """The caller's Kubernetes identity (what every action is authorized for)."""
+    who = caller.identity
+    email = caller.account.email if caller.account is not None else None
+    return IdentityPublic(user=who.user, groups=list(who.groups), email=email)
+
+
+@router.post(
+    "/auth/password",
+    status_code=204,
+    responses={
+        **AUTH,
+        400: {"model": ErrorPublic, "description": "Wrong current or unfit new password"},
+        429: {"model": ErrorPublic, "description": "Too many attempts; see Retry-After"},
+    },
+)
+async def change_password(
+    body: PasswordChange, request: Request, ctx: CtxDep, caller: CurrentCaller
+) -> Response:
+    """Change the caller's own password; every token of the account (this one too) stops
+    working at once, so sign in again. Wrong current passwords count in the login limiter
+    (a stolen token buys no more password guesses than the login form)."""
+    admin = caller.account
+    if admin is None:
+        raise HTTPException(400, "OIDC users have no password here")
+    ip = request.client.host if request.client else "unknown"
+    wait = await ctx.limiter.hit(ip, admin.email)
+    if wait:
+        raise HTTPException(
+            429, "too many attempts; try again later", headers={"Retry-After": str(wait)}
+        )
+    ok = await asyncio.to_thread(
+        security.verify_password, body.currentPassword, admin.password_hash
+    )
+    if not ok:
+        raise HTTPException(400, "the current password is wrong")
+    await ctx.limiter.succeeded(ip, admin.email)
+    try:
+        new_hash = await asyncio.to_thread(security.hash_password, body.newPassword)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    await accounts.set_password(ctx.pool, admin.id, new_hash)
+    log.info("account %s changed its password; its tokens are revoked", admin.email)
+    return Response(status_code=204)

@@ -21,12 +21,13 @@ PAGE = 500
 
 
 def campaign_metadata(
-    api_client: k8s.ApiClient, namespace: str, *, timeout: float
+    api_client: k8s.ApiClient, namespace: str | None, *, timeout: float
 ) -> Iterator[dict[str, Any]]:
-    """The ``metadata`` of every Campaign of ``namespace``, in pages of :data:`PAGE`
-    (the client's ApiException and urllib3 errors pass through)."""
+    """The ``metadata`` of every Campaign of ``namespace`` (None: of every namespace), in
+    pages of :data:`PAGE` (the client's ApiException and urllib3 errors pass through)."""
     token: str | None = None
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    where = f"namespaces/{namespace}/" if namespace is not None else ""
+    path = f"/apis/{GROUP}/{VERSION}/{where}{PLURAL}"
     while True:
         query: list[tuple[str, Any]] = [("limit", PAGE)]
         if token:

@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -170,6 +170,12 @@ class Admin(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(Text, unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
+    kube_user: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Kubernetes user the account acts as; NULL: ``notifq:<email>`` (migration 0007)."""
+    kube_groups: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    """Kubernetes groups of the account (``system:authenticated`` is always added)."""
+    token_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    """In every token of the account; raised by a password change (revokes them)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -350,13 +350,70 @@ class ApiSettings(CommonSettings):
     """Lifetime of an issued token."""
 
     namespace: str = "default"
-    """Namespace where campaigns created through the API live."""
+    """Default namespace of the REST API: where a campaign is created and what is listed
+    when a request names no ``namespace`` (and the only one anonymous reads may see)."""
 
     admin_email: str | None = None
     """Admin account created at start when missing (with ``admin_password``)."""
 
     admin_password: str | None = None
     """Password of that admin account; never defaulted."""
+
+    admin_kube_user: str | None = None
+    """Kubernetes user the ``admin_email`` account acts as (its rights are checked with a
+    SubjectAccessReview for every action); unset: ``notifq:<admin_email>``. ``system:``
+    names are refused."""
+
+    admin_kube_groups: list[str] = []
+    """Kubernetes groups of that account (JSON list in the env); ``system:authenticated``
+    is always added, ``system:`` names are refused."""
+
+    authz_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long an answer of Kubernetes (SubjectAccessReview: may this user do that
+    there?) is reused, allowed or denied; a changed RoleBinding takes effect within this
+    time. 0: ask for every request."""
+
+    oidc_issuer_url: str | None = None
+    """OIDC issuer whose ID tokens the API accepts as bearer tokens (as kube-apiserver's
+    ``--oidc-issuer-url``); keys from its discovery document's JWKS. Unset: no OIDC.
+    Must be https outside development and test."""
+
+    oidc_client_id: str | None = None
+    """The audience an ID token must carry (``--oidc-client-id``); required with the issuer."""
+
+    oidc_username_claim: str = "sub"
+    """Claim holding the Kubernetes user name (``--oidc-username-claim``)."""
+
+    oidc_username_prefix: str | None = None
+    """Prefix of user names (``--oidc-username-prefix``); unset: none for ``email``, else
+    ``<issuer URL>#``; ``-``: none."""
+
+    oidc_groups_claim: str | None = None
+    """Claim holding the user's groups, a string or a list (``--oidc-groups-claim``);
+    unset: no groups (besides ``system:authenticated``)."""
+
+    oidc_groups_prefix: str = ""
+    """Prefix of group names (``--oidc-groups-prefix``)."""
+
+    oidc_jwks_seconds: float = Field(default=3600.0, ge=10)
+    """How long the issuer's keys are kept before they are fetched again (an unknown key
+    id fetches them early, at most every 10 s)."""
+
+    anonymous_reads: bool = False
+    """Allow ``GET /campaigns`` and ``GET /campaigns/{id}`` without a token (the reference
+    service's clients expect it): only for the default namespace, at most
+    ``anonymous_page_limit`` per page, answers cached ``anonymous_cache_seconds`` and
+    ``anonymous_reads_per_minute`` per client address. Off: every read needs a token."""
+
+    anonymous_page_limit: int = Field(default=20, ge=1, le=100)
+    """Largest ``limit`` of an anonymous list request."""
+
+    anonymous_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    """How long one anonymous answer is served again to every anonymous caller."""
+
+    anonymous_reads_per_minute: int = Field(default=60, ge=1)
+    """Anonymous requests allowed per client address per minute (429 + Retry-After past
+    it; shared by replicas through Redis)."""
 
     cors_origins: list[str] = []
     """Origins allowed by CORS (e.g. ``["http://localhost:5173"]``); empty: same-origin only."""
@@ -394,6 +451,30 @@ class ApiSettings(CommonSettings):
 
     reports_key_file: str | None = None
     """Key of ``reports_cert_file``."""
+
+    @field_validator(
+        "admin_kube_user",
+        "oidc_issuer_url",
+        "oidc_client_id",
+        "oidc_username_prefix",
+        "oidc_groups_claim",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> ApiSettings:
+        if self.oidc_issuer_url is None:
+            return self
+        if not self.oidc_client_id:
+            raise ValueError("NOTIFQ_OIDC_CLIENT_ID is required with NOTIFQ_OIDC_ISSUER_URL")
+        if not self.oidc_issuer_url.startswith("https://") and (
+            self.environment == "production" or not self.oidc_issuer_url.startswith("http://")
+        ):
+            raise ValueError("NOTIFQ_OIDC_ISSUER_URL must be an https:// URL")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> ApiSettings:

@@ -395,7 +395,7 @@ def test_api_and_dashboard_through_the_node_port(
 
         def finished() -> bool:
             nonlocal final
-            final = client.get(f"/campaigns/{cid}").json()
+            final = client.get(f"/campaigns/{cid}", headers=headers).json()
             return final["status"] in {"completed", "completed_with_failures"}
 
         wait_until(finished, 300, "the API's campaign to finish")

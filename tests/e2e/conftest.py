@@ -19,10 +19,11 @@ from notifq.core.settings import ApiSettings
 
 @pytest.fixture
 def api_factory(
-    control_plane: Any, database_url: str, redis_server: Any, namespace: str
+    control_plane: Any, database_url: str, redis_server: Any, namespace: str, campaign_admins: str
 ) -> Iterator[Callable[..., Api]]:
-    """API servers for this test's namespace; campaigns left there are deleted afterwards
-    (unless an operator handled them) so no later operator delivers them."""
+    """API servers for this test's namespace (their account in the group allowed every
+    campaign action); campaigns left there are deleted afterwards (unless an operator
+    handled them) so no later operator delivers them."""
     stack: list[Any] = []
 
     def make(**overrides: Any) -> Api:
@@ -35,6 +36,8 @@ def api_factory(
             jwt_secret=secrets.token_urlsafe(48),
             admin_email=ADMIN,
             admin_password=PASSWORD,
+            admin_kube_groups=[campaign_admins],
+            authz_cache_seconds=0,
             **overrides,
         )
         kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))

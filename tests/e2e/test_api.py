@@ -83,12 +83,12 @@ def test_invalid_creates_are_400(api: Api, body: dict[str, Any]) -> None:
 
 def test_list_is_newest_first_and_paginated(api: Api) -> None:
     ids = [api.create(name=f"c{i}", recipientCount=10)["campaignId"] for i in range(3)]
-    resp = api.client.get("/campaigns", params={"limit": 2})
+    resp = api.client.get("/campaigns", params={"limit": 2}, headers=api.auth)
     assert resp.status_code == 200
     assert resp.headers["X-Total-Count"] == "3"
     page = resp.json()
     assert len(page) == 2
-    rest = api.client.get("/campaigns", params={"limit": 2, "offset": 2}).json()
+    rest = api.client.get("/campaigns", params={"limit": 2, "offset": 2}, headers=api.auth).json()
     assert {c["id"] for c in page + rest} == set(ids)
     created = [c["createdAt"] for c in page + rest]
     assert created == sorted(created, reverse=True)
@@ -126,8 +126,12 @@ def test_campaign_made_with_kubectl_is_listed_and_found(api: Api) -> None:
     uid = api.kubectl_get("by-kubectl")["metadata"]["uid"]
     detail = api.detail(uid)
     assert detail["resourceName"] == "by-kubectl" and detail["totalMessages"] == 2
-    wait_until(lambda: uid in {c["id"] for c in api.client.get("/campaigns").json()}, 10, "listed")
-    listed = api.client.get("/campaigns").json()
+    wait_until(
+        lambda: uid in {c["id"] for c in api.client.get("/campaigns", headers=api.auth).json()},
+        10,
+        "listed",
+    )
+    listed = api.client.get("/campaigns", headers=api.auth).json()
     assert [c["resourceName"] for c in listed] == ["by-kubectl"]
     assert listed[0]["totalMessages"] == 2 and listed[0]["status"] == "pending"
     api.control_plane.kubectl("delete", "namespace", other, "--wait=false")
@@ -139,9 +143,9 @@ def test_detail_and_404(api: Api) -> None:
     assert detail["id"] == cid and detail["totalMessages"] == 7
     # not stored yet (no operator here): all seven are still to be sent
     assert detail["progress"] == {"pending": 7, "queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
-    assert api.client.get(f"/campaigns/{uuid.uuid4()}").status_code == 404
+    assert api.client.get(f"/campaigns/{uuid.uuid4()}", headers=api.auth).status_code == 404
     for bad in ("not-a-uuid", "1", "%20", "x" * 500):
-        resp = api.client.get(f"/campaigns/{bad}")
+        resp = api.client.get(f"/campaigns/{bad}", headers=api.auth)
         assert resp.status_code == 404, bad
         assert resp.json()["error"]
     assert api.client.post("/campaigns/nope/retry", headers=api.auth).status_code == 404
@@ -164,7 +168,7 @@ def test_suspend_resume_cancel_delete(api: Api) -> None:
     assert api.client.delete(f"/campaigns/{cid}", headers=api.auth).status_code == 204
     gone = api.control_plane.kubectl("get", "campaign", name, "-n", api.namespace, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
-    assert api.client.get(f"/campaigns/{cid}").status_code == 404
+    assert api.client.get(f"/campaigns/{cid}", headers=api.auth).status_code == 404
     assert api.client.post(f"/campaigns/{uuid.uuid4()}/cancel", headers=api.auth).status_code == 404
 
 
@@ -290,6 +294,6 @@ def test_retry_flow_with_operator(
     assert again.status_code == 400
     # the list shows a stored campaign from the operator's snapshot in its row: the same
     # figures as the resource's status
-    (listed,) = [c for c in api.client.get("/campaigns").json() if c["id"] == cid]
+    (listed,) = [c for c in api.client.get("/campaigns", headers=api.auth).json() if c["id"] == cid]
     assert (listed["status"], listed["sentCount"], listed["failedCount"]) == ("completed", 300, 0)
     assert listed["totalMessages"] == 300 and listed["name"] == "flaky"

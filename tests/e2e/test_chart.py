@@ -268,11 +268,11 @@ def test_install_creates_every_object(
         ("ConfigMap", "nq-notifq-operator"),
         ("ConfigMap", "nq-notifq-api"),
         ("ConfigMap", "nq-notifq-worker"),
-        ("Role", "nq-notifq-api"),
+        ("Role", "nq-notifq-api-admin"),
         ("Role", "nq-notifq-operator-scaler"),
         ("Role", "nq-notifq-operator-leader"),
         ("Role", "nq-notifq-secrets"),
-        ("RoleBinding", "nq-notifq-api"),
+        ("RoleBinding", "nq-notifq-api-admin"),
         ("RoleBinding", "nq-notifq-operator-scaler"),
         ("RoleBinding", "nq-notifq-operator-leader"),
         ("RoleBinding", "nq-notifq-secrets"),
@@ -282,6 +282,7 @@ def test_install_creates_every_object(
     }
     assert expected <= names, expected - names
     control_plane.kubectl("get", "clusterrole,clusterrolebinding", f"{ns}-nq-notifq-operator")
+    control_plane.kubectl("get", "clusterrole,clusterrolebinding", f"{ns}-nq-notifq-api")
 
     # two operator replicas behind a Lease, rolled one at a time
     op = _get(control_plane, ns, "deployment", "nq-notifq-operator")
@@ -637,14 +638,20 @@ def test_api_and_worker_service_accounts(
         == ""
     )
     assert _as(control_plane, token, "delete", "campaign", "api", "-n", ns, "--wait=false") == ""
+    # Campaigns in every namespace (each user's own right is checked first, with the
+    # SubjectAccessReviews it may create), the namespace list, and nothing else
     other = _ns(control_plane, "other")
+    assert _as(control_plane, token, "get", "campaigns", "-n", other) == ""
+    for verb, what in [("create", "subjectaccessreviews.authorization.k8s.io"),
+                       ("list", "namespaces")]:  # fmt: skip
+        assert _as(control_plane, token, "auth", "can-i", verb, what) == ""
     for args in [
         ("get", "secrets", "-n", ns),
         ("get", "pods", "-n", ns),
         ("get", "configmaps", "-n", ns),
         ("get", "deployments", "-n", ns),
-        ("get", "campaigns", "-n", other),
-        ("create", "-n", other, "-f", "-"),
+        ("get", "namespace", other),
+        ("get", "configmaps", "-n", other),
     ]:
         err = _as(control_plane, token, *args, input=manifest.replace(ns, other))
         assert "forbidden" in err.lower(), (args, err)

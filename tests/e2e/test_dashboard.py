@@ -21,7 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Stack
+import rbac
+from api_client import admin_cli
+from bystander import Bystander
+from harness import Stack, campaign
 from playwright import sync_api
 
 from notifq.api.app import create_app
@@ -74,7 +77,7 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(
-    control_plane: Any, database_url: str, redis_server: Any, namespace: str
+    control_plane: Any, database_url: str, redis_server: Any, namespace: str, campaign_admins: str
 ) -> Iterator[Dashboard]:
     secret = secrets.token_urlsafe(48)
     settings = ApiSettings(
@@ -86,6 +89,7 @@ def dashboard(
         jwt_secret=secret,
         admin_email=ADMIN,
         admin_password=PASSWORD,
+        admin_kube_groups=[campaign_admins],
     )
     kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
     try:
@@ -167,8 +171,8 @@ def shots(tmp_path: Path) -> Callable[[Any, str], Path]:
     return take
 
 
-def sign_in(page: Any, password: str = PASSWORD) -> None:
-    page.get_by_label("Email").fill(ADMIN)
+def sign_in(page: Any, password: str = PASSWORD, email: str = ADMIN) -> None:
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
 
@@ -218,6 +222,57 @@ def test_sign_in_errors_and_expired_sessions(
     assert console.unexpected(401) == []
 
 
+def test_namespace_menu_lists_only_what_the_user_may_list(
+    dashboard: Dashboard,
+    page: Any,
+    console: Console,
+    control_plane: Any,
+    namespace: str,
+    database_url: str,
+    stack_factory: Callable[..., Stack],
+    tmp_path: Path,
+    shots: Callable[[Any, str], Path],
+) -> None:
+    """The header's namespace menu holds exactly the namespaces where Kubernetes lets the
+    signed-in user list campaigns (the API asks per namespace); choosing one lists its
+    campaigns and creates there. Beside a bystander campaign that must complete."""
+    by = Bystander(stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0"), count=2_000)
+    by.start()
+    readable, hidden = (f"{p}-{uuid.uuid4().hex[:6]}" for p in ("team-b", "team-c"))
+    for ns in (readable, hidden):
+        control_plane.kubectl("create", "namespace", ns)
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(campaign(
+            f"in-{ns}", ns, recipients={"generate": {"count": 3}}, suspend=True)))  # fmt: skip
+    user = f"frank-{uuid.uuid4().hex[:6]}"
+    email = f"{user}@example.com"
+    admin_cli(database_url, tmp_path, "create-admin", "--email", email, "--kube-user", user,
+              password=PASSWORD)  # fmt: skip
+    rbac.grant(control_plane, namespace, ["get", "list", "create"], user=user)
+    rbac.grant(control_plane, readable, ["get", "list"], user=user)
+
+    page.goto(f"{dashboard.url}/dashboard/")
+    sign_in(page, email=email)
+    menu = page.locator("#namespace")
+    expect(menu.locator("option")).to_have_count(2)
+    assert menu.locator("option").all_text_contents() == sorted([namespace, readable])
+    expect(menu).to_have_value(namespace)  # the API's default namespace first
+    expect(page.get_by_text("No campaigns yet.")).to_be_visible()
+    menu.select_option(readable)
+    expect(page.get_by_role("link", name=f"in-{readable}")).to_be_visible()
+    shots(page, "namespace-menu")
+    # creating goes to the chosen namespace: here RBAC refuses it, and the form says so
+    page.get_by_role("link", name="New campaign").first.click()
+    page.get_by_label("Name", exact=True).fill("not allowed here")
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page.locator("#create-error")).to_contain_text("cannot create")
+    assert control_plane.kubectl(
+        "get", "campaigns", "-n", readable, "-o", "name"
+    ).stdout.split() == [f"campaign.notifq.dev/in-{readable}"]
+    assert console.unexpected(403) == []
+    m = by.wait()
+    assert m.seconds is not None, "the bystander did not complete"
+
+
 def test_create_form_shows_validation_errors(
     dashboard: Dashboard, page: Any, console: Console, shots: Callable[[Any, str], Path]
 ) -> None:
@@ -251,7 +306,7 @@ def test_create_form_shows_validation_errors(
     create.click()
     expect(page.locator("#create-error")).to_contain_text("email")
     expect(page.locator("#c-count-error")).to_be_empty()
-    assert dashboard.client.get("/campaigns").json() == []
+    assert dashboard.client.get("/campaigns", headers=dashboard.auth).json() == []
     assert console.unexpected(400) == []
 
 

@@ -13,7 +13,7 @@ is message 0 and counts in ``recipientCount``; the progress numbers add up to th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,16 @@ def test_diff_catches_departures() -> None:
         "r.sentCount: expected integer, got str",
     ]
     assert diff(shape, bad | {"name": "n", "sentCount": 3}, "r", {"extra"}) == []
+
+
+@pytest.fixture
+def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> Iterator[Api]:
+    """The reference's clients list and read campaigns without a token: this API allows
+    anonymous reads (``NOTIFQ_ANONYMOUS_READS``, off by default) for its namespace."""
+    yield api_factory(anonymous_reads=True)
+    control_plane.kubectl(
+        "delete", "campaigns", "--all", "-n", namespace, "--wait=false", check=False
+    )
 
 
 def replay(api: Api, case: dict[str, Any], created: str) -> Any:

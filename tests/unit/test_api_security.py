@@ -30,12 +30,12 @@ def forge(header: dict[str, object], claims: dict[str, object], signature: str =
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    return {"sub": SUB, "iat": now, "exp": now + 3600, **overrides}
+    return {"sub": SUB, "ver": 0, "iat": now, "exp": now + 3600, **overrides}
 
 
 def test_valid_token_round_trips() -> None:
-    token = security.issue_token(SUB, SECRET, 60)
-    assert security.decode_token(token, SECRET) == SUB
+    token = security.issue_token(SUB, SECRET, 60, version=3)
+    assert security.decode_token(token, SECRET) == (SUB, 3)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256"
     body = jwt.decode(token, options={"verify_signature": False})
@@ -84,12 +84,19 @@ def test_wrong_secret_is_refused() -> None:
         security.decode_token(token, SECRET)
 
 
-@pytest.mark.parametrize("missing", ["sub", "exp", "iat"])
+@pytest.mark.parametrize("missing", ["sub", "ver", "exp", "iat"])
 def test_token_without_required_claim_is_refused(missing: str) -> None:
     c = claims()
     del c[missing]
     with pytest.raises(security.InvalidToken):
         security.decode_token(jwt.encode(c, SECRET, algorithm="HS256"), SECRET)
+
+
+@pytest.mark.parametrize("ver", ["0", None, True, 1.5])
+def test_token_version_must_be_an_integer(ver: object) -> None:
+    token = jwt.encode(claims(ver=ver), SECRET, algorithm="HS256")
+    with pytest.raises(security.InvalidToken):
+        security.decode_token(token, SECRET)
 
 
 @pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "...", "Bearer x"])

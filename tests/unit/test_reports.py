@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from notifq.api.reports import Identity, _decode_continue, _encode_continue
+from notifq.api.authz import Identity
+from notifq.api.reports import _decode_continue, _encode_continue, identity_from_headers
 
 
 @pytest.mark.parametrize("seq", [-1, 0, 7, 2**31 - 1])
@@ -28,7 +29,7 @@ def _request(headers: list[tuple[str, str]]) -> Request:
 
 
 def test_identity_from_the_front_proxy_headers() -> None:
-    who = Identity.from_headers(
+    who = identity_from_headers(
         _request(
             [
                 ("X-Remote-User", "alice"),
@@ -43,4 +44,4 @@ def test_identity_from_the_front_proxy_headers() -> None:
 
 
 def test_no_user_header_is_no_identity() -> None:
-    assert Identity.from_headers(_request([("X-Remote-Group", "system:masters")])) is None
+    assert identity_from_headers(_request([("X-Remote-Group", "system:masters")])) is None

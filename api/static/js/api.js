@@ -50,6 +50,18 @@ export const session = {
   },
 };
 
+const NAMESPACE_KEY = "notifq.namespace";
+
+/** The namespace the pages show and create in (chosen in the header's menu). */
+export const place = {
+  get() {
+    return sessionStorage.getItem(NAMESPACE_KEY) || "";
+  },
+  set(ns) {
+    sessionStorage.setItem(NAMESPACE_KEY, ns);
+  },
+};
+
 let unauthorizedHandler = () => {};
 
 /** Called with a message when an authenticated request gets 401 (token expired or revoked). */
@@ -104,12 +116,16 @@ export const api = {
   async login(email, password) {
     return (await request("POST", "/auth/login", { body: { email, password } })).data;
   },
-  async campaigns(limit, offset) {
-    const { data, headers } = await request("GET", "/campaigns", { query: { limit, offset } });
+  async namespaces() {
+    return (await request("GET", "/namespaces", { auth: true })).data;
+  },
+  async campaigns(limit, offset, namespace) {
+    const query = { limit, offset, namespace };
+    const { data, headers } = await request("GET", "/campaigns", { auth: true, query });
     return { items: data, total: Number(headers.get("X-Total-Count")) || data.length };
   },
   async campaign(id) {
-    return (await request("GET", `/campaigns/${encodeURIComponent(id)}`)).data;
+    return (await request("GET", `/campaigns/${encodeURIComponent(id)}`, { auth: true })).data;
   },
   async create(body) {
     return (await request("POST", "/campaigns", { body, auth: true })).data;

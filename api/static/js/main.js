@@ -1,7 +1,7 @@
 // The app shell: session check, hash routes (#/, #/new, #/campaigns/<id>, #/login)
 // and the header. Each view renders into <main> and returns a cleanup function.
 
-import { onUnauthorized, session } from "./api.js";
+import { api, onUnauthorized, place, session } from "./api.js";
 import { createView } from "./views/create.js";
 import { detailView } from "./views/detail.js";
 import { listView } from "./views/list.js";
@@ -29,6 +29,7 @@ export function navigate(hash, withNotice = null) {
 
 function signOut(text) {
   session.clear();
+  namespacesFor = null;
   navigate("#/login", text ? { kind: "info", text } : null);
 }
 
@@ -44,6 +45,38 @@ function header(r) {
   }
 }
 
+let namespacesFor = null; // the token the menu was filled for
+
+/** Fill the namespace menu with the namespaces the user may list campaigns in (the API
+ * asks Kubernetes per namespace), once per sign-in; keeps the choice if still allowed. */
+async function fillNamespaces() {
+  const s = session.get();
+  if (!s || namespacesFor === s.token) return;
+  namespacesFor = s.token;
+  const menu = document.getElementById("namespace");
+  let answer;
+  try {
+    answer = await api.namespaces();
+  } catch {
+    namespacesFor = null;
+    return;
+  }
+  const items = answer.items;
+  const chosen = items.includes(place.get()) ? place.get()
+    : items.includes(answer.default) ? answer.default : items[0] || "";
+  menu.replaceChildren(...items.map((ns) => {
+    const o = document.createElement("option");
+    o.value = ns;
+    o.textContent = ns;
+    o.selected = ns === chosen;
+    return o;
+  }));
+  menu.disabled = items.length === 0;
+  // the views read the choice on their next request (the list polls), so no re-render
+  // here: it would wipe a form being filled in
+  place.set(chosen);
+}
+
 function render() {
   cleanup();
   let r = route();
@@ -56,6 +89,7 @@ function render() {
     r = { name: "login" };
   }
   header(r);
+  if (r.name !== "login") fillNamespaces();
   const shown = notice;
   notice = null;
   main.replaceChildren();
@@ -67,8 +101,14 @@ function render() {
 }
 
 onUnauthorized((text) => {
+  namespacesFor = null;
+  if (location.hash === "#/login") return; // several requests were refused at once
   sessionStorage.setItem("notifq.returnTo", location.hash || "#/");
   navigate("#/login", { kind: "info", text });
+});
+document.getElementById("namespace").addEventListener("change", (e) => {
+  place.set(e.target.value);
+  navigate("#/");
 });
 document.getElementById("logout").addEventListener("click", () => signOut("You have signed out."));
 window.addEventListener("hashchange", render);

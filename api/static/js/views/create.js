@@ -1,7 +1,7 @@
 // New campaign form (POST /campaigns). The API validates; its 400 answers
 // ({error, detail: [{loc, msg}]}) are shown next to the fields they concern.
 
-import { api, ApiError } from "../api.js";
+import { api, ApiError, place } from "../api.js";
 import { h, message } from "../ui.js";
 
 /** A labelled field with a hint and an error slot, wired with aria-describedby. */
@@ -93,6 +93,7 @@ export function createView(root, ctx) {
 
   function payload() {
     const body = { name: inputs.name.value, channel: inputs.channel.value, provider: inputs.provider.value };
+    if (place.get()) body.namespace = place.get();
     if (modeGenerate.checked) body.recipientCount = intOrUndefined(inputs.recipientCount);
     else body.recipients = parseList(inputs.recipients.value);
     const optional = {

@@ -1,6 +1,6 @@
 // Campaign list: phase, progress bar, totals and age, polled every 1.5 s.
 
-import { api } from "../api.js";
+import { api, place } from "../api.js";
 import { age, announce, badge, clock, fmt, h, message, PHASES, poll, progressBar } from "../ui.js";
 
 const PAGE = 20;
@@ -83,7 +83,7 @@ export function listView(root, ctx) {
   async function refresh() {
     let page;
     try {
-      page = await api.campaigns(PAGE, offset);
+      page = await api.campaigns(PAGE, offset, place.get());
     } catch (err) {
       error.textContent = `Could not load campaigns: ${message(err)}. Retrying…`;
       live.classList.add("stale");
