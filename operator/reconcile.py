@@ -215,6 +215,8 @@ async def _store(
 ) -> dict[str, Any] | None:
     """Fence the spec, then store the campaign's rows (it holds a slot from here)."""
     spec = res.spec
+    if ctx.policies is not None:  # the namespace's shares are in place before any job
+        await ctx.policies.publish(res.namespace, limits)
     fenced = await _fence(ctx, res, row)
     if fenced is None:
         return None  # deleted meanwhile: the caller finds it gone
