@@ -126,22 +126,9 @@ def test_a_namespace_share_caps_its_sends_while_a_bystander_completes(
     other = other_namespace(stack)
     big, by = f"big-{namespace}.example.com", f"by-{namespace}.example.com"
     with notifq_policy(stack, f"p-{namespace}", namespace, providerSharePercent={"mock": 30}):
-        stack.apply(
-            campaign(
-                "big",
-                namespace,
-                provider="mock",
-                recipients={"generate": {"count": 450, "domain": big}},
-            )
-        )
-        stack.apply(
-            campaign(
-                "bystander",
-                other,
-                provider="mock",
-                recipients={"generate": {"count": 450, "domain": by}},
-            )
-        )
+        for name, ns, domain in (("big", namespace, big), ("bystander", other, by)):
+            gen = {"generate": {"count": 450, "domain": domain}}
+            stack.apply(campaign(name, ns, provider="mock", recipients=gen))
         cr = stack.wait_phase(other, "bystander", {"Completed"}, 180)
         assert cr["status"]["sent"] == 450
         cr = stack.wait_phase(namespace, "big", {"Completed"}, 180)
@@ -197,22 +184,12 @@ def test_recipients_are_checked_for_their_channel_and_source(
     other = other_namespace(stack)
     foreign = "arn:aws:sns:us-east-1:999999999999:endpoint/GCM/other/0000"
     stack.apply(campaign("bystander", other, recipients={"generate": {"count": 500}}))
-    stack.apply(
-        campaign(
-            "push",
-            namespace,
-            channel="push",
-            recipients={"list": [device["EndpointArn"], foreign]},
-        )
-    )
-    stack.apply(
-        campaign(
-            "sms",
-            namespace,
-            channel="sms",
-            recipients={"list": ["+14155550100", "14155550101", "+1-415-555-0102"]},
-        )
-    )
+    lists = {
+        "push": [device["EndpointArn"], foreign],
+        "sms": ["+14155550100", "14155550101", "+1-415-555-0102"],
+    }
+    for channel, people in lists.items():
+        stack.apply(campaign(channel, namespace, channel=channel, recipients={"list": people}))
     cm = {"recipients": "c1@example.com\nc2@example.com\n"}
     for name, labels in (("unlabelled", {}), ("labelled", {RECIPIENTS_LABEL: "true"})):
         body = {
