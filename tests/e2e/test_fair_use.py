@@ -62,6 +62,9 @@ def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
         too_big = {"generate": {"count": 101}}
         stack.apply(campaign("too-big", namespace, recipients=too_big))
         stack.apply(campaign("bystander", other, recipients={"generate": {"count": 500}}))
+        # this operator has no NOTIFQ_PUSH_ARN_PREFIXES: push is off, refused outright
+        target = {"list": ["arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/1"]}
+        stack.apply(campaign("push-off", namespace, channel="push", recipients=target))
 
         # too large: refused, the limit, the field and the policy named, and an Event
         cr = stack.wait_phase(namespace, "too-big", {"Failed"}, 60)
@@ -72,6 +75,9 @@ def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
         reasons = {e["reason"]: e for e in events_of(stack, namespace, "too-big")}
         assert reasons["PolicyViolation"]["type"] == "Warning"
         assert reasons["PolicyViolation"]["message"] == message
+
+        cr = stack.wait_phase(namespace, "push-off", {"Failed"}, 60)
+        assert cr["status"]["message"].startswith("push is off"), cr["status"]
 
         # over the concurrency limit: queued, saying why, with an Event
         for name, ahead in (("second", ""), ("third", "; 1 queued ahead of it")):

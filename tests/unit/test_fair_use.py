@@ -130,3 +130,24 @@ def test_waiting_campaigns_are_let_in_by_creation_time() -> None:
     slots.leave("ns", second.uid)
     slots.freed("ns")  # nobody waits: nobody is woken
     assert woken == ["ns"] and not slots.waiting
+
+
+def test_sns_provider_refuses_a_foreign_target_before_any_call() -> None:
+    """The workers check push targets too (a target stored before the prefixes were
+    narrowed, an email campaign routed to SNS): refused, permanent, before any AWS call
+    (there are no credentials here: a call would fail otherwise, and transiently)."""
+    import asyncio
+
+    from notifq.core.settings import WorkerSettings
+    from notifq.worker.providers.base import Outbound
+    from notifq.worker.providers.sns import SnsProvider
+
+    prefix = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/"
+    sns = SnsProvider(WorkerSettings(push_arn_prefixes=[prefix]))
+    foreign = Outbound(
+        seq=1, recipient="arn:aws:sns:us-east-1:999:endpoint/GCM/x/1", subject="s", body="b"
+    )
+    for channel in ("push", "email"):
+        (outcome,) = asyncio.run(sns.send_many(channel, [foreign]))
+        assert (outcome.result, outcome.error) == ("permanent", rcpt.FOREIGN_TARGET)
+    asyncio.run(sns.close())
