@@ -49,23 +49,35 @@ class Policies:
         self._policies: tuple[float, list[Mapping[str, Any]]] | None = None
         self._labels: dict[str, tuple[float, Mapping[str, str]]] = {}
         self._published: dict[str, tuple[float, Mapping[str, float]]] = {}
+        self._last: dict[str, policy.Limits] = {}
+        """The limits last read per namespace (kept while the API server is away)."""
 
     def invalidate(self) -> None:
         self._policies = None
         self._labels.clear()
 
     async def limits(self, namespace: str) -> policy.Limits:
-        """The limits in force for ``namespace``; :class:`PolicyUnavailable` when unknown."""
+        """The limits in force for ``namespace``; :class:`PolicyUnavailable` when they were
+        never read (an API server that cannot be reached later keeps the last ones read)."""
         if self.custom is None or self.core is None:
             return policy.Limits()
         now = time.monotonic()
-        if self._policies is None or now - self._policies[0] > self.ttl:
-            self._policies = (now, await asyncio.to_thread(self._list))
-        cached = self._labels.get(namespace)
-        if cached is None or now - cached[0] > self.ttl:
-            cached = (now, await asyncio.to_thread(self._namespace_labels, namespace))
-            self._labels[namespace] = cached
-        return policy.resolve(self._policies[1], cached[1])
+        try:
+            if self._policies is None or now - self._policies[0] > self.ttl:
+                self._policies = (now, await asyncio.to_thread(self._list))
+            cached = self._labels.get(namespace)
+            if cached is None or now - cached[0] > self.ttl:
+                cached = (now, await asyncio.to_thread(self._namespace_labels, namespace))
+                self._labels[namespace] = cached
+        except Exception as exc:
+            last = self._last.get(namespace)
+            if last is None:
+                raise PolicyUnavailable(str(exc)) from exc
+            log.warning("namespace %s: policies not read (%s); the last ones hold", namespace, exc)
+            return last
+        limits = policy.resolve(self._policies[1], cached[1])
+        self._last[namespace] = limits
+        return limits
 
     def _list(self) -> list[Mapping[str, Any]]:
         assert self.custom is not None

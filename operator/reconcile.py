@@ -31,7 +31,7 @@ from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplat
 from notifq.operator import admission, enqueue, metrics, quota_status, sources, store, storing
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
-from notifq.operator.policies import Waiting
+from notifq.operator.policies import PolicyUnavailable, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         return None  # its rows are gone (retention): the status keeps the last counts
     else:
         state = await follow_intent(ctx, res, stored)
-    if state == "active" and ctx.policies is not None:  # the shares the workers apply
-        await ctx.policies.publish(res.namespace, await ctx.policies.limits(res.namespace))
+    if state == "active":
+        await _publish_shares(ctx, res.namespace)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
     extra = await retry_failed(ctx, res, stored, opts) if state == "active" else {}
     if state == "active":
@@ -151,6 +151,17 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         if ctx.sweep_due(res.uid, epoch):
             await sweep(ctx, res.uid, stored, opts, epoch)
     return await report(ctx, res, stored, extra)
+
+
+async def _publish_shares(ctx: OperatorContext, namespace: str) -> None:
+    """The namespace's provider shares where the workers read them (a policy change reaches
+    running campaigns); policies that cannot be read now leave the last published ones."""
+    if ctx.policies is None:
+        return
+    try:
+        await ctx.policies.publish(namespace, await ctx.policies.limits(namespace))
+    except PolicyUnavailable as exc:
+        log.warning("namespace %s: provider shares not refreshed: %s", namespace, exc)
 
 
 async def store_campaign(
