@@ -32,9 +32,12 @@ class PolicyViolation(InvalidCampaign):
         super().__init__(POLICY_PREFIX + message)
 
 
-def size_message(namespace: str, limits: Limits, size: int | str) -> str:
+def size_message(namespace: str, limits: Limits, size: int | None) -> str:
+    """Why a campaign of ``size`` recipients is refused (None: a list found too long while
+    it was read)."""
+    what = f"{size} recipients, more" if size is not None else "the list holds more recipients"
     return (
-        f"{size} recipients, more than the {limits.max_recipients} per campaign "
+        f"{what} than the {limits.max_recipients} per campaign "
         f"{limits.named('maxRecipients')} allows in namespace {namespace} (maxRecipients)"
     )
 

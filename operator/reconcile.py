@@ -237,8 +237,7 @@ async def _store(
     checks = storing.Checks(
         push_prefixes=tuple(ctx.settings.push_arn_prefixes),
         max_recipients=limits.max_recipients,
-        limit_message=admission.POLICY_PREFIX
-        + admission.size_message(res.namespace, limits, "more"),
+        limit_message=admission.POLICY_PREFIX + admission.size_message(res.namespace, limits, None),
     )
     try:
         total = await storing.materialize(

@@ -180,6 +180,8 @@ def test_recipients_are_checked_for_their_channel_and_source(
     s3.create_bucket(Bucket=bucket)
     for key in ("allowed/list.txt", "private/list.txt"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"s1@example.com\ns2@example.com\n")
+    big = "".join(f"b{i}@example.com\n" for i in range(4)).encode()
+    s3.put_object(Bucket=bucket, Key="allowed/big.txt", Body=big)
     stack = stack_factory(
         workers=1,
         NOTIFQ_MOCK_FAILURE_RATE="0",
@@ -206,12 +208,12 @@ def test_recipients_are_checked_for_their_channel_and_source(
         }
         stack.control_plane.kubectl("apply", "-f", "-", input=json.dumps(body))
         stack.apply(campaign(f"cm-{name}", namespace, recipients={"configMapRef": {"name": name}}))
-    with notifq_policy(
-        stack, f"p-{namespace}", namespace, s3=[{"bucket": bucket, "prefix": "allowed/"}]
-    ):
-        for where in ("allowed", "private"):
-            ref = {"bucket": bucket, "key": f"{where}/list.txt"}
-            stack.apply(campaign(f"s3-{where}", namespace, recipients={"s3": ref}))
+    allow = [{"bucket": bucket, "prefix": "allowed/"}]
+    with notifq_policy(stack, f"p-{namespace}", namespace, s3=allow, maxRecipients=3):
+        for name, key in (("allowed", "allowed/list.txt"), ("private", "private/list.txt"),
+                          ("big", "allowed/big.txt")):  # fmt: skip
+            ref = {"bucket": bucket, "key": key}
+            stack.apply(campaign(f"s3-{name}", namespace, recipients={"s3": ref}))
 
         cr = stack.wait_phase(namespace, "cm-unlabelled", {"Failed"}, 60)
         assert cr["status"]["message"] == (
@@ -227,6 +229,19 @@ def test_recipients_are_checked_for_their_channel_and_source(
         )
         cr = stack.wait_phase(namespace, "s3-allowed", {"Completed"}, 60)
         assert cr["status"]["sent"] == 2
+        # a streamed list is counted as it is read: refused at the first batch past the limit
+        cr = stack.wait_phase(namespace, "s3-big", {"Failed"}, 60)
+        assert cr["status"]["message"] == (
+            "refused by policy: the list holds more recipients than the 3 per campaign "
+            f"NotifqPolicy p-{namespace} allows in namespace {namespace} (maxRecipients)"
+        )
+        with stack.db() as conn:  # nothing of it is left to send
+            n = conn.execute(
+                "SELECT count(*) FROM message m JOIN campaign c ON c.id = m.campaign_id "
+                "WHERE c.namespace = %s AND c.name = 's3-big'",
+                (namespace,),
+            ).fetchone()
+        assert n == (0,)
 
     cr = stack.wait_phase(namespace, "push", {"CompletedWithFailures"}, 60)
     rows = message_rows(stack, cr["metadata"]["uid"])
