@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifq.core.errors import InvalidCampaign
 from notifq.core.policy import Limits
+from notifq.operator import metrics
 from notifq.operator.events import POLICY_PREFIX
 from notifq.operator.policies import Slots, Waiting
 
@@ -79,6 +80,7 @@ class Admission:
             active = len(ids)
             ahead = self.slots.ahead(namespace, me)
             if active + ahead < limits.max_active:
+                metrics.ADMISSIONS.labels("admitted").inc()
                 self.admitting.setdefault(namespace, set()).add(me.uid)
                 was_waiting = me.uid in self.slots.waiting.get(namespace, {})
                 self.slots.leave(namespace, me.uid)
@@ -87,6 +89,7 @@ class Admission:
                     self.slots.freed(namespace)  # the next in line may fit too
                 return None
             self.slots.wait(namespace, me)
+            metrics.ADMISSIONS.labels("queued").inc()
         behind = f"; {ahead} queued ahead of it" if ahead else ""
         return (
             f"{active} of {limits.max_active} concurrent campaigns in namespace {namespace} "

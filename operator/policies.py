@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from notifq.core import policy
 from notifq.core.queue import share_key
 from notifq.core.resource import GROUP, POLICY_PLURAL, VERSION
+from notifq.operator import metrics
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class Slots:
 
     def wait(self, namespace: str, me: Waiting) -> None:
         self.waiting.setdefault(namespace, {})[me.uid] = me
+        metrics.QUEUED.set(sum(len(q) for q in self.waiting.values()))
 
     def leave(self, namespace: str, uid: uuid.UUID) -> None:
         queue = self.waiting.get(namespace)
@@ -163,3 +165,4 @@ class Slots:
             queue.pop(uid, None)
             if not queue:
                 self.waiting.pop(namespace, None)
+            metrics.QUEUED.set(sum(len(q) for q in self.waiting.values()))

@@ -1,6 +1,7 @@
 """Fair use per namespace and recipients checked for their channel, on the real control
 plane with the real operator and workers: a NotifqPolicy's concurrency limit queues a
-campaign until a slot frees (in creation order), its size limit refuses a campaign with
+campaign until a slot frees (in creation order; while it waits the operator makes no slot
+check at all, counted by its admissions metric), its size limit refuses a campaign with
 the limit named in the status and a PolicyViolation Event, its provider share caps a
 namespace's sends (counted in 1-second windows of the mock provider's log); SMS numbers
 outside E.164 and push targets outside the allowed ARN prefixes are never sent; a
@@ -10,6 +11,7 @@ that allows its location. Each next to a bystander in another namespace."""
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,6 +38,30 @@ def other_namespace(stack: Stack) -> str:
     return name
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The operator's Prometheus metrics (name with labels -> value)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def admissions(port: int) -> dict[str, float]:
+    m = scrape(port)
+    return {
+        o: m.get(f'notifq_operator_admissions_total{{outcome="{o}"}}', 0.0)
+        for o in ("admitted", "queued")
+    }
+
+
+def queued_gauge(port: int) -> float:
+    return scrape(port)["notifq_operator_queued_campaigns"]
+
+
 def db_times(stack: Stack, namespace: str, name: str) -> tuple[Any, Any]:
     """(started_at, finished_at) of a stored campaign, from Postgres (microseconds)."""
     with stack.db() as conn:
@@ -50,7 +76,14 @@ def db_times(stack: Stack, namespace: str, name: str) -> tuple[Any, Any]:
 def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
     stack_factory: Callable[..., Stack], namespace: str
 ) -> None:
-    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0")
+    port = testbed.free_port()
+    stack = stack_factory(
+        workers=0,
+        NOTIFQ_MOCK_FAILURE_RATE="0",
+        NOTIFQ_METRICS_PORT=str(port),  # the operator's
+        NOTIFQ_POLICY_RECHECK_SECONDS="600",  # only a freed slot or a policy change wakes
+    )
+    stack.start_worker(NOTIFQ_METRICS_PORT="0")
     other = other_namespace(stack)
     gen = {"generate": {"count": 50}}
     with notifq_policy(stack, f"p-{namespace}", namespace, maxActiveCampaigns=1, maxRecipients=100):
@@ -61,7 +94,6 @@ def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
         stack.apply(campaign("third", namespace, recipients=gen))
         too_big = {"generate": {"count": 101}}
         stack.apply(campaign("too-big", namespace, recipients=too_big))
-        stack.apply(campaign("bystander", other, recipients={"generate": {"count": 500}}))
         # this operator has no NOTIFQ_PUSH_ARN_PREFIXES: push is off, refused outright
         target = {"list": ["arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/1"]}
         stack.apply(campaign("push-off", namespace, channel="push", recipients=target))
@@ -90,10 +122,15 @@ def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
             assert cr["status"]["total"] == 0 and "startTime" not in cr["status"]
         assert "Queued" in {e["reason"] for e in events_of(stack, namespace, "second")}
 
-        # the bystander in another namespace is not held by this namespace's limit
+        # the bystander in another namespace is not held by this namespace's limit; while
+        # it runs and finishes, the queued ones sleep: no slot check at all (no polling)
+        checks = admissions(port)
+        assert checks["queued"] >= 2 and queued_gauge(port) == 2, checks
+        stack.apply(campaign("bystander", other, recipients={"generate": {"count": 3000}}))
         cr = stack.wait_phase(other, "bystander", {"Completed"}, 120)
-        assert cr["status"]["sent"] == 500
+        assert cr["status"]["sent"] == 3000
         assert stack.get(namespace, "second")["status"]["phase"] == "Queued"
+        assert admissions(port) == checks
 
         # the slot frees: the queued ones start by themselves, one at a time, in order
         stack.control_plane.kubectl(
