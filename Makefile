@@ -14,7 +14,7 @@ chart-schema:
 
 # the chart carries a copy of the CRD (tests/unit/test_chart_crds.py keeps them equal)
 chart-crds:
-	cp crds/notifq.dev_campaigns.yaml charts/notifq/crds/
+	cp crds/*.yaml charts/notifq/crds/
 
 # Refresh the lock files from pyproject.toml (newest versions that satisfy it).
 # requirements/dev.txt: everything `make test` installs; runtime.txt: the image's subset,

@@ -29,7 +29,7 @@ import psycopg
 import testbed
 from procstat import proc_stat, tree_cpu
 
-from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
+from notifq.core.resource import API_VERSION, GROUP, PLURAL, POLICY_PLURAL, VERSION
 
 BUCKET = "notifq-bench"
 KEY = "recipients.txt"
@@ -49,6 +49,23 @@ def write_object(moto: testbed.Moto, count: int) -> int:
         f.seek(0)
         s3.upload_fileobj(f, BUCKET, KEY)
     return size
+
+
+def allow_bucket(api: Any) -> None:
+    """A NotifqPolicy that lets every namespace read lists from the bench's bucket."""
+    from kubernetes.client.exceptions import ApiException
+
+    policy = {
+        "apiVersion": API_VERSION,
+        "kind": "NotifqPolicy",
+        "metadata": {"name": "bench-s3"},
+        "spec": {"s3": [{"bucket": BUCKET}]},
+    }
+    try:
+        api.create_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL, policy)
+    except ApiException as exc:
+        if exc.status != 409:  # already there from an earlier case
+            raise
 
 
 def run(
@@ -77,6 +94,8 @@ def run(
             op_cpu0 = proc_stat(stack.operator.pid)[0]
             config.load_kube_config(str(stack.cp.kubeconfig))
             api = client.CustomObjectsApi()
+            if case.source == "s3":  # no s3 list is read unless a NotifqPolicy allows it
+                allow_bucket(api)
             manifest = {
                 "apiVersion": API_VERSION,
                 "kind": "Campaign",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 COMPLETE_PHASES = frozenset({"Completed", "CompletedWithFailures"})
-RECONCILING_PHASES = frozenset({"Pending", "Scheduled", "Processing"})
+RECONCILING_PHASES = frozenset({"Pending", "Scheduled", "Queued", "Processing"})
 
 CONDITION_TYPES = ("Ready", "Reconciling", "Stalled", "Complete", "Failed", "Suspended")
 

@@ -21,8 +21,10 @@ from notifq.core.db import open_pool
 from notifq.core.queue import alive_key, queue_opts
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import OperatorSettings
+from notifq.operator.admission import Admission
 from notifq.operator.kube import CampaignApi
 from notifq.operator.objects import ObjectStore
+from notifq.operator.policies import Policies, Slots
 from notifq.operator.scaling import Recommender
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,16 @@ class OperatorContext:
     """Renders templates on a budget, off the event loop (validation of new campaigns)."""
     objects: ObjectStore | None = None
     """Reads recipient lists from object storage (``recipients.s3``)."""
+    policies: Policies | None = None
+    """NotifqPolicies and namespace labels (None: no Kubernetes client, no limits)."""
+    slots: Slots = field(default_factory=Slots)
+    """Campaigns waiting for a slot of their namespace."""
+    admission: Admission | None = None
+    """Takes a namespace's slots (set in :meth:`open` and ``__post_init__``)."""
+
+    def __post_init__(self) -> None:
+        if self.admission is None:
+            self.admission = Admission(self.pool, self.slots)
 
     @classmethod
     async def open(cls, settings: OperatorSettings) -> OperatorContext:
@@ -86,6 +98,7 @@ class OperatorContext:
             storing=asyncio.Semaphore(max(1, settings.db_pool_size // 4)),
             renderer=RenderPool(Limits.from_settings(settings)),
             objects=ObjectStore(settings.aws_region, settings.aws_endpoint_url),
+            policies=Policies(api, settings.policy_cache_seconds, redis, settings.queue_prefix),
         )
 
     async def close(self) -> None:

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+POLICY_PREFIX = "refused by policy: "
+"""Start of the status message of a campaign a NotifqPolicy refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -59,10 +62,12 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
     if before == after:
         return events
     message = str(new.get("message") or "")
-    if before in (None, "Pending", "Scheduled") and after in SENDING:
+    if before in (None, "Pending", "Scheduled", "Queued") and after in SENDING:
         events.append(Event("Normal", "Started", f"sending {_n(new, 'total')} messages"))
     if after == "Scheduled":
         events.append(Event("Normal", "Scheduled", message))
+    elif after == "Queued":
+        events.append(Event("Normal", "Queued", message))
     elif after == "Processing" and before == "Suspended":
         events.append(Event("Normal", "Resumed", message))
     elif after == "Suspended":
@@ -80,5 +85,6 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
             )
         )
     elif after == "Failed":
-        events.append(Event("Warning", "InvalidSpec", message))
+        policy = message.startswith(POLICY_PREFIX)
+        events.append(Event("Warning", "PolicyViolation" if policy else "InvalidSpec", message))
     return events

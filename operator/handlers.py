@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from notifq.core.resource import GROUP, PLURAL, VERSION
+from notifq.core.resource import GROUP, PLURAL, POLICY_PLURAL, VERSION
 from notifq.core.settings import get_operator_settings
 from notifq.operator import autoscale, retention
 from notifq.operator.context import OperatorContext
@@ -69,3 +69,11 @@ async def campaign_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_
     """Every watch event of a Campaign goes to the supervisor (no finalizer needed)."""
     supervisor: Supervisor = memo.supervisor
     supervisor.observe(type, body)
+
+
+@kopf.on.event(GROUP, VERSION, POLICY_PLURAL, id="policies")
+async def policy_event(memo: kopf.Memo, **_: Any) -> None:
+    """A NotifqPolicy changed: campaigns waiting for a slot look again at once."""
+    supervisor: Supervisor | None = memo.get("supervisor")
+    if supervisor is not None:
+        supervisor.policy_changed()

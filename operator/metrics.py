@@ -27,6 +27,13 @@ CAMPAIGN_MESSAGES = Gauge(
     ["namespace", "campaign", "status"],
 )
 
+ADMISSIONS = Counter(
+    "notifq_operator_admissions_total",
+    "Slot checks under a NotifqPolicy's maxActiveCampaigns, by outcome (admitted, queued)",
+    ["outcome"],
+)
+QUEUED = Gauge("notifq_operator_queued_campaigns", "Campaigns waiting for a slot (phase Queued)")
+
 LEADER = Gauge(
     "notifq_operator_leader", "1 while this replica holds the operator Lease and runs Kopf"
 )

@@ -25,11 +25,13 @@ from typing import Any
 
 from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign, TemplateError
+from notifq.core.policy import Limits
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import enqueue, metrics, quota_status, sources, store, storing
+from notifq.operator import admission, enqueue, metrics, quota_status, sources, store, storing
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
+from notifq.operator.policies import PolicyUnavailable, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class Resource:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
+    created: str = ""
+    """``metadata.creationTimestamp``: the order waiting campaigns are let in."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Resource:
@@ -57,6 +61,7 @@ class Resource:
             spec=body.get("spec", {}),
             status=body.get("status", {}),
             annotations=meta.get("annotations") or {},
+            created=str(meta.get("creationTimestamp") or ""),
         )
 
     @property
@@ -121,8 +126,7 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     stored = await store.get(ctx.pool, res.uid)
     if stored is None or stored.materialized_at is None:
         t0 = time.perf_counter()
-        async with ctx.storing:  # a burst of new campaigns leaves the pool to the others
-            early = await store_campaign(ctx, res)
+        early = await store_campaign(ctx, res, resumed=stored is not None)
         if early is not None:
             return early if st.changed(res.status, early) else None
         fresh = await _fresh(ctx, res)
@@ -138,6 +142,8 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         return None  # its rows are gone (retention): the status keeps the last counts
     else:
         state = await follow_intent(ctx, res, stored)
+    if state == "active":
+        await _publish_shares(ctx, res.namespace)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
     extra = await retry_failed(ctx, res, stored, opts) if state == "active" else {}
     if state == "active":
@@ -147,38 +153,96 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     return await report(ctx, res, stored, extra)
 
 
-async def store_campaign(ctx: OperatorContext, res: Resource) -> dict[str, Any] | None:
-    """Step 1: store rows in the state the spec asks for; a status instead when not (yet)."""
+async def _publish_shares(ctx: OperatorContext, namespace: str) -> None:
+    """The namespace's provider shares where the workers read them (a policy change reaches
+    running campaigns); policies that cannot be read now leave the last published ones."""
+    if ctx.policies is None:
+        return
+    try:
+        await ctx.policies.publish(namespace, await ctx.policies.limits(namespace))
+    except PolicyUnavailable as exc:
+        log.warning("namespace %s: provider shares not refreshed: %s", namespace, exc)
+
+
+async def store_campaign(
+    ctx: OperatorContext, res: Resource, *, resumed: bool = False
+) -> dict[str, Any] | None:
+    """Step 1: store rows in the state the spec asks for; a status instead when not (yet).
+    ``resumed``: its row exists (admitted before, storing goes on)."""
     spec, old = res.spec, res.status
+    ns, me = res.namespace, Waiting(res.created, res.name, res.uid)
+    assert ctx.admission is not None
 
     if spec.get("cancel"):
+        ctx.slots.leave(ns, res.uid)
         return _unstored(res, "Cancelled", "cancelled before it started")
     if st.scheduled_later(spec, datetime.now(UTC)):
+        ctx.slots.leave(ns, res.uid)
         return _unstored(res, "Scheduled", f"starts at {spec['scheduleAt']}")
     if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
         return _unstored(res, "Failed", str(old.get("message", "")))
+    limits = await ctx.policies.limits(ns) if ctx.policies is not None else Limits()
     try:
         row = campaign_row(res, ctx.settings.chunk_size)
+        if row.channel == "push" and not ctx.settings.push_arn_prefixes:
+            raise InvalidCampaign(
+                "push is off: the operator's NOTIFQ_PUSH_ARN_PREFIXES lists no SNS ARN "
+                "prefix push targets may lie under"
+            )
         await check_templates(ctx, row)
         src = await sources.resolve(
             spec,
-            res.namespace,
+            ns,
             ctx.core_api,
             max_generated=ctx.settings.max_generated_recipients,
             max_inline=ctx.settings.max_inline_recipients,
             store=ctx.objects,
             batch=ctx.settings.store_batch,
+            limits=limits,
         )
+        admission.check_size(ns, limits, sources.known_size(src))
     except InvalidCampaign as exc:
+        ctx.slots.leave(ns, res.uid)
         return _invalid(res, exc)
+    if resumed:
+        ctx.admission.admitting.setdefault(ns, set()).add(res.uid)
+    else:
+        waits = await ctx.admission.take(ns, me, limits)
+        if waits is not None:
+            return _unstored(res, "Queued", waits)
+    try:
+        async with ctx.storing:  # a burst of new campaigns leaves the pool to the others
+            return await _store(ctx, res, row, src, limits)
+    finally:
+        ctx.admission.stored(ns, res.uid)
+
+
+async def _store(
+    ctx: OperatorContext,
+    res: Resource,
+    row: store.CampaignRow,
+    src: sources.Recipients,
+    limits: Limits,
+) -> dict[str, Any] | None:
+    """Fence the spec, then store the campaign's rows (it holds a slot from here)."""
+    spec = res.spec
+    if ctx.policies is not None:  # the namespace's shares are in place before any job
+        await ctx.policies.publish(res.namespace, limits)
     fenced = await _fence(ctx, res, row)
     if fenced is None:
         return None  # deleted meanwhile: the caller finds it gone
     if isinstance(fenced, dict):
         return fenced
     row = fenced
+    checks = storing.Checks(
+        push_prefixes=tuple(ctx.settings.push_arn_prefixes),
+        max_recipients=limits.max_recipients,
+        limit_message=admission.POLICY_PREFIX + admission.size_message(res.namespace, limits, None),
+    )
     try:
-        total = await storing.materialize(ctx.pool, row, src, state=desired_state(spec))
+        total = await storing.materialize(
+            ctx.pool, row, src, state=desired_state(spec), checks=checks
+        )
     except InvalidCampaign as exc:  # the list turned out unusable while it was read
         failed = _invalid(res, exc)
         failed["startTime"] = None

@@ -1,6 +1,11 @@
 """Where a campaign's recipients come from: generated, an inline list, a ConfigMap, or an
 object in S3-compatible storage.
 
+A Campaign's author may not be able to read what the operator can: a ConfigMap is used
+only when labelled ``notifq.dev/recipients: "true"`` (whoever may label ConfigMaps in the
+namespace consents to its contents being mailed), and an object only under a bucket and
+prefix the namespace's NotifqPolicy allows (``spec.s3``; none allowed without one).
+
 A source hands out its recipients as batches, each committed on its own by
 :mod:`notifq.operator.storing`, and can start again at any batch boundary (``start``: the
 rows already committed; ``offset``: the bytes of an object already read), so an operator
@@ -18,6 +23,8 @@ from kubernetes.client.exceptions import ApiException
 
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
+from notifq.core.policy import Limits
+from notifq.core.resource import RECIPIENTS_LABEL
 from notifq.operator import objects
 from notifq.operator.batches import GENERATE_BATCH, LIST_BATCH, Batch, Generated, Listed
 
@@ -60,6 +67,15 @@ class GeneratedRecipients:
             yield Generated(min(GENERATE_BATCH, end - first), self.domain, shift)
 
 
+def known_size(src: Recipients) -> int | None:
+    """Recipients of a source known before storing (None: counted while it is read)."""
+    if isinstance(src, InlineRecipients):
+        return len(src.entries)
+    if isinstance(src, GeneratedRecipients):
+        return src.count + len(src.include)
+    return None
+
+
 async def resolve(
     spec: Mapping[str, Any],
     namespace: str,
@@ -69,8 +85,10 @@ async def resolve(
     max_inline: int,
     store: objects.ObjectStore | None = None,
     batch: int = LIST_BATCH,
+    limits: Limits | None = None,
 ) -> Recipients:
-    """The recipients a spec names; :class:`InvalidCampaign` when they cannot be had."""
+    """The recipients a spec names; :class:`InvalidCampaign` when they cannot be had (or
+    may not be: an unlabelled ConfigMap, an object the namespace's policy does not allow)."""
     src = spec.get("recipients") or {}
     if "generate" in src:
         gen = src["generate"]
@@ -109,6 +127,11 @@ async def resolve(
         if store is None:
             raise InvalidCampaign("this operator has no object storage client")
         ref = src["s3"]
+        if not (limits or Limits()).s3_allows(ref["bucket"], ref["key"]):
+            raise InvalidCampaign(
+                f"s3://{ref['bucket']}/{ref['key']} is not allowed for namespace {namespace}: "
+                "a NotifqPolicy's spec.s3 must list its bucket (and a prefix of its key)"
+            )
         return await store.open(ref["bucket"], ref["key"], batch)
     raise InvalidCampaign("spec.recipients names no source")
 
@@ -128,6 +151,12 @@ async def _configmap_value(
                 f"the operator may not read ConfigMap {namespace}/{name}"
             ) from exc
         raise
+    labels = cm.metadata.labels or {}
+    if labels.get(RECIPIENTS_LABEL) != "true":
+        raise InvalidCampaign(
+            f"ConfigMap {namespace}/{name} is not labelled {RECIPIENTS_LABEL}=true: label it "
+            "to allow notifq to mail its recipients"
+        )
     data = cm.data or {}
     if key not in data:
         raise InvalidCampaign(

@@ -95,7 +95,7 @@ def build(
     final = phase in FINAL_PHASES
     conds = old.get("conditions") or []
     # a stored campaign held by a later scheduleAt stays accepted
-    accepted = phase not in {"Pending", "Failed"} and (phase != "Scheduled" or total > 0)
+    accepted = phase not in {"Pending", "Failed", "Queued"} and (phase != "Scheduled" or total > 0)
     new: dict[str, Any] = {
         "phase": phase,
         "total": total,
@@ -113,7 +113,7 @@ def build(
                 accepted,
                 "InvalidSpec" if phase == "Failed" else ("Stored" if accepted else phase),
                 message
-                if phase in {"Failed", "Pending", "Scheduled"}
+                if phase in {"Failed", "Pending", "Scheduled", "Queued"}
                 else f"{total} messages stored and queued",
                 generation,
             ),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -38,8 +39,26 @@ class Deleted(Exception):
     """The campaign was deleted while it was being stored."""
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What storing checks of a list as it reads it (the namespace's policy, the settings)."""
+
+    push_prefixes: tuple[str, ...] = ()
+    """SNS ARN prefixes push targets must lie under (``NOTIFQ_PUSH_ARN_PREFIXES``)."""
+    max_recipients: int | None = None
+    """The namespace's largest campaign: a list found longer while it is read (object
+    storage) is refused and its rows dropped."""
+    limit_message: str = ""
+    """The message of that refusal (names the limit and the policy)."""
+
+
 async def materialize(
-    pool: AsyncConnectionPool, camp: CampaignRow, src: Recipients, *, state: str
+    pool: AsyncConnectionPool,
+    camp: CampaignRow,
+    src: Recipients,
+    *,
+    state: str,
+    checks: Checks = Checks(),
 ) -> int | None:
     """Store the campaign in ``state`` and all its message rows, once; safe to repeat and
     to resume after a crash at any point.
@@ -70,7 +89,7 @@ async def materialize(
         await conn.execute(partitions.create(cid))
         t0 = time.perf_counter()
         try:
-            stored = await _fill(conn, camp, src, int(stored), int(offset))
+            stored = await _fill(conn, camp, src, int(stored), int(offset), checks)
         except Deleted:
             await conn.execute(partitions.drop(cid))
             return None
@@ -151,12 +170,20 @@ async def _restart(conn: AsyncConnection, camp: CampaignRow) -> None:
 
 
 async def _fill(
-    conn: AsyncConnection, camp: CampaignRow, src: Recipients, start: int, offset: int
+    conn: AsyncConnection,
+    camp: CampaignRow,
+    src: Recipients,
+    start: int,
+    offset: int,
+    checks: Checks,
 ) -> int:
     """Write the batches from row ``start`` on, one transaction each; the rows stored."""
     table = sql.Identifier(partitions.name(camp.id))
     seq = start
     async for batch in src.batches(start, offset):
+        size = batch.count if isinstance(batch, Generated) else len(batch.entries)
+        if checks.max_recipients is not None and seq + size > checks.max_recipients:
+            raise InvalidCampaign(checks.limit_message or "too many recipients")
         async with conn.transaction():
             if isinstance(batch, Generated):
                 await conn.execute(
@@ -170,7 +197,7 @@ async def _fill(
                 seq += batch.count
                 offset = 0
             else:
-                seq = await _copy(conn, table, camp, batch, seq)
+                seq = await _copy(conn, table, camp, batch, seq, checks.push_prefixes)
                 offset = batch.offset
             cur = await conn.execute(
                 "UPDATE campaign SET stored_count = %s, source_offset = %s, "
@@ -195,13 +222,18 @@ def _escape(value: str) -> str:
 
 
 async def _copy(
-    conn: AsyncConnection, table: sql.Identifier, camp: CampaignRow, batch: Listed, seq: int
+    conn: AsyncConnection,
+    table: sql.Identifier,
+    camp: CampaignRow,
+    batch: Listed,
+    seq: int,
+    push_prefixes: tuple[str, ...],
 ) -> int:
     """COPY one batch of listed recipients from row ``seq``; the next seq."""
     cid = str(camp.id)
     buf: list[str] = []
     for r in batch.entries:
-        if batch.validate and (why := rcpt.problem(camp.channel, r)) is not None:
+        if batch.validate and (why := rcpt.problem(camp.channel, r, push_prefixes)) is not None:
             buf.append(f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}\n")
         else:
             buf.append(f"{cid}\t{seq}\t{_escape(r)}\tpending\t\\N\n")

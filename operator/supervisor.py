@@ -77,6 +77,21 @@ class Supervisor:
         """Deletions waiting for ``ttlSecondsAfterFinished``, by campaign."""
         self.patched: dict[uuid.UUID, float] = {}
         """When each campaign's status was last patched (monotonic seconds)."""
+        ctx.slots.on_free = self.wake_waiting
+
+    def wake_waiting(self, namespace: str) -> None:
+        """Campaigns of ``namespace`` waiting for a slot look again (one may have freed)."""
+        for uid in list(self.ctx.slots.waiting.get(namespace, {})):
+            wake = self.wake.get(uid)
+            if wake is not None:
+                wake.set()
+
+    def policy_changed(self) -> None:
+        """A NotifqPolicy changed: read policies again, and every waiting campaign looks."""
+        if self.ctx.policies is not None:
+            self.ctx.policies.invalidate()
+        for namespace in list(self.ctx.slots.waiting):
+            self.wake_waiting(namespace)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event (``None`` for the initial listing); never blocks, never raises."""
@@ -185,6 +200,7 @@ class Supervisor:
         task.add_done_callback(self.background.discard)
 
     async def _run(self, uid: uuid.UUID) -> None:
+        namespace = self.latest[uid].namespace
         try:
             while (res := self.latest.get(uid)) is not None:
                 self.wake[uid].clear()
@@ -204,6 +220,9 @@ class Supervisor:
                 if res.settled:
                     self._expire_later(res)
                     break
+                if self.ctx.slots.is_waiting(namespace, uid) and delay != ERROR_BACKOFF:
+                    # queued: asleep until a slot frees (or a policy changes), no polling
+                    delay = self.ctx.settings.policy_recheck_seconds
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake[uid].wait(), delay)
         finally:
@@ -211,6 +230,8 @@ class Supervisor:
             self.wake.pop(uid, None)
             self.latest.pop(uid, None)
             self.patched.pop(uid, None)
+            self.ctx.slots.leave(namespace, uid)
+            self.ctx.slots.freed(namespace)  # finished (or deleted): its slot is free
 
     def _patch_due(self, uid: uuid.UUID, res: Resource, new: Mapping[str, Any]) -> bool:
         """Rate-limit patches that only move counts (``status_patch_interval``); the
@@ -259,9 +280,11 @@ class Supervisor:
             log.exception("campaign %s/%s: stopping failed", res.namespace, res.name)
 
     async def _delete(self, res: Resource) -> None:
+        self.ctx.slots.leave(res.namespace, res.uid)
         while True:
             try:
                 await reconcile.on_delete(self.ctx, res)
+                self.ctx.slots.freed(res.namespace)  # its row says deleted: slot free
                 return
             except Exception:
                 log.exception("campaign %s/%s: deletion failed; retrying", res.namespace, res.name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,36 @@ def campaign(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+@contextmanager
+def notifq_policy(stack: Stack, name: str, namespace: str, **spec: Any) -> Iterator[None]:
+    """A NotifqPolicy selecting only ``namespace`` (by the label the API server sets on
+    every namespace), deleted afterwards: policies are cluster-scoped, other tests share
+    the control plane."""
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": "NotifqPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            **spec,
+        },
+    }
+    stack.apply(body)
+    try:
+        yield
+    finally:
+        stack.control_plane.kubectl("delete", "notifqpolicy", name, check=False)
+
+
+def events_of(stack: Stack, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The core/v1 Events about Campaign ``name``."""
+    out = stack.control_plane.kubectl(
+        "get", "events", "-n", namespace, "-o", "json",
+        f"--field-selector=involvedObject.name={name},involvedObject.kind=Campaign",
+    )  # fmt: skip
+    return list(json.loads(out.stdout)["items"])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -137,8 +137,11 @@ class Gate:
         provider: str,
         quota: float,
         camp: store.CampaignInfo,
+        ns_share: float | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.ns_share = ns_share
+        """The namespace's NotifqPolicy share of the provider's quota (a fraction)."""
         self.provider = provider
         self.quota = quota or UNLIMITED_QUOTA
         self.camp = camp
@@ -147,7 +150,9 @@ class Gate:
         self.slot = 0.0
         """The last booked slot on Redis's clock (seconds)."""
         self.size = scheduler.slice_size(self.quota, camp.rate_limit)
-        self.window = scheduler.window(provider, quota, camp.id, camp.rate_limit)
+        self.window = scheduler.window(
+            provider, quota, camp.id, camp.rate_limit, camp.namespace, ns_share
+        )
 
     async def admit(self, n: int) -> Admission | GiveBack:
         """The last check, right before the send: ``n`` sends admitted to the windows now
@@ -181,6 +186,7 @@ class Gate:
                 want=n,
                 cap=self.camp.rate_limit,
                 missed=missed,
+                ns_share=self.ns_share,
             )
             missed = None
             if grant.granted >= n:
@@ -351,7 +357,12 @@ class ChunkProcessor:
             quota = self.ceilings.get(provider)
             gate: Gate | None = None
             if quota or camp.rate_limit:
-                gate = Gate(self.scheduler, self.settings, provider, quota, camp)
+                share = (  # a share of a provider with a quota (of none: no cap)
+                    await self.scheduler.namespace_share(camp.namespace, provider)
+                    if quota
+                    else None
+                )
+                gate = Gate(self.scheduler, self.settings, provider, quota, camp, share)
                 run = run[: gate.size]
             result = await self._send_slice(camp, provider, run, last_attempt, gate)
             if result.give_back is not None:

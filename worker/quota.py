@@ -18,7 +18,11 @@ ahead, or "not now, ask again at ...". It keeps:
   ``ACTIVE_TTL_MS``), from which each campaign's fair share is computed by
   max-min water-filling: first across namespaces (each one weight), then across
   the namespace's campaigns by their weight; a campaign's own ``rateLimit``
-  caps its share and the rest goes to the others;
+  caps its share and the rest goes to the others. A namespace's NotifqPolicy
+  share (``providerSharePercent``, published by the operator in Redis) caps the
+  namespace's part the same way, as a strict cap: its campaigns book on their own
+  schedules at their part of it and never take the provider's idle slots (the rest
+  of the quota goes to the other namespaces, or stays unused);
 - per campaign a GCRA schedule at its share: a campaign more than the booking
   horizon ahead of it leaves the provider's next slot to the others, unless
   nobody has taken that slot by the time it is next (the provider's schedule
@@ -35,12 +39,12 @@ ahead, or "not now, ask again at ...". It keeps:
 
 Slots are how sends are spread; the bound itself comes from a second script
 run right before each send (:meth:`QuotaScheduler.admit`): sliding 1-second
-windows of actual sends, per provider (its quota) and per campaign (its
-``rateLimit``), that admit the send now or answer the exact time until there
-is room. A send counts from its admission until one second after its answer
-(:meth:`QuotaScheduler.answered`), so the provider, which counted it somewhere
-in between, never sees more than the limit in a second, however late a worker
-woke after booking.
+windows of actual sends, per provider (its quota), per namespace with a share
+(its share of the quota) and per campaign (its ``rateLimit``), that admit the
+send now or answer the exact time until there is room. A send counts from its
+admission until one second after its answer (:meth:`QuotaScheduler.answered`), so
+the provider, which counted it somewhere in between, never sees more than the
+limit in a second, however late a worker woke after booking.
 
 When the answer is "not now", the caller waits in place if that is at most
 ``hold`` away, else gives its job back to the queue with the time returned
@@ -57,12 +61,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from notifq.core.queue import quota_status_key
+from notifq.core.policy import share_for
+from notifq.core.queue import quota_status_key, share_key
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,8 @@ WINDOW_TTL_MS = 60_000.0
 DECREASE = 0.9
 INCREASE = 0.05
 STATUS_TTL_MS = 15_000
+SHARE_CACHE_S = 1.0
+"""Seconds a namespace's policy shares are kept before Redis is asked again."""
 
 
 _RESERVE = """
@@ -97,6 +105,7 @@ local weight, cap, want = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]
 local ceiling, kmax = tonumber(ARGV[6]), tonumber(ARGV[7])
 local ttl, slack, increase = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[12])
 local hold, lead, park = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local nsfrac = tonumber(ARGV[18])
 
 local p = redis.call('HMGET', KEYS[1], 'rate', 'tat', 'changed', 'paused_until', 'pause_reason',
   'wake')
@@ -117,7 +126,7 @@ else
 end
 
 redis.call('ZADD', KEYS[2], now, cid)
-redis.call('HSET', KEYS[3], cid, ns .. '\\t' .. weight .. '\\t' .. cap)
+redis.call('HSET', KEYS[3], cid, ns .. '\\t' .. weight .. '\\t' .. cap .. '\\t' .. nsfrac)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
@@ -142,17 +151,22 @@ end
 
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 local metas = redis.call('HMGET', KEYS[3], unpack(ids))
-local groups, spaces = {}, {}
+local groups, spaces, fracs = {}, {}, {}
 for i, id in ipairs(ids) do
   local m = metas[i]
   if m then
-    local a, b, c = string.match(m, '^(.-)\\t(.-)\\t(.-)$')
+    local a, b, c, d = string.match(m, '^(.-)\\t(.-)\\t(.-)\\t(.-)$')
+    if not a then
+      a, b, c = string.match(m, '^(.-)\\t(.-)\\t(.-)$')
+      d = '0'
+    end
     local g = groups[a]
     if not g then
       g = {}
       groups[a] = g
     end
     table.insert(g, {id = id, w = tonumber(b), cap = tonumber(c)})
+    fracs[a] = math.max(fracs[a] or 0, tonumber(d) or 0)
   end
 end
 for name, g in pairs(groups) do
@@ -160,7 +174,11 @@ for name, g in pairs(groups) do
   for _, it in ipairs(g) do
     if it.cap > 0 and sum >= 0 then sum = sum + it.cap else sum = -1 end
   end
-  table.insert(spaces, {name = name, w = 1, cap = math.max(sum, 0)})
+  local ncap = math.max(sum, 0)
+  -- the namespace's policy share of the provider: a strict cap on its part
+  local f = fracs[name] or 0
+  if f > 0 and (ncap == 0 or f * rate < ncap) then ncap = f * rate end
+  table.insert(spaces, {name = name, w = 1, cap = ncap})
 end
 fill(rate, spaces)
 local share = rate
@@ -175,6 +193,10 @@ end
 local capped = cap > 0 and share >= cap - 1e-9
 local eff = share * slack
 if capped or (cap > 0 and eff > cap) then eff = cap end
+if nsfrac > 0 and not capped then
+  -- held to its namespace's share: its own schedule at its part, never more
+  capped, eff = true, math.max(share, 0.001)
+end
 local c = redis.call('HMGET', KEYS[4], 'tat', 'wake')
 local tat_c = tonumber(c[1]) or 0
 local wake_c = tonumber(c[2]) or 0
@@ -206,7 +228,8 @@ elseif capped then
     tat_c = slot + step_c
     tat_p = math.max(tat_p, earliest) + step_p
   else
-    at, reason = slot - ahead, 'rateLimit'
+    at = slot - ahead
+    reason = (cap > 0 and share >= cap - 1e-9) and 'rateLimit' or 'namespace share'
   end
 else
   local slot = math.max(tat_p, earliest)
@@ -389,6 +412,7 @@ class QuotaScheduler:
         self._answered = redis.register_script(_ANSWERED)
         self._throttled = redis.register_script(_THROTTLED)
         self._pause = redis.register_script(_PAUSE)
+        self._shares: dict[str, tuple[float, dict[str, str]]] = {}
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, "quota", *parts))
@@ -434,9 +458,11 @@ class QuotaScheduler:
         cap: float | None = None,
         weight: float = 1.0,
         missed: float | None = None,
+        ns_share: float | None = None,
     ) -> Grant:
         """Book a slot for up to ``want`` messages of campaign ``cid`` through ``provider``;
-        ``missed``: the slot (Redis clock, seconds) of this slice that came too late to use."""
+        ``missed``: the slot (Redis clock, seconds) of this slice that came too late to use;
+        ``ns_share``: the namespace's policy share of the provider (a fraction)."""
         res = await self._reserve(
             keys=[
                 self._key("p", provider),
@@ -463,6 +489,7 @@ class QuotaScheduler:
                 LEAD_MS,
                 PARK_MS,
                 (missed or 0) * 1000,
+                ns_share or 0,
             ],
         )
         granted, at, now, rate, share, reason = res
@@ -476,14 +503,23 @@ class QuotaScheduler:
         )
 
     def window(
-        self, provider: str, quota: float | None, cid: uuid.UUID, cap: float | None
+        self,
+        provider: str,
+        quota: float | None,
+        cid: uuid.UUID,
+        cap: float | None,
+        namespace: str = "",
+        ns_share: float | None = None,
     ) -> Window:
         """The windows a send of campaign ``cid`` through ``provider`` must fit: the provider's
-        ``quota`` and the campaign's own ``cap`` (its ``rateLimit``), each when set."""
+        ``quota``, the namespace's share of it (``ns_share``, a fraction) and the campaign's
+        own ``cap`` (its ``rateLimit``), each when set."""
         keys: list[str] = []
         limits: list[int] = []
+        ns_limit = quota * ns_share if quota and ns_share else None
         for key, limit in (
             (self._key("w", "p", provider), quota),
+            (self._key("w", "n", provider, namespace), ns_limit),
             (self._key("w", "c", str(cid)), cap),
         ):
             if limit:
@@ -511,6 +547,23 @@ class QuotaScheduler:
         await self._answered(
             keys=window.keys, args=[admission.n, admission.token, "1" if sent else "0"]
         )
+
+    async def namespace_share(self, namespace: str, provider: str) -> float | None:
+        """The namespace's policy share of ``provider`` (a fraction; None: no cap), as the
+        operator published it; read at most once per ``SHARE_CACHE_S`` per namespace."""
+        now = time.monotonic()
+        cached = self._shares.get(namespace)
+        if cached is None or now - cached[0] > SHARE_CACHE_S:
+            raw = await self.redis.hgetall(share_key(self.prefix, namespace))
+            shares = {
+                (k.decode() if isinstance(k, bytes) else str(k)): (
+                    v.decode() if isinstance(v, bytes) else str(v)
+                )
+                for k, v in raw.items()
+            }
+            cached = (now, shares)
+            self._shares[namespace] = cached
+        return share_for(cached[1], provider)
 
     async def throttled(self, provider: str, quota: float) -> float:
         """The provider answered Throttling: lower its rate (AIMD). Returns the new rate."""

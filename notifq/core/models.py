@@ -27,6 +27,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -95,6 +96,14 @@ class Campaign(Base):
         CheckConstraint("state IN ('active', 'suspended', 'cancelled')", name="state"),
         Index("ix_campaign_created_at", "created_at"),
         Index("ix_campaign_namespace_name", "namespace", "name"),
+        Index(
+            "ix_campaign_slots",
+            "namespace",
+            postgresql_where=text(
+                "deleted_at IS NULL AND finished_at IS NULL AND materialized_at IS NOT NULL "
+                "AND state <> 'cancelled'"
+            ),
+        ),
     )
 
 

@@ -7,6 +7,7 @@ FINAL_PHASES = frozenset({"Completed", "CompletedWithFailures", "Cancelled", "Fa
 REFERENCE_STATUS: dict[str, str] = {
     "Pending": "pending",
     "Scheduled": "scheduled",
+    "Queued": "pending",
     "Processing": "processing",
     "Suspended": "suspended",
     "Completed": "completed",

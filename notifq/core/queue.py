@@ -37,6 +37,13 @@ def quota_status_key(prefix: str, campaign_id: object) -> str:
     return f"{prefix}:quota:status:{campaign_id}"
 
 
+def share_key(prefix: str, namespace: str) -> str:
+    """Hash the operator writes from a namespace's NotifqPolicy: provider (or ``*``) ->
+    the namespace's share of that provider's quota (a fraction); the workers' quota
+    scheduler reads it. Absent: no share limit."""
+    return f"{prefix}:policy:share:{namespace}"
+
+
 async def backlog(redis: Redis, prefix: str, queue: str) -> dict[str, int]:
     """Jobs per state: waiting (ready to work), active, delayed (backoff), failed."""
     pipe = redis.pipeline(transaction=False)

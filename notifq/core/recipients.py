@@ -2,8 +2,15 @@
 
 Rules (documented in the README, "Recipient lists"): blank entries are dropped, surrounding
 white space is stripped, duplicates are removed case-insensitively keeping the
-first occurrence, and addresses that are not valid for the channel are kept as
-messages that fail at once with ``invalid address`` so the user can see them.
+first occurrence, and recipients that are not valid for the channel are kept as
+messages that fail at once, never sent and never retried, with the reason
+(``invalid address``; a push target outside the allowed SNS ARN prefixes:
+``invalid recipient: push target outside the allowed ARN prefixes``), so the user can
+see them. The same rule holds for every source (inline, ConfigMap, object storage):
+one typo does not refuse a 50,000-line list, and a streamed list cannot be refused up
+front anyway. Checked per channel: email by syntax, SMS in E.164 (``+`` and 7 to 15
+digits), push as an ARN under one of ``NOTIFQ_PUSH_ARN_PREFIXES`` (none configured: push
+campaigns are refused as a whole by the operator).
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ CONTROL_CHARACTER = "invalid recipient: control character"
 """``last_error`` of a message whose recipient holds a control character (never retried).
 The API server and the REST API refuse those; a ConfigMap list can still carry one."""
 
-NEVER_RETRIED = (INVALID_ADDRESS, CONTROL_CHARACTER)
+FOREIGN_TARGET = "invalid recipient: push target outside the allowed ARN prefixes"
+"""``last_error`` of a push message whose target ARN is under none of
+``NOTIFQ_PUSH_ARN_PREFIXES`` (never retried)."""
+
+NEVER_RETRIED = (INVALID_ADDRESS, CONTROL_CHARACTER, FOREIGN_TARGET)
 """Failures that retry-failed leaves alone."""
 
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -65,11 +76,21 @@ def is_valid(channel: str, recipient: str) -> bool:
     return bool(recipient) and not any(c.isspace() for c in recipient)
 
 
-def problem(channel: str, recipient: str) -> str | None:
-    """Why a message to ``recipient`` fails at once (``last_error``), or None."""
+def allowed_target(arn: str, prefixes: Collection[str]) -> bool:
+    """Whether the SNS target ``arn`` lies under one of ``prefixes`` (none: nothing is)."""
+    return arn.startswith("arn:") and any(arn.startswith(p) for p in prefixes if p)
+
+
+def problem(channel: str, recipient: str, push_prefixes: Collection[str] = ()) -> str | None:
+    """Why a message to ``recipient`` fails at once (``last_error``), or None.
+    ``push_prefixes``: the SNS ARN prefixes push targets must lie under."""
     if CONTROL_RE.search(recipient) is not None:
         return CONTROL_CHARACTER
-    return None if is_valid(channel, recipient) else INVALID_ADDRESS
+    if not is_valid(channel, recipient):
+        return INVALID_ADDRESS
+    if channel == "push" and not allowed_target(recipient, push_prefixes):
+        return FOREIGN_TARGET
+    return None
 
 
 def printable(recipient: str) -> str:

@@ -24,6 +24,11 @@ FAILURES = "campaignfailures"
 """Reports resource: a Campaign's failed recipients, one page per ``get``."""
 FAILURES_KIND = "CampaignFailures"
 API_VERSION = f"{GROUP}/{VERSION}"
+POLICY_PLURAL = "notifqpolicies"
+"""Cluster-scoped NotifqPolicy: the platform team's limits per namespace (fair use)."""
+RECIPIENTS_LABEL = f"{GROUP}/recipients"
+"""A ConfigMap a Campaign's ``configMapRef`` names must carry this label set to ``"true"``:
+whoever may label ConfigMaps in the namespace consents to its contents being mailed."""
 
 RETRY_ANNOTATION = f"{GROUP}/retry-failed"
 """Set to a new value to send a campaign's failed messages again."""

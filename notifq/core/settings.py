@@ -65,6 +65,13 @@ class CommonSettings(BaseSettings):
     """Renderer subprocesses per operator or worker process, started on first use (only
     templates that need Jinja use them)."""
 
+    push_arn_prefixes: list[str] = []
+    """SNS ARN prefixes push targets must lie under (e.g.
+    ``arn:aws:sns:eu-west-1:123456789012:endpoint/GCM/my-app/``). A push recipient under
+    none of them fails at once (``invalid recipient: push target outside the allowed ARN
+    prefixes``), and the workers refuse such a target too. Empty (the default): push is
+    off, push campaigns are refused. JSON list in the env."""
+
 
 class OperatorSettings(CommonSettings):
     """Settings of the Kopf operator."""
@@ -130,6 +137,15 @@ class OperatorSettings(CommonSettings):
 
     max_generated_recipients: int = 10_000_000
     """Largest ``recipients.generate.count`` accepted."""
+
+    policy_cache_seconds: float = Field(default=5.0, gt=0)
+    """Seconds NotifqPolicies and namespace labels are kept before they are read again (a
+    NotifqPolicy change is seen at once; a namespace label change within this)."""
+
+    policy_recheck_seconds: float = Field(default=30.0, gt=0)
+    """A campaign waiting for a slot (phase Queued) is woken when a campaign of its
+    namespace finishes or a NotifqPolicy changes; besides, it looks again this often
+    (a namespace relabelled, a missed wake-up)."""
 
     retention_days: float = Field(default=0, ge=0)
     """Days a campaign's message rows are kept after it finished (or was deleted); then its

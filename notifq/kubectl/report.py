@@ -45,7 +45,7 @@ def eta_seconds(status: Mapping[str, Any], rate: float | None) -> float | None:
         return 0.0
     pending = int(status.get("pending") or 0)
     if pending == 0:
-        return None if status.get("phase") in (None, "Pending", "Scheduled") else 0.0
+        return None if status.get("phase") in (None, "Pending", "Scheduled", "Queued") else 0.0
     if not rate or status.get("phase") == "Suspended":
         return None
     return pending / rate

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from harness import Stack, campaign
 
+from notifq.core.resource import RECIPIENTS_LABEL
+
 
 def test_unworkable_specs_fail_clearly_and_others_complete(
     stack_factory: Callable[..., Stack], namespace: str
@@ -29,6 +31,9 @@ def test_unworkable_specs_fail_clearly_and_others_complete(
     stack.apply(campaign("blank", namespace, recipients={"list": blank}))
     stack.control_plane.kubectl(
         "create", "configmap", "nokey", "-n", namespace, "--from-literal=other=a@example.com"
+    )
+    stack.control_plane.kubectl(
+        "label", "configmap", "nokey", "-n", namespace, f"{RECIPIENTS_LABEL}=true"
     )
     stack.apply(campaign("wrong-key", namespace, recipients={"configMapRef": {"name": "nokey"}}))
     expected = {
@@ -55,6 +60,9 @@ def test_unworkable_specs_fail_clearly_and_others_complete(
         "-n",
         namespace,
         "--from-literal=recipients=a@example.com\nb@example.com\n\na@example.com\nbad",
+    )
+    stack.control_plane.kubectl(
+        "label", "configmap", "missing", "-n", namespace, f"{RECIPIENTS_LABEL}=true"
     )
     stack.apply(
         campaign(

@@ -200,6 +200,52 @@ def test_lint_strict_and_server_side_dry_run(
     assert {"ServiceMonitor", "Ingress"} <= kinds
 
 
+def test_policies_and_push_prefixes_from_values(
+    control_plane: testbed.ControlPlane, helm: Helm, tmp_path: Path
+) -> None:
+    """`policies` become NotifqPolicies the API server accepts; `config.pushArnPrefixes`
+    reaches the operator's and the workers' settings; the CRD refuses a share over 100 %."""
+    ns = _ns(control_plane, "pol")
+    prefix = "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/"
+    values = tmp_path / "policies.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "config": {"pushArnPrefixes": [prefix]},
+                "policies": [
+                    {
+                        "name": f"{ns}-default",
+                        "spec": {
+                            "maxActiveCampaigns": 3,
+                            "maxRecipients": 100000,
+                            "providerSharePercent": {"ses": 30, "*": 50},
+                            "s3": [{"bucket": "lists", "prefix": "team-a/"}],
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    docs = [d for d in yaml.safe_load_all(helm.template("-n", ns, "-f", str(values))) if d]
+    (policy,) = [d for d in docs if d["kind"] == "NotifqPolicy"]
+    assert policy["spec"]["providerSharePercent"] == {"ses": 30, "*": 50}
+    applied = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(policy)
+    ).stdout
+    assert f"notifqpolicy.notifq.dev/{ns}-default created (server dry run)" in applied
+    for d in docs:
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] in (
+            "nq-notifq-operator",
+            "nq-notifq-worker",
+        ):
+            assert json.loads(d["data"]["NOTIFQ_PUSH_ARN_PREFIXES"]) == [prefix]
+    policy["spec"]["providerSharePercent"] = {"ses": 150}
+    out = control_plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(policy), check=False
+    )
+    assert out.returncode != 0 and "providerSharePercent.ses" in out.stderr, out.stderr
+
+
 # --- values schema ---------------------------------------------------------------
 
 BAD_VALUES = [

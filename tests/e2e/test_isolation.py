@@ -20,6 +20,8 @@ import pytest
 from bystander import Bystander, Measurement, fmt
 from harness import Stack, campaign, wait_until
 
+from notifq.core.resource import RECIPIENTS_LABEL
+
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 MEASURE_ONLY = os.environ.get("NOTIFQ_ISOLATION_MEASURE_ONLY") == "1"
@@ -136,7 +138,11 @@ def nul_in_configmap(stack: Stack, ns: str) -> Check:
     cm = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "list", "namespace": ns},
+        "metadata": {
+            "name": "list",
+            "namespace": ns,
+            "labels": {RECIPIENTS_LABEL: "true"},
+        },
         "data": {"recipients": "a@example.com\nb\x00c@example.com\nd@example.com\n"},
     }
     stack.control_plane.kubectl("apply", "-f", "-", input=json.dumps(cm))

@@ -1,7 +1,8 @@
 """Recipient lists from object storage (``recipients.s3``) end to end, against a local moto
 server with real boto3 calls: the operator is killed with SIGKILL while it stores the list
 in batches, a new one resumes, and every recipient gets exactly one row and one delivery,
-next to a bystander campaign in another namespace that finishes as if alone."""
+next to a bystander campaign in another namespace that finishes as if alone. (A NotifqPolicy
+allows the bucket for the test's namespace: without one no s3 list is read.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from collections.abc import Callable, Iterator
 import pytest
 import testbed
 from bystander import Bystander
-from harness import Stack, assert_status_matches_db, campaign, mock_log, wait_until
+from harness import (
+    Stack,
+    assert_status_matches_db,
+    campaign,
+    mock_log,
+    notifq_policy,
+    wait_until,
+)
 
 BUCKET = "lists"
 COUNT = 30_000
@@ -51,28 +59,32 @@ def test_operator_killed_while_storing_an_s3_list(
     )
     bystander = Bystander(stack, count=2_000)
     bystander.start_workers(2)
-    stack.apply(campaign("big", namespace, recipients={"s3": {"bucket": BUCKET, "key": "big.txt"}}))
-    bystander.start()
-    wait_until(lambda: stored(stack, namespace, "big")[0] > 0, 120, "the first batch stored")
-    assert stack.operator is not None
-    stack.operator.kill()  # SIGKILL mid-store
-    count, attached = stored(stack, namespace, "big")
-    assert 0 < count < COUNT and not attached, (count, attached)
-    stack.start_operator()
-    cr = stack.wait_phase(namespace, "big", {"Completed", "CompletedWithFailures"}, 240)
-    assert cr["status"]["phase"] == "Completed", cr["status"]
-    uid = cr["metadata"]["uid"]
-    with stack.db() as conn:
-        rows = conn.execute(
-            "SELECT seq, recipient, status FROM message WHERE campaign_id = %s ORDER BY seq",
-            (uid,),
-        ).fetchall()
-    assert [(s, r) for s, r, _ in rows] == list(enumerate(people))  # no row twice or missing
-    assert {st for _, _, st in rows} == {"sent"}
-    sends = mock_log(stack)
-    assert {p: sends[p] for p in people} == dict.fromkeys(people, 1)  # each sent once
-    assert_status_matches_db(stack, namespace, "big")
-    result = bystander.wait()
-    print(f"bystander: {result.seconds} s, loop gap {result.max_status_gap:.1f} s")
-    assert result.final.get("phase") == "Completed", result.final
-    assert result.final.get("sent") == 2_000
+    # the namespace may read lists from this bucket (a NotifqPolicy; none: no s3 list)
+    with notifq_policy(stack, f"s3-{namespace}", namespace, s3=[{"bucket": BUCKET}]):
+        stack.apply(
+            campaign("big", namespace, recipients={"s3": {"bucket": BUCKET, "key": "big.txt"}})
+        )
+        bystander.start()
+        wait_until(lambda: stored(stack, namespace, "big")[0] > 0, 120, "the first batch stored")
+        assert stack.operator is not None
+        stack.operator.kill()  # SIGKILL mid-store
+        count, attached = stored(stack, namespace, "big")
+        assert 0 < count < COUNT and not attached, (count, attached)
+        stack.start_operator()
+        cr = stack.wait_phase(namespace, "big", {"Completed", "CompletedWithFailures"}, 240)
+        assert cr["status"]["phase"] == "Completed", cr["status"]
+        uid = cr["metadata"]["uid"]
+        with stack.db() as conn:
+            rows = conn.execute(
+                "SELECT seq, recipient, status FROM message WHERE campaign_id = %s ORDER BY seq",
+                (uid,),
+            ).fetchall()
+        assert [(s, r) for s, r, _ in rows] == list(enumerate(people))  # no row twice or missing
+        assert {st for _, _, st in rows} == {"sent"}
+        sends = mock_log(stack)
+        assert {p: sends[p] for p in people} == dict.fromkeys(people, 1)  # each sent once
+        assert_status_matches_db(stack, namespace, "big")
+        result = bystander.wait()
+        print(f"bystander: {result.seconds} s, loop gap {result.max_status_gap:.1f} s")
+        assert result.final.get("phase") == "Completed", result.final
+        assert result.final.get("sent") == 2_000

@@ -1,6 +1,6 @@
 """The chart's CRD is a byte-for-byte copy of the single source of truth in crds/.
 
-Refresh it with: cp crds/notifq.dev_campaigns.yaml charts/notifq/crds/
+Refresh them with: make chart-crds
 """
 
 from __future__ import annotations

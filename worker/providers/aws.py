@@ -45,8 +45,14 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+class TargetRefused(Exception):
+    """We refuse the target ourselves (never sent, never retried)."""
+
+
 def classify(exc: Exception) -> tuple[Result, str]:
     """(result, reason) for an exception from a boto3 call."""
+    if isinstance(exc, TargetRefused):
+        return "permanent", str(exc)
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))

@@ -228,6 +228,7 @@ NOTIFQ_RENDER_BATCH_CPU_MS: {{ .Values.config.renderBatchCpuMs | int | quote }}
 NOTIFQ_RENDER_MEMORY_MB: {{ .Values.config.renderMemoryMb | int | quote }}
 NOTIFQ_RENDER_MAX_OUTPUT_BYTES: {{ .Values.config.renderMaxOutputBytes | int | quote }}
 NOTIFQ_RENDER_PROCESSES: {{ .Values.config.renderProcesses | int | quote }}
+NOTIFQ_PUSH_ARN_PREFIXES: {{ .Values.config.pushArnPrefixes | toJson | quote }}
 {{- end }}
 
 {{/* Pod-spec fragments every notifq pod shares. */}}
