@@ -8,18 +8,16 @@ to a bystander campaign in another namespace."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import testbed
 from bystander import Bystander
 from harness import Stack, campaign
 from mailpit import Mailpit
+from moto_ses import aws_env, ses_messages, verified_ses
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -49,11 +47,8 @@ def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
 
 
 def ses_bodies(url: str) -> dict[str, dict[str, Any]]:
-    """What the SES server recorded, by message id (moto keeps the HTML body when there
-    is one, else the text)."""
-    with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as r:
-        data = json.load(r)
-    return {str(m["id"]): m for m in data.get("ses", {}).get("Message", [])}
+    """What the SES server recorded, by message id."""
+    return {str(m["id"]): m for m in ses_messages(url)}
 
 
 def start_bystander(stack: Stack) -> Bystander:
@@ -70,20 +65,6 @@ def bystander_done(by: Bystander) -> None:
     assert result.final["sent"] == by.count
 
 
-def event_messages(stack: Stack, ns: str, name: str) -> str:
-    out = stack.control_plane.kubectl(
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}: {.message}{'\\n'}{end}",
-    )
-    return str(out.stdout)
-
-
 def sent_rows(stack: Stack, uid: str) -> dict[str, tuple[str, str | None, Any]]:
     """recipient -> (status, provider message id, stored fields)."""
     with stack.db() as conn:
@@ -98,23 +79,8 @@ def sent_rows(stack: Stack, uid: str) -> dict[str, tuple[str, str | None, Any]]:
 def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     stack_factory: Callable[..., Stack], namespace: str, moto_url: str
 ) -> None:
-    ses = boto3.client(
-        "ses",
-        region_name="us-east-1",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    ses.verify_email_identity(EmailAddress=SENDER)
-    stack = stack_factory(
-        workers=1,
-        NOTIFQ_AWS_ENDPOINT_URL=moto_url,
-        NOTIFQ_AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        NOTIFQ_FROM_EMAIL=SENDER,
-        NOTIFQ_MOCK_FAILURE_RATE="0",
-    )
+    verified_ses(moto_url, SENDER)
+    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0", **aws_env(moto_url, SENDER))
     by = start_bystander(stack)
     stack.control_plane.kubectl(
         "create", "configmap", "people", "-n", namespace, f"--from-literal=recipients={CSV}"
@@ -196,7 +162,10 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
                 "SELECT count(*) FROM campaign WHERE id = %s", (cr["metadata"]["uid"],)
             ).fetchone()
         assert stored == (0,)  # nothing stored, nothing sent
-    assert "'nmae'" in event_messages(stack, namespace, "typo")
+    assert any(
+        reason == "InvalidSpec" and "'nmae'" in message
+        for reason, message in stack.events(namespace, "typo")
+    )
     bystander_done(by)
 
 
