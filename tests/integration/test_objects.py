@@ -177,7 +177,7 @@ async def test_a_csv_object_stores_each_rows_fields(moto: testbed.Moto, database
         short = await objects.open(BUCKET, "short.csv", batch=10, fmt="csv")
         with pytest.raises(InvalidCampaign, match="row 2 has 1 values, the header names 2"):
             await storing.materialize(pool, campaign_row(uuid.uuid4()), short, state="active")
-        with pytest.raises(InvalidCampaign, match="has no field 'mail' .*addressField"):
+        with pytest.raises(InvalidCampaign, match=r"has no field 'mail' .*addressField"):
             await objects.open(BUCKET, "short.csv", fmt="csv", address_field="mail")
     finally:
         await pool.close()
