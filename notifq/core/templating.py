@@ -1,9 +1,13 @@
-"""Subject and body templates, rendered per recipient in a Jinja2 sandbox.
+"""Subject, text body and HTML body templates, rendered per recipient in a Jinja2 sandbox.
 
-Templates see only ``recipient``, ``index`` and ``campaign`` (the resource name).
-Undefined names are errors, and the operator renders every template once with a
-sample recipient before it accepts a campaign, so a typo fails the campaign with
-a clear message instead of failing every message.
+Templates see ``recipient``, ``index``, ``campaign`` (the resource name) and the
+recipient's fields (a CSV row, a ``records`` entry; :meth:`MessageTemplate.fields` names
+those a template uses, which the operator checks against the list). Undefined names are
+errors, and the operator renders every template once with a sample recipient before it
+accepts a campaign, so a typo fails the campaign with a clear message instead of failing
+every message. Values inserted into the HTML template are HTML-escaped; a campaign with
+HTML and no text template gets its text part made from each rendered HTML body
+(:mod:`notifq.core.htmltext`).
 
 Most templates only substitute variables (``Hello {{ recipient }}``). Those are
 rendered by joining their literal parts and values, which is several times
