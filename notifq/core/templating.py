@@ -112,19 +112,24 @@ class MissingField(TemplateError):
 class _Substitution:
     """A template made only of literal text and plain variables."""
 
-    def __init__(self, parts: list[tuple[bool, str]], *, escape: bool = False) -> None:
+    def __init__(self, parts: list[tuple[bool, str]]) -> None:
         self.parts = parts
-        self.escape = escape
 
     def render(self, ctx: Mapping[str, Any]) -> str:
-        try:
-            if self.escape:
-                return "".join(html.escape(str(ctx[v])) if var else v for var, v in self.parts)
-            return "".join(str(ctx[v]) if var else v for var, v in self.parts)
-        except KeyError as exc:
-            raise MissingField(
-                f"template failed to render: {exc.args[0]!r} is undefined (no such field)"
-            ) from None
+        """The text; :class:`KeyError` for a name ``ctx`` lacks (see :func:`missing`)."""
+        return "".join(str(ctx[v]) if var else v for var, v in self.parts)
+
+
+class _EscapedSubstitution(_Substitution):
+    """The same for the HTML template: every value HTML-escaped."""
+
+    def render(self, ctx: Mapping[str, Any]) -> str:
+        return "".join(html.escape(str(ctx[v])) if var else v for var, v in self.parts)
+
+
+def missing(exc: KeyError) -> MissingField:
+    """The error of a plain substitution whose field the recipient does not have."""
+    return MissingField(f"template failed to render: {exc.args[0]!r} is undefined (no such field)")
 
 
 def _substitution(tree: nodes.Template, *, escape: bool = False) -> _Substitution | None:
@@ -140,7 +145,7 @@ def _substitution(tree: nodes.Template, *, escape: bool = False) -> _Substitutio
                 parts.append((True, child.name))
             else:
                 return None
-    return _Substitution(parts, escape=escape)
+    return _EscapedSubstitution(parts) if escape else _Substitution(parts)
 
 
 FIELDS = ("subject", "body", "html")
@@ -176,6 +181,9 @@ class MessageTemplate:
             _refuse_control("html", self.html_source, BODY_CONTROL)
             self._trees["html"] = _parse("html", self.html_source, _HTML_ENV)
         self._fast = {f: _substitution(tree, escape=f == "html") for f, tree in self._trees.items()}
+        self._fast_subject = self._fast["subject"]
+        self._fast_body = self._fast["body"]
+        self._fast_html = self._fast.get("html")
         self.fast = all(v is not None for v in self._fast.values())
         """Every template is a plain substitution: safe and cheap to render in-process."""
         self._jinja: dict[str, Any] | None = None
@@ -190,15 +198,22 @@ class MessageTemplate:
 
     def render(self, recipient: str, index: int, data: Data = None) -> tuple[str, str, str | None]:
         """Subject, text body and HTML body (None when there is no HTML template) for one
-        recipient, without a budget."""
-        if self.fast:
-            ctx = context(recipient, index, self.campaign, data)
-            subject = self._fast["subject"].render(ctx)  # type: ignore[union-attr]
-            fast_html = self._fast.get("html")
-            html_body = fast_html.render(ctx) if fast_html is not None else None
-            if self.text_from_html:
-                return subject, html_to_text(html_body or ""), html_body
-            return subject, self._fast["body"].render(ctx), html_body  # type: ignore[union-attr]
+        recipient, without a budget; :class:`TemplateError` when it does not render."""
+        if self.fast:  # the hot path of every plain campaign: kept to a few operations
+            if data:
+                ctx = {**data, "recipient": recipient, "index": index, "campaign": self.campaign}
+            else:
+                ctx = {"recipient": recipient, "index": index, "campaign": self.campaign}
+            try:
+                subject = self._fast_subject.render(ctx)  # type: ignore[union-attr]
+                if self._fast_html is None:
+                    return subject, self._fast_body.render(ctx), None  # type: ignore[union-attr]
+                page = self._fast_html.render(ctx)
+                if self.text_from_html:
+                    return subject, html_to_text(page), page
+                return subject, self._fast_body.render(ctx), page  # type: ignore[union-attr]
+            except KeyError as exc:
+                raise missing(exc) from None
         parts = {f: "".join(self.generate(recipient, index, f, data)) for f in self._trees}
         html_body = parts.get("html")
         text = html_to_text(html_body or "") if self.text_from_html else parts["body"]
@@ -211,7 +226,10 @@ class MessageTemplate:
         ctx = context(recipient, index, self.campaign, data)
         fast = self._fast[field]
         if fast is not None:
-            yield fast.render(ctx)
+            try:
+                yield fast.render(ctx)
+            except KeyError as exc:
+                raise missing(exc) from None
             return
         template = self.compile()[field]
         try:

@@ -84,18 +84,23 @@ def encoded_words(text: str, chars: int = 30) -> str:
     return "\r\n ".join(words)
 
 
-def part(text: str, subtype: str) -> str:
-    """One text/``subtype`` UTF-8 entity (its headers, a blank line, its body, CRLF lines):
-    7bit when ASCII with lines of at most 998 characters, else base64."""
+def encode(text: str) -> tuple[str, str]:
+    """(Content-Transfer-Encoding, the body in it with CRLF lines): 7bit when ASCII with
+    lines of at most 998 characters, else base64."""
     text = text.replace("\r\n", "\n")
     if text.isascii() and all(len(line) <= 998 for line in text.split("\n")):
-        encoding, payload = "7bit", text
-    else:
-        encoding = "base64"
-        payload = base64.encodebytes(text.replace("\n", "\r\n").encode()).decode("ascii")
+        return "7bit", text.replace("\n", "\r\n")
+    return "base64", base64.encodebytes(text.replace("\n", "\r\n").encode()).decode(
+        "ascii"
+    ).replace("\n", "\r\n")
+
+
+def part(text: str, subtype: str) -> str:
+    """One text/``subtype`` UTF-8 entity of a multipart message."""
+    encoding, payload = encode(text)
     return (
         f"Content-Type: text/{subtype}; charset=utf-8\r\n"
-        f"Content-Transfer-Encoding: {encoding}\r\n\r\n" + payload.replace("\n", "\r\n")
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}"
     )
 
 
@@ -126,7 +131,11 @@ class SmtpProvider:
             f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\nMIME-Version: 1.0\r\n"
         )
         if m.html is None:
-            return msg_id, (head + part(m.body, "plain")).encode()
+            encoding, payload = encode(m.body)
+            return msg_id, (
+                f"{head}Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}"
+            ).encode()
         boundary = f"=_notifq_{m.campaign or 'notifq'}_{m.seq}_alt"
         return msg_id, (
             f'{head}Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
