@@ -184,8 +184,10 @@ class MessageTemplate:
         self._fast_subject = self._fast["subject"]
         self._fast_body = self._fast["body"]
         self._fast_html = self._fast.get("html")
-        self.fast = all(v is not None for v in self._fast.values())
-        """Every template is a plain substitution: safe and cheap to render in-process."""
+        self.fast = all(v is not None for v in self._fast.values()) and not self.text_from_html
+        """Every template is a plain substitution: safe and cheap to render in-process. Not
+        when the text is made from the HTML: parsing HTML costs tens of microseconds per
+        message and more for a large body, so it runs in a renderer, on its budget."""
         self._jinja: dict[str, Any] | None = None
 
     def fields(self) -> set[str]:
@@ -209,8 +211,6 @@ class MessageTemplate:
                 if self._fast_html is None:
                     return subject, self._fast_body.render(ctx), None  # type: ignore[union-attr]
                 page = self._fast_html.render(ctx)
-                if self.text_from_html:
-                    return subject, html_to_text(page), page
                 return subject, self._fast_body.render(ctx), page  # type: ignore[union-attr]
             except KeyError as exc:
                 raise missing(exc) from None

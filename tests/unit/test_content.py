@@ -59,6 +59,9 @@ def test_fields_escaping_and_text_from_html() -> None:
     assert html == '<p>Dear &lt;b&gt;&amp;&lt;/b&gt;</p><a href="https://x.test/3">go</a>'
     jinja = MessageTemplate("c", "s", "", "<p>{{ name|upper }}{% if index %}!{% endif %}</p>")
     assert not jinja.fast and jinja.text_from_html
+    plain_html_only = MessageTemplate("c", "s", "", "<p>{{ name }}</p>")
+    assert not plain_html_only.fast  # parsing HTML runs on the render budget
+    assert plain_html_only.render("a@x.test", 0, data)[1] == "<b>&</b>\n"
     assert jinja.render("a@x.test", 1, data) == (
         "s",
         "<B>&</B>!\n",
