@@ -1,10 +1,10 @@
-"""Per-recipient fields and HTML bodies, end to end: a CSV ConfigMap with a header row
-and inline records feed their fields into the messages SES received (moto server, real
-boto3); a template naming a field the list lacks fails at validation with the field's
-name (status, condition, Event); HTML with text and HTML alone arrive at a real SMTP
-server (Mailpit) as multipart/alternative with both parts, the text part made from the
-HTML when only HTML is given, and field values escaped in the HTML part only. Each next
-to a bystander campaign in another namespace."""
+"""Per-recipient fields and HTML bodies, end to end: a CSV ConfigMap with a header row,
+a CSV object in S3 and inline records feed their fields into the messages SES received
+(moto server, real boto3); a template naming a field the list lacks fails at validation
+with the field's name (status, condition, Event); HTML with text and HTML alone arrive at
+a real SMTP server (Mailpit) as multipart/alternative with both parts, the text part
+made from the HTML when only HTML is given, and field values escaped in the HTML part
+only. Each next to a bystander campaign in another namespace."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import testbed
 from bystander import Bystander
@@ -86,6 +87,24 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
         "create", "configmap", "people", "-n", namespace, f"--from-literal=recipients={CSV}"
     )
     csv_ref = {"configMapRef": {"name": "people", "format": "csv"}}
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket="lists")
+    s3.put_object(Bucket="lists", Key="people.csv", Body=b"to,first\r\nemil@company.test,Emil\r\n")
+    stack.apply(
+        campaign(
+            "from-s3",
+            namespace,
+            provider="ses",
+            recipients={"s3": {"bucket": "lists", "key": "people.csv", "format": "csv"}},
+            subject="S3 says hi to {{ first }}",
+        )
+    )
     stack.apply(
         campaign(
             "letters",
@@ -146,6 +165,13 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     assert cat["subject"] == f"For {EVIL.upper()}"
     assert cat["body"] == "<p>Dear <b>&lt;script&gt;alert(1)&lt;/script&gt;</b> of Oslo</p>"
     assert dan["body"] == "<p>Dear <b>Dan &amp; Co</b> of nowhere</p>"  # empty is a value
+
+    cr = stack.wait_phase(namespace, "from-s3", {"Completed", "CompletedWithFailures"}, 90)
+    assert cr["status"]["phase"] == "Completed", cr["status"]
+    ((_, (status, message_id, data)),) = sent_rows(stack, cr["metadata"]["uid"]).items()
+    assert status == "sent"
+    assert data == {"to": "emil@company.test", "first": "Emil"}
+    assert ses_bodies(moto_url)[str(message_id)]["subject"] == "S3 says hi to Emil"
 
     for name, text in {
         "typo": "'nmae' is undefined: the template uses field 'nmae', which the recipient "
