@@ -54,6 +54,19 @@ Clean = AfterValidator(_no_control)
 
 Recipient = Annotated[str, StringConstraints(max_length=320), Clean]
 
+RecipientFields = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=253)],
+        Annotated[str, StringConstraints(max_length=4096)],
+    ],
+    Field(min_length=1, max_length=64),
+]
+"""A recipient with fields for the templates (the spec's ``recipients.records`` entry)."""
+
+BodyTemplate = Annotated[
+    str, StringConstraints(max_length=262_144), AfterValidator(_no_body_control)
+]
+
 
 class ErrorPublic(BaseModel):
     """Every error answer: a human message, and field details for validation errors."""
@@ -115,8 +128,12 @@ class CampaignCreate(BaseModel):
     """Messages to send, the target recipient included (as in the reference service)."""
     targetEmail: EmailStr | None = None  # noqa: N815
     """A real address sent to first; empty or null means none."""
-    recipients: list[Recipient] | None = Field(default=None, min_length=1, max_length=10_000)
-    """An explicit recipient list instead of ``recipientCount`` generated addresses."""
+    recipients: list[Recipient | RecipientFields] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
+    """An explicit recipient list instead of ``recipientCount`` generated addresses: plain
+    addresses, or objects with fields for the templates (``{"to": "a@x.com", "name":
+    "Ann"}``; the address is ``to``, ``email``, ``phone``, ``address`` or ``recipient``)."""
 
     @field_validator("targetEmail", mode="before")
     @classmethod
@@ -129,10 +146,10 @@ class CampaignCreate(BaseModel):
     channel: Literal["email", "sms", "push"] = "email"
     provider: Literal["auto", "mock", "ses", "sns", "smtp"] = "auto"
     subject: Annotated[str, StringConstraints(max_length=998), Clean] | None = None
-    body: (
-        Annotated[str, StringConstraints(max_length=262_144), AfterValidator(_no_body_control)]
-        | None
-    ) = None
+    body: BodyTemplate | None = None
+    html: BodyTemplate | None = None
+    """An HTML body template (email is then sent as multipart/alternative with ``body``, or
+    with a text part made from the HTML when ``body`` is not given)."""
     scheduleAt: AwareDatetime | None = None  # noqa: N815
     rateLimit: int | None = Field(default=None, ge=1, le=100_000)  # noqa: N815
     retry: RetryPolicy | None = None

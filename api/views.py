@@ -21,7 +21,11 @@ def spec_for(body: CampaignCreate) -> dict[str, Any]:
     """The Campaign spec for a create request."""
     spec: dict[str, Any] = {"channel": body.channel, "provider": body.provider}
     target = body.targetEmail
-    if body.recipients is not None:
+    if body.recipients is not None and any(isinstance(r, dict) for r in body.recipients):
+        # recipients with fields: records (a plain address becomes {"to": address})
+        listed = [target, *body.recipients] if target else body.recipients
+        spec["recipients"] = {"records": [r if isinstance(r, dict) else {"to": r} for r in listed]}
+    elif body.recipients is not None:
         # an extension of ours: the list as given, the target (if any) first
         spec["recipients"] = {"list": [target, *body.recipients] if target else body.recipients}
     elif target and body.recipientCount == 1:
@@ -35,6 +39,8 @@ def spec_for(body: CampaignCreate) -> dict[str, Any]:
         spec["subject"] = body.subject
     if body.body is not None:
         spec["body"] = body.body
+    if body.html is not None:
+        spec["html"] = body.html
     if body.scheduleAt is not None:
         spec["scheduleAt"] = format_time(body.scheduleAt)
     if body.rateLimit is not None:
@@ -52,7 +58,7 @@ def expected_total(spec: Any) -> int:
     if "generate" in recipients:
         gen = recipients["generate"]
         return int(gen.get("count", 0)) + len(gen.get("include") or [])
-    return len(recipients.get("list") or [])
+    return len(recipients.get("list") or recipients.get("records") or [])
 
 
 def _time(value: Any) -> datetime | None:

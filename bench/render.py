@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import time
 
+from notifq.core.renderer import Row
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.templating import MessageTemplate
 
@@ -22,18 +23,18 @@ JINJA = (
 )
 
 
-def rows(n: int) -> list[tuple[int, str]]:
-    return [(i, f"user{i}@example.com") for i in range(n)]
+def rows(n: int) -> list[Row]:
+    return [(i, f"user{i}@example.com", None) for i in range(n)]
 
 
-def in_process(tmpl: MessageTemplate, todo: list[tuple[int, str]]) -> float:
+def in_process(tmpl: MessageTemplate, todo: list[Row]) -> float:
     t0 = time.perf_counter()
-    for i, r in todo:
+    for i, r, _ in todo:
         tmpl.render(r, i)
     return time.perf_counter() - t0
 
 
-async def pooled(tmpl: MessageTemplate, todo: list[tuple[int, str]], batch: int) -> float:
+async def pooled(tmpl: MessageTemplate, todo: list[Row], batch: int) -> float:
     pool = RenderPool(Limits(processes=1))
     try:
         await pool.render(tmpl, todo[:batch])  # start the renderer and compile first

@@ -22,6 +22,8 @@ class Listed:
     """Bytes of the source consumed once this batch is stored (object lists)."""
     etag: str | None = None
     """Version of the object read (object lists)."""
+    data: list[dict[str, str]] | None = None
+    """Each entry's fields (CSV rows, records), or None: plain addresses."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,20 @@
 """Recipient lists in S3-compatible object storage (``spec.recipients.s3``), read with boto3.
 
 The object holds one recipient per line (UTF-8; ``\\r\\n`` or ``\\n``); white space around
-an entry is stripped and blank lines are dropped. Unlike inline and ConfigMap lists,
-duplicates are kept: finding them would take memory growing with the list, and an object
-may hold ten million lines. The object is streamed in blocks of :data:`BLOCK` bytes and
-handed out in batches of about ``LIST_BATCH`` recipients, each with the byte
-offset where it ends and the object's ETag, so a resumed read asks for the rest only
-(``Range``) and only of the same version (``IfMatch``).
+an entry is stripped and blank lines are dropped. With ``format: csv`` the first line is
+a header naming the fields (:mod:`.records`) and each further line one recipient's values
+(quoted values may hold commas, not line breaks: the object is read line by line).
+Unlike inline and ConfigMap lists, duplicates are kept: finding them would take memory
+growing with the list, and an object may hold ten million lines. The object is streamed
+in blocks of :data:`BLOCK` bytes and handed out in batches of about ``LIST_BATCH``
+recipients, each with the byte offset where it ends and the object's ETag, so a resumed
+read asks for the rest only (``Range``) and only of the same version (``IfMatch``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from notifq.core.errors import InvalidCampaign
+from notifq.operator import records
 from notifq.operator.batches import LIST_BATCH, Listed
 
 log = logging.getLogger(__name__)
@@ -52,15 +56,27 @@ class ObjectStore:
             )
         return self._client
 
-    async def open(self, bucket: str, key: str, batch: int = LIST_BATCH) -> ObjectRecipients:
-        """The list in ``s3://bucket/key``; :class:`InvalidCampaign` when it cannot be read."""
+    async def open(
+        self,
+        bucket: str,
+        key: str,
+        batch: int = LIST_BATCH,
+        *,
+        fmt: str = "lines",
+        address_field: str | None = None,
+    ) -> ObjectRecipients:
+        """The list in ``s3://bucket/key`` (``fmt`` ``csv``: its header row is read now);
+        :class:`InvalidCampaign` when it cannot be read."""
         try:
             head = await asyncio.to_thread(self.client.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
             raise _invalid(exc, bucket, key) from exc
-        return ObjectRecipients(
+        found = ObjectRecipients(
             self, bucket, key, str(head["ETag"]), int(head["ContentLength"]), batch
         )
+        if fmt == "csv":
+            await found.read_header(address_field)
+        return found
 
 
 def _invalid(exc: ClientError, bucket: str, key: str) -> Exception:
@@ -94,18 +110,62 @@ class ObjectRecipients:
         self.key = key
         self.etag = etag
         self.size = size
+        self.fields: frozenset[str] = frozenset()
+        self.names: list[str] = []
+        """The CSV header's field names ([] for a list of one recipient per line)."""
+        self.address = ""
+        self.header_end = 0
+        """Bytes of the header row (a CSV object's rows start there)."""
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    async def read_header(self, address_field: str | None) -> None:
+        """Read the CSV header row (one line, at most :data:`BLOCK` bytes)."""
+        body = await self._open(0, BLOCK - 1)
+        try:
+            first = (await asyncio.to_thread(body.read, BLOCK)).split(b"\n", 1)[0]
+        except ClientError as exc:
+            raise _invalid(exc, self.bucket, self.key) from exc
+        finally:
+            body.close()
+        self.names = records.header_line(first.decode("utf-8", errors="replace"), self.where)
+        self.address = records.address_of(self.names, address_field, self.where)
+        self.fields = frozenset(self.names)
+        self.header_end = len(first) + 1
+
+    def lacking(self, used: frozenset[str]) -> str | None:
+        return None  # every row has every field (checked while reading)
+
+    @property
+    def sample(self) -> dict[str, str] | None:
+        return dict.fromkeys(self.names, "") if self.names else None
+
+    def _row(self, raw: bytes, n: int) -> tuple[str, dict[str, str] | None]:
+        """One line as (address, fields): ('', None) for a blank line."""
+        if not self.names:
+            return _entry(raw), None
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        data = records.row(next(csv.reader([line]), []), self.names, self.where, n)
+        if data is None:
+            return "", None
+        return data[self.address], data
 
     async def batches(self, start: int, offset: int) -> AsyncIterator[Listed]:
+        offset = max(offset, self.header_end)
         if offset >= self.size:
             if start == 0:
-                raise InvalidCampaign(f"s3://{self.bucket}/{self.key} holds no recipients")
+                raise InvalidCampaign(f"{self.where} holds no recipients")
             return
         body = await self._open(offset)
         try:
             entries: list[str] = []
+            data: list[dict[str, str]] = []
             tail = b""
             consumed = offset
             yielded = start > 0
+            n = start
             while True:
                 block = await asyncio.to_thread(body.read, BLOCK)
                 if not block:
@@ -114,18 +174,25 @@ class ObjectRecipients:
                 tail = lines.pop()  # the last line may go on in the next block
                 for raw in lines:
                     consumed += len(raw) + 1
-                    if entry := _entry(raw):
+                    entry, fields = self._row(raw, n + len(entries) + 1)
+                    if entry:
                         entries.append(entry)
+                        if fields is not None:
+                            data.append(fields)
                     if len(entries) >= self.batch:
-                        yield Listed(entries, validate=True, offset=consumed, etag=self.etag)
+                        yield self._listed(entries, data, consumed)
                         yielded = True
-                        entries = []
+                        n += len(entries)
+                        entries, data = [], []
             if tail:
                 consumed += len(tail)
-                if entry := _entry(tail):
+                entry, fields = self._row(tail, n + len(entries) + 1)
+                if entry:
                     entries.append(entry)
+                    if fields is not None:
+                        data.append(fields)
             if entries:
-                yield Listed(entries, validate=True, offset=consumed, etag=self.etag)
+                yield self._listed(entries, data, consumed)
             elif not yielded:
                 raise InvalidCampaign(f"s3://{self.bucket}/{self.key} holds no recipients")
         except ClientError as exc:
@@ -133,10 +200,15 @@ class ObjectRecipients:
         finally:
             body.close()
 
-    async def _open(self, offset: int) -> Any:
+    def _listed(self, entries: list[str], data: list[dict[str, str]], end: int) -> Listed:
+        """One batch ending at byte ``end`` (with its rows' fields for a CSV object)."""
+        fields = data if self.names else None
+        return Listed(entries, validate=True, offset=end, etag=self.etag, data=fields)
+
+    async def _open(self, offset: int, last: int | None = None) -> Any:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "IfMatch": self.etag}
-        if offset:
-            args["Range"] = f"bytes={offset}-"
+        if offset or last is not None:
+            args["Range"] = f"bytes={offset}-{'' if last is None else last}"
         try:
             res = await asyncio.to_thread(self.store.client.get_object, **args)
         except ClientError as exc:

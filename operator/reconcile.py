@@ -85,7 +85,8 @@ def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
     """The campaign row for a resource (templates are checked by :func:`check_templates`)."""
     spec = res.spec
     subject = spec.get("subject") or DEFAULT_SUBJECT
-    body = spec.get("body") or DEFAULT_BODY
+    html = spec.get("html") or None
+    body = spec.get("text") or spec.get("body") or ("" if html else DEFAULT_BODY)
     retry = spec.get("retry") or {}
     return store.CampaignRow(
         id=res.uid,
@@ -99,13 +100,29 @@ def campaign_row(res: Resource, chunk_size: int) -> store.CampaignRow:
         backoff_ms=int(retry.get("backoffMs", 1000)),
         chunk_size=chunk_size,
         rate_limit=spec.get("rateLimit"),
+        html=html,
     )
 
 
-async def check_templates(ctx: OperatorContext, row: store.CampaignRow) -> None:
-    """Render a sample message within the render budget; :class:`InvalidCampaign` if not."""
-    tmpl = MessageTemplate(row.name, row.subject, row.body)
-    error = await ctx.renderer.check(tmpl)
+async def check_templates(
+    ctx: OperatorContext, row: store.CampaignRow, src: sources.Recipients
+) -> None:
+    """The fields the templates name are the list's (every recipient has them), and a
+    sample message renders within the render budget; :class:`InvalidCampaign` if not."""
+    tmpl = MessageTemplate(row.name, row.subject, row.body, row.html)
+    used = frozenset(tmpl.fields())
+    unknown = sorted(used - src.fields)
+    if unknown:
+        have = ", ".join(sorted(src.fields)) or "none: a list of plain addresses"
+        raise TemplateError(
+            f"{unknown[0]!r} is undefined: the template uses field {unknown[0]!r}, which the "
+            f"recipient list does not have (variables: recipient, index, campaign; "
+            f"fields: {have})"
+        )
+    lacking = src.lacking(used)
+    if lacking is not None:
+        raise TemplateError(lacking)
+    error = await ctx.renderer.check(tmpl, src.sample)
     if error is not None:
         raise TemplateError(error)
 
@@ -189,7 +206,7 @@ async def store_campaign(
                 "push is off: the operator's NOTIFQ_PUSH_ARN_PREFIXES lists no SNS ARN "
                 "prefix push targets may lie under"
             )
-        await check_templates(ctx, row)
+        MessageTemplate(row.name, row.subject, row.body, row.html)  # parses, before any read
         src = await sources.resolve(
             spec,
             ns,
@@ -201,6 +218,7 @@ async def store_campaign(
             limits=limits,
         )
         admission.check_size(ns, limits, sources.known_size(src))
+        await check_templates(ctx, row, src)
     except InvalidCampaign as exc:
         ctx.slots.leave(ns, res.uid)
         return _invalid(res, exc)
@@ -228,7 +246,7 @@ async def _store(
     spec = res.spec
     if ctx.policies is not None:  # the namespace's shares are in place before any job
         await ctx.policies.publish(res.namespace, limits)
-    fenced = await _fence(ctx, res, row)
+    fenced = await _fence(ctx, res, row, src)
     if fenced is None:
         return None  # deleted meanwhile: the caller finds it gone
     if isinstance(fenced, dict):
@@ -272,7 +290,7 @@ def _invalid(res: Resource, exc: InvalidCampaign) -> dict[str, Any]:
 
 
 async def _fence(
-    ctx: OperatorContext, res: Resource, row: store.CampaignRow
+    ctx: OperatorContext, res: Resource, row: store.CampaignRow, src: sources.Recipients
 ) -> store.CampaignRow | dict[str, Any] | None:
     """Set ``status.startTime`` before storing, then store from the spec as it is after.
 
@@ -296,7 +314,7 @@ async def _fence(
     if edited == row:
         return row
     try:
-        await check_templates(ctx, edited)
+        await check_templates(ctx, edited, src)
     except InvalidCampaign as exc:
         failed = _invalid(fresh, exc)
         failed["startTime"] = None  # merge patch: removed, so the spec can be fixed

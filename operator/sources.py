@@ -25,37 +25,76 @@ from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
 from notifq.core.policy import Limits
 from notifq.core.resource import RECIPIENTS_LABEL
-from notifq.operator import objects
+from notifq.operator import objects, records
 from notifq.operator.batches import GENERATE_BATCH, LIST_BATCH, Batch, Generated, Listed
 
 
-class Recipients(Protocol):
-    """A resolved recipient source."""
+class Batches(Protocol):
+    """What storing needs of a source: its batches."""
 
     def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
         """The recipients from row ``start`` on (``offset`` bytes of an object read)."""
         ...
 
 
-class InlineRecipients:
-    """A list held in memory (inline or from a ConfigMap: at most ~1.5 MiB)."""
+class Recipients(Batches, Protocol):
+    """A resolved recipient source."""
 
-    def __init__(self, entries: list[str], batch: int = LIST_BATCH) -> None:
+    fields: frozenset[str]
+    """The fields each recipient has for the templates (none for plain addresses)."""
+
+    def lacking(self, used: frozenset[str]) -> str | None:
+        """Why a recipient lacks a field of ``used`` (the first such), or None."""
+        ...
+
+    @property
+    def sample(self) -> dict[str, str] | None:
+        """Fields to render the validation sample with."""
+        ...
+
+
+class InlineRecipients:
+    """A list held in memory (inline or from a ConfigMap: at most ~1.5 MiB), with each
+    entry's fields when it has them (``table``)."""
+
+    def __init__(
+        self, entries: list[str], batch: int = LIST_BATCH, table: records.Table | None = None
+    ) -> None:
         self.entries = entries
         self.batch = batch
+        self.table = table
+        self.fields = table.fields if table is not None else frozenset()
+        self.where = "recipient"
+
+    def lacking(self, used: frozenset[str]) -> str | None:
+        if self.table is None or not used:
+            return None
+        return records.first_without(self.table, used, self.where)
+
+    @property
+    def sample(self) -> dict[str, str] | None:
+        return self.table.data[0] if self.table is not None and self.table.data else None
 
     async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
+        data = self.table.data if self.table is not None else None
         for i in range(start, len(self.entries), self.batch):
-            yield Listed(self.entries[i : i + self.batch], validate=True)
+            chunk = data[i : i + self.batch] if data is not None else None
+            yield Listed(self.entries[i : i + self.batch], validate=True, data=chunk)
 
 
 class GeneratedRecipients:
     """``include`` (validated) followed by ``count`` addresses generated inside Postgres."""
 
+    fields: frozenset[str] = frozenset()
+    sample = None
+
     def __init__(self, count: int, domain: str, include: list[str]) -> None:
         self.count = count
         self.domain = domain
         self.include = include
+
+    def lacking(self, used: frozenset[str]) -> str | None:
+        return None
 
     async def batches(self, start: int, offset: int) -> AsyncIterator[Batch]:
         shift = len(self.include)
@@ -99,6 +138,19 @@ async def resolve(
             )
         include = rcpt.normalize(gen.get("include") or [])
         return GeneratedRecipients(count, gen.get("domain", "example.com"), include)
+    chosen = src.get("addressField")
+    if "records" in src:
+        table = records.parse_records(src["records"], chosen)
+        if len(table.entries) > max_inline:
+            raise InvalidCampaign(
+                f"recipients.records has {len(table.entries)} entries; the limit is "
+                f"{max_inline}, use configMapRef for larger lists"
+            )
+        if not table.entries:
+            raise InvalidCampaign("recipients.records has no recipients")
+        found = InlineRecipients(table.entries, batch, table)
+        found.where = "spec.recipients.records"
+        return found
     if "list" in src:
         entries = rcpt.normalize(src["list"])
         if len(entries) > max_inline:
@@ -113,9 +165,16 @@ async def resolve(
         return InlineRecipients(entries, batch)
     if "configMapRef" in src:
         ref = src["configMapRef"]
-        text = await _configmap_value(
-            core_api, namespace, ref["name"], ref.get("key", "recipients")
-        )
+        key = ref.get("key", "recipients")
+        text = await _configmap_value(core_api, namespace, ref["name"], key)
+        if ref.get("format") == "csv":
+            where = f"ConfigMap {namespace}/{ref['name']} key {key!r}"
+            table = records.parse_csv(text, chosen, where)
+            if not table.entries:
+                raise InvalidCampaign(f"{where} holds no recipients")
+            found = InlineRecipients(table.entries, batch, table)
+            found.where = f"{where}: recipient"
+            return found
         lines = rcpt.normalize(text.splitlines())
         if not lines:
             raise InvalidCampaign(
@@ -132,7 +191,8 @@ async def resolve(
                 f"s3://{ref['bucket']}/{ref['key']} is not allowed for namespace {namespace}: "
                 "a NotifqPolicy's spec.s3 must list its bucket (and a prefix of its key)"
             )
-        return await store.open(ref["bucket"], ref["key"], batch)
+        fmt = ref.get("format", "lines")
+        return await store.open(ref["bucket"], ref["key"], batch, fmt=fmt, address_field=chosen)
     raise InvalidCampaign("spec.recipients names no source")
 
 

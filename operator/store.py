@@ -39,6 +39,8 @@ class CampaignRow:
     backoff_ms: int
     chunk_size: int
     rate_limit: int | None = None
+    html: str | None = None
+    """The HTML template (None: text only; ``body`` empty: the text is made from it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ its row's state and :func:`reconcile.follow_intent` applies the intent afterward
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -29,7 +30,7 @@ from notifq.core import partitions, queries
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
 from notifq.operator.batches import Generated, Listed
-from notifq.operator.sources import Recipients
+from notifq.operator.sources import Batches
 from notifq.operator.store import CampaignRow
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Checks:
 async def materialize(
     pool: AsyncConnectionPool,
     camp: CampaignRow,
-    src: Recipients,
+    src: Batches,
     *,
     state: str,
     checks: Checks = Checks(),
@@ -139,9 +140,9 @@ async def materialize(
 
 async def _insert_campaign(conn: AsyncConnection, camp: CampaignRow, state: str) -> None:
     await conn.execute(
-        "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+        "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, html, "
         "max_attempts, backoff_ms, chunk_size, rate_limit, total, state, phase, sent_count, "
-        "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, "
+        "failed_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, "
         "'Pending', 0, 0) ON CONFLICT (id) DO NOTHING",
         (
             camp.id,
@@ -151,6 +152,7 @@ async def _insert_campaign(conn: AsyncConnection, camp: CampaignRow, state: str)
             camp.provider,
             camp.subject,
             camp.body,
+            camp.html,
             camp.max_attempts,
             camp.backoff_ms,
             camp.chunk_size,
@@ -172,7 +174,7 @@ async def _restart(conn: AsyncConnection, camp: CampaignRow) -> None:
 async def _fill(
     conn: AsyncConnection,
     camp: CampaignRow,
-    src: Recipients,
+    src: Batches,
     start: int,
     offset: int,
     checks: Checks,
@@ -229,22 +231,26 @@ async def _copy(
     seq: int,
     push_prefixes: tuple[str, ...],
 ) -> int:
-    """COPY one batch of listed recipients from row ``seq``; the next seq."""
+    """COPY one batch of listed recipients (and their fields, when they have some) from
+    row ``seq``; the next seq."""
     cid = str(camp.id)
     buf: list[str] = []
-    for r in batch.entries:
+    fields = batch.data
+    for i, r in enumerate(batch.entries):
         if batch.validate and (why := rcpt.problem(camp.channel, r, push_prefixes)) is not None:
-            buf.append(f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}\n")
+            line = f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}"
         else:
-            buf.append(f"{cid}\t{seq}\t{_escape(r)}\tpending\t\\N\n")
+            line = f"{cid}\t{seq}\t{_escape(r)}\tpending\t\\N"
+        if fields is not None:
+            line += "\t" + _escape(json.dumps(fields[i], ensure_ascii=False))
+        buf.append(line + "\n")
         seq += 1
+    columns = "campaign_id, seq, recipient, status, last_error"
+    if fields is not None:
+        columns += ", data"
     async with (
         conn.cursor() as cur,
-        cur.copy(
-            sql.SQL("COPY {t} (campaign_id, seq, recipient, status, last_error) FROM STDIN").format(
-                t=table
-            )
-        ) as copy,
+        cur.copy(sql.SQL(f"COPY {{t}} ({columns}) FROM STDIN").format(t=table)) as copy,
     ):
         await copy.write("".join(buf))
     return seq

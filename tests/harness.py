@@ -28,6 +28,22 @@ class Stack(testbed.Stack):
     def apply(self, manifest: dict[str, Any]) -> None:
         self.control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 
+    def events(self, namespace: str, name: str) -> list[tuple[str, str]]:
+        """(reason, message) of every Event about the object ``name``."""
+        out = self.control_plane.kubectl(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            f"involvedObject.name={name}",
+            "-o",
+            "json",
+        )
+        return [
+            (e.get("reason", ""), e.get("message", "")) for e in json.loads(out.stdout)["items"]
+        ]
+
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         out = self.control_plane.kubectl("get", "campaign", name, "-n", namespace, "-o", "json")
         return dict(json.loads(out.stdout))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from notifq.core.errors import TemplateError
 from notifq.core.renderpool import RenderPool
+from notifq.core.templating import check_output
 from notifq.worker import metrics
 from notifq.worker.providers import Outbound
 from notifq.worker.store import CampaignInfo, PendingRow, Write
@@ -33,16 +35,20 @@ async def render_rows(
         render = tmpl.render
         for r in rows:
             try:
-                subject, body = render(r.recipient, r.seq)
-            except Exception as exc:  # a substitution cannot fail; stay safe if it does
+                subject, body, html_body = render(r.recipient, r.seq, r.data)
+            except Exception as exc:  # a missing field; a substitution cannot fail otherwise
                 failures.append(Write(r.seq, "failed", _reason(exc), "none", None))
                 continue
-            outbound.append(Outbound(r.seq, r.recipient, subject, body, cid))
+            # fields are not checked where they enter (a CSV cell may hold a line break)
+            if r.data is not None and (why := check_output(subject, body, html_body)):
+                failures.append(Write(r.seq, "failed", why, "none", None))
+                continue
+            outbound.append(Outbound(r.seq, r.recipient, subject, body, cid, html_body))
     else:
-        results = await pool.render(tmpl, [(r.seq, r.recipient) for r in rows])
-        for r, (seq, subject, body, error) in zip(rows, results, strict=True):
+        results = await pool.render(tmpl, [(r.seq, r.recipient, r.data) for r in rows])
+        for r, (seq, subject, body, html_body, error) in zip(rows, results, strict=True):
             if error is None:
-                outbound.append(Outbound(seq, r.recipient, subject, body, cid))
+                outbound.append(Outbound(seq, r.recipient, subject, body, cid, html_body))
             else:
                 failures.append(Write(seq, "failed", error[:MAX_ERROR], "none", None))
     if failures:
@@ -58,4 +64,6 @@ async def render_rows(
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, TemplateError):
+        return str(exc)[:MAX_ERROR]
     return f"template failed to render: {type(exc).__name__}: {exc}"[:MAX_ERROR]

@@ -44,6 +44,8 @@ class PendingRow:
     seq: int
     recipient: str
     attempts: int
+    data: dict[str, str] | None = None
+    """The recipient's fields (a CSV row, a ``records`` entry), None for a plain address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +77,17 @@ class CampaignCache:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body, "
-                "namespace FROM campaign WHERE id = %s",
+                "namespace, html FROM campaign WHERE id = %s",
                 (cid,),
             )
             row = await cur.fetchone()
         if row is None:
             self._items.pop(cid, None)
             return None
-        name, channel, provider, state, max_attempts, rate_limit, subject, body, ns = row
-        template = hit[1].template if hit is not None else MessageTemplate(name, subject, body)
+        name, channel, provider, state, max_attempts, rate_limit, subject, body, ns, html = row
+        template = (
+            hit[1].template if hit is not None else MessageTemplate(name, subject, body, html)
+        )
         info = CampaignInfo(
             cid, name, channel, provider, state, max_attempts, rate_limit, template, ns
         )
@@ -112,7 +116,7 @@ async def fetch_pending(
     """Up to ``limit`` pending rows of ``[start, end)`` (claimed or not: the claim decides)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT seq, recipient, attempts FROM message WHERE campaign_id = %s "
+            "SELECT seq, recipient, attempts, data FROM message WHERE campaign_id = %s "
             "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq LIMIT %s",
             (cid, start, end, limit),
             prepare=True,
@@ -135,7 +139,7 @@ WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'p
         AND greatest(w.expires_at, pg_postmaster_start_time() + make_interval(secs => %(grace)s))
             > now()))
   )
-RETURNING m.seq, m.recipient, m.attempts
+RETURNING m.seq, m.recipient, m.attempts, m.data
 """
 # One statement claims the rows just before they are sent: still pending, campaign still
 # active (so cancel and suspend act within one slice), and not claimed by a live sender.

@@ -29,7 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -57,6 +57,9 @@ class Campaign(Base):
     provider: Mapped[str] = mapped_column(Text, default="auto")
     subject: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    """The HTML template (NULL: text only); ``body`` is then the text part, or empty to make
+    the text part from the HTML (migration 0010)."""
     max_attempts: Mapped[int] = mapped_column(SmallInteger, default=4)
     backoff_ms: Mapped[int] = mapped_column(Integer, default=1000)
     chunk_size: Mapped[int] = mapped_column(Integer, default=500)
@@ -130,6 +133,9 @@ class Message(Base):
     """The claiming worker (a ``worker_lease`` id); its lapsed lease frees the claim."""
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Claims end here even if their worker still looks alive (a safety net)."""
+    data: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    """The recipient's fields for the templates (a CSV row, a ``records`` entry); NULL for a
+    plain address (migration 0010)."""
 
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),

@@ -30,7 +30,8 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from notifq.core.errors import TemplateError
-from notifq.core.templating import MessageTemplate, OutputTooLarge, check_output
+from notifq.core.htmltext import html_to_text
+from notifq.core.templating import Data, MessageTemplate, OutputTooLarge, check_output
 
 BATCH_OUTPUT_CHARS = 32 * 1024 * 1024
 """A call returns once its rendered text reaches this size; the rest comes in the next call."""
@@ -50,17 +51,22 @@ class Budget:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Render ``rows`` (``(index, recipient)``) of one campaign's templates."""
+    """Render ``rows`` (``(index, recipient, fields)``) of one campaign's templates."""
 
     campaign: str
     subject: str
     body: str
-    rows: list[tuple[int, str]]
+    html: str | None
+    rows: list[Row]
     budget: Budget
 
 
-Result = tuple[int, str, str, str | None]
-"""``(index, subject, body, error)``: error is None when the message rendered."""
+Row = tuple[int, str, Data]
+"""``(index, recipient, fields)``: one message to render."""
+
+Result = tuple[int, str, str, str | None, str | None]
+"""``(index, subject, body, html, error)``: error is None when the message rendered; html
+is None when the campaign has no HTML template."""
 
 
 class OverCpu(BaseException):
@@ -90,31 +96,48 @@ def cpu_timer(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def render_one(tmpl: MessageTemplate, index: int, recipient: str, budget: Budget) -> Result:
-    """One message, with the CPU timer armed (when installed) and the output bounded."""
+def failed(index: int, reason: str) -> Result:
+    """The result of a message that did not render."""
+    return index, "", "", None, reason
+
+
+def render_one(tmpl: MessageTemplate, row: Row, budget: Budget) -> Result:
+    """One message, with the CPU timer armed (when installed) and the output bounded
+    (subject, text and HTML together; a text part made from the HTML counts too)."""
+    index = row[0]
     try:
         with cpu_timer(budget.cpu_ms / 1000):
-            subject = _bounded(tmpl, recipient, index, "subject", budget.max_output)
-            body = _bounded(tmpl, recipient, index, "body", budget.max_output - len(subject))
+            left = budget.max_output
+            subject = _bounded(tmpl, row, "subject", left)
+            left -= len(subject)
+            html_body = _bounded(tmpl, row, "html", left) if tmpl.html_source else None
+            left -= len(html_body or "")
+            if tmpl.text_from_html:
+                body = html_to_text(html_body or "")
+                if len(body) > left:
+                    raise OutputTooLarge
+            else:
+                body = _bounded(tmpl, row, "body", left)
     except OverCpu:
-        return index, "", "", f"template over its CPU budget ({budget.cpu_ms} ms per message)"
+        return failed(index, f"template over its CPU budget ({budget.cpu_ms} ms per message)")
     except MemoryError:
-        return index, "", "", "template over its memory budget"
+        return failed(index, "template over its memory budget")
     except OutputTooLarge:
-        return index, "", "", f"template output over its budget ({budget.max_output} characters)"
+        return failed(index, f"template output over its budget ({budget.max_output} characters)")
     except RecursionError:
-        return index, "", "", "template failed to render: recursion too deep"
+        return failed(index, "template failed to render: recursion too deep")
     except TemplateError as exc:
-        return index, "", "", str(exc)[:1000]
+        return failed(index, str(exc)[:1000])
     except Exception as exc:
-        return index, "", "", f"template failed to render: {type(exc).__name__}: {exc}"[:1000]
-    return index, subject, body, check_output(subject, body)
+        return failed(index, f"template failed to render: {type(exc).__name__}: {exc}"[:1000])
+    return index, subject, body, html_body, check_output(subject, body, html_body)
 
 
-def _bounded(tmpl: MessageTemplate, recipient: str, index: int, field: str, limit: int) -> str:
+def _bounded(tmpl: MessageTemplate, row: Row, field: str, limit: int) -> str:
     pieces: list[str] = []
     size = 0
-    for piece in tmpl.generate(recipient, index, field):
+    index, recipient, data = row
+    for piece in tmpl.generate(recipient, index, field, data):
         size += len(piece)
         if size > limit:
             raise OutputTooLarge
@@ -128,26 +151,29 @@ def render_batch(tmpl: MessageTemplate, req: Request) -> list[Result]:
     start = time.process_time()
     limit = req.budget.batch_cpu_ms / 1000
     size = 0
-    for i, (index, recipient) in enumerate(req.rows):
+    for i, row in enumerate(req.rows):
         if time.process_time() - start >= limit:
             reason = f"template over its render budget ({req.budget.batch_cpu_ms} ms CPU per batch)"
-            out.extend((idx, "", "", reason) for idx, _ in req.rows[i:])
+            out.extend(failed(r[0], reason) for r in req.rows[i:])
             break
-        result = render_one(tmpl, index, recipient, req.budget)
+        result = render_one(tmpl, row, req.budget)
         out.append(result)
-        size += len(result[1]) + len(result[2])
+        size += len(result[1]) + len(result[2]) + len(result[3] or "")
         if size >= BATCH_OUTPUT_CHARS:
             break
     return out
 
 
-def _template(cache: dict[tuple[str, str, str], Any], req: Request) -> MessageTemplate | str:
-    key = (req.campaign, req.subject, req.body)
+CacheKey = tuple[str, str, str, str | None]
+
+
+def _template(cache: dict[CacheKey, Any], req: Request) -> MessageTemplate | str:
+    key = (req.campaign, req.subject, req.body, req.html)
     hit = cache.get(key)
     if hit is None:
         try:
             with cpu_timer(req.budget.batch_cpu_ms / 1000):
-                hit = MessageTemplate(req.campaign, req.subject, req.body)
+                hit = MessageTemplate(req.campaign, req.subject, req.body, req.html)
                 hit.compile()
         except TemplateError as exc:
             hit = str(exc)
@@ -159,10 +185,10 @@ def _template(cache: dict[tuple[str, str, str], Any], req: Request) -> MessageTe
     return hit
 
 
-def handle(cache: dict[tuple[str, str, str], Any], req: Request) -> list[Result]:
+def handle(cache: dict[CacheKey, Any], req: Request) -> list[Result]:
     tmpl = _template(cache, req)
     if isinstance(tmpl, str):
-        return [(index, "", "", tmpl) for index, _ in req.rows]
+        return [failed(r[0], tmpl) for r in req.rows]
     return render_batch(tmpl, req)
 
 
@@ -177,7 +203,7 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.nice(10)
     signal.signal(signal.SIGPROF, _on_timer)
-    cache: dict[tuple[str, str, str], Any] = {}
+    cache: dict[CacheKey, Any] = {}
     while True:
         header = _read(stdin, HEADER.size)
         if header is None:
@@ -190,7 +216,7 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
             results = handle(cache, req)
         except MemoryError:
             cache.clear()
-            results = [(i, "", "", "template over its memory budget") for i, _ in req.rows]
+            results = [failed(r[0], "template over its memory budget") for r in req.rows]
         data = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
         stdout.write(HEADER.pack(len(data)) + data)
         stdout.flush()

@@ -20,9 +20,10 @@ import pickle
 import sys
 from dataclasses import dataclass
 
-from notifq.core.renderer import HEADER, Budget, Request, Result
+from notifq.core.errors import TemplateError
+from notifq.core.renderer import HEADER, Budget, Request, Result, Row, failed
 from notifq.core.settings import CommonSettings
-from notifq.core.templating import MessageTemplate
+from notifq.core.templating import Data, MessageTemplate, check_output
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,14 @@ class RenderPool:
             self._idle.put_nowait(None)  # a slot whose renderer starts when first needed
         self._all: set[_Renderer] = set()
 
-    async def render(self, tmpl: MessageTemplate, rows: list[tuple[int, str]]) -> list[Result]:
-        """``(index, subject, body, error)`` for each ``(index, recipient)``, in order.
+    async def render(self, tmpl: MessageTemplate, rows: list[Row]) -> list[Result]:
+        """``(index, subject, body, html, error)`` for each ``(index, recipient, fields)``,
+        in order.
 
         Never raises for a template's fault: a failed render is its row's ``error``.
         """
         if tmpl.fast:
-            render = tmpl.render
-            return [(i, *render(r, i), None) for i, r in rows]
+            return [render_fast(tmpl, row) for row in rows]
         out: list[Result] = []
         todo = rows
         while todo:
@@ -140,14 +141,17 @@ class RenderPool:
             todo = todo[len(done) :]
         return out
 
-    async def check(self, tmpl: MessageTemplate) -> str | None:
-        """Why the template cannot render a sample message within its budget, or None."""
-        (_, _, _, error), *_ = await self.render(tmpl, [(0, "sample@example.com")])
+    async def check(self, tmpl: MessageTemplate, data: Data = None) -> str | None:
+        """Why the template cannot render a sample message (with the sample recipient's
+        fields ``data``) within its budget, or None."""
+        (*_, error), *_ = await self.render(tmpl, [(0, "sample@example.com", data)])
         return error
 
-    async def _call(self, tmpl: MessageTemplate, rows: list[tuple[int, str]]) -> list[Result]:
+    async def _call(self, tmpl: MessageTemplate, rows: list[Row]) -> list[Result]:
         budget = self.limits.budget
-        req = Request(tmpl.campaign, tmpl.subject_source, tmpl.body_source, rows, budget)
+        req = Request(
+            tmpl.campaign, tmpl.subject_source, tmpl.body_source, tmpl.html_source, rows, budget
+        )
         timeout = self.limits.batch_cpu_ms / 1000 * 2 + WALL_SLACK_SECONDS
         renderer = await self._idle.get()
         try:
@@ -158,7 +162,7 @@ class RenderPool:
         except RendererDied as exc:
             log.warning("campaign %s: %s; failing %d message(s)", tmpl.campaign, exc, len(rows))
             reason = f"template over its render budget: {exc}"
-            return [(i, "", "", reason) for i, _ in rows]
+            return [failed(r[0], reason) for r in rows]
         finally:
             if renderer is not None and not renderer.alive:
                 self._all.discard(renderer)
@@ -176,3 +180,15 @@ class RenderPool:
                 renderer.proc.stdin.close()
             await renderer.kill()
         self._all.clear()
+
+
+def render_fast(tmpl: MessageTemplate, row: Row) -> Result:
+    """One message of a plain-substitution template, in-process (a missing field fails it)."""
+    index, recipient, data = row
+    try:
+        subject, body, html_body = tmpl.render(recipient, index, data)
+    except TemplateError as exc:
+        return failed(index, str(exc)[:1000])
+    if data is None:  # the template and the recipient are checked where they enter
+        return index, subject, body, html_body, None
+    return index, subject, body, html_body, check_output(subject, body, html_body)

@@ -1,9 +1,13 @@
-"""Subject and body templates, rendered per recipient in a Jinja2 sandbox.
+"""Subject, text body and HTML body templates, rendered per recipient in a Jinja2 sandbox.
 
-Templates see only ``recipient``, ``index`` and ``campaign`` (the resource name).
-Undefined names are errors, and the operator renders every template once with a
-sample recipient before it accepts a campaign, so a typo fails the campaign with
-a clear message instead of failing every message.
+Templates see ``recipient``, ``index``, ``campaign`` (the resource name) and the
+recipient's fields (a CSV row, a ``records`` entry; :meth:`MessageTemplate.fields` names
+those a template uses, which the operator checks against the list). Undefined names are
+errors, and the operator renders every template once with a sample recipient before it
+accepts a campaign, so a typo fails the campaign with a clear message instead of failing
+every message. Values inserted into the HTML template are HTML-escaped; a campaign with
+HTML and no text template gets its text part made from each rendered HTML body
+(:mod:`notifq.core.htmltext`).
 
 Most templates only substitute variables (``Hello {{ recipient }}``). Those are
 rendered by joining their literal parts and values, which is several times
@@ -21,17 +25,19 @@ or list repetition past the output budget (``'x' * 10**9``) and large powers
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, meta, nodes
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifq.core.errors import TemplateError
+from notifq.core.htmltext import html_to_text
 
 DEFAULT_SUBJECT = "Notification from {{ campaign }}"
 DEFAULT_BODY = "Hello {{ recipient }}, this is campaign {{ campaign }}."
@@ -80,6 +86,27 @@ def _is_big_base(value: Any) -> bool:
 
 
 _ENV = BudgetedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML_ENV = BudgetedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+"""The ``html`` template's environment: every inserted value is HTML-escaped."""
+
+GLOBALS = frozenset(_ENV.globals)
+"""Names Jinja defines itself (``range``, ``dict``, …): never recipient fields."""
+
+Data = Mapping[str, str] | None
+"""A recipient's fields (a CSV row, a ``records`` entry), or None (a plain address)."""
+
+
+def context(recipient: str, index: int, campaign: str, data: Data) -> dict[str, Any]:
+    """What a template sees: the recipient's fields, then the three variables (which win)."""
+    ctx: dict[str, Any] = dict(data) if data else {}
+    ctx["recipient"] = recipient
+    ctx["index"] = index
+    ctx["campaign"] = campaign
+    return ctx
+
+
+class MissingField(TemplateError):
+    """A template names a field the recipient does not have."""
 
 
 class _Substitution:
@@ -89,10 +116,23 @@ class _Substitution:
         self.parts = parts
 
     def render(self, ctx: Mapping[str, Any]) -> str:
-        return "".join(str(ctx[v]) if is_var else v for is_var, v in self.parts)
+        """The text; :class:`KeyError` for a name ``ctx`` lacks (see :func:`missing`)."""
+        return "".join(str(ctx[v]) if var else v for var, v in self.parts)
 
 
-def _substitution(tree: nodes.Template) -> _Substitution | None:
+class _EscapedSubstitution(_Substitution):
+    """The same for the HTML template: every value HTML-escaped."""
+
+    def render(self, ctx: Mapping[str, Any]) -> str:
+        return "".join(html.escape(str(ctx[v])) if var else v for var, v in self.parts)
+
+
+def missing(exc: KeyError) -> MissingField:
+    """The error of a plain substitution whose field the recipient does not have."""
+    return MissingField(f"template failed to render: {exc.args[0]!r} is undefined (no such field)")
+
+
+def _substitution(tree: nodes.Template, *, escape: bool = False) -> _Substitution | None:
     """The fast form of a parsed template, or None when it needs Jinja."""
     parts: list[tuple[bool, str]] = []
     for node in tree.body:
@@ -101,67 +141,117 @@ def _substitution(tree: nodes.Template) -> _Substitution | None:
         for child in node.nodes:
             if isinstance(child, nodes.TemplateData):
                 parts.append((False, child.data))
-            elif isinstance(child, nodes.Name) and child.name in VARIABLES:
+            elif isinstance(child, nodes.Name) and child.name not in GLOBALS:
                 parts.append((True, child.name))
             else:
                 return None
-    return _Substitution(parts)
+    return _EscapedSubstitution(parts) if escape else _Substitution(parts)
+
+
+FIELDS = ("subject", "body", "html")
+"""The templates of a message, in the order they render (``body`` is the text part)."""
 
 
 class MessageTemplate:
-    """A subject/body pair for one campaign.
+    """A campaign's subject, text body and optional HTML body.
 
+    ``body_source`` is the text part; when it is empty and ``html_source`` is given, the
+    text part is made from each rendered HTML body (:func:`htmltext.html_to_text`).
     Construction only parses (linear in the source); a template that needs Jinja
     is compiled on its first :meth:`render`, which callers run in a renderer
     subprocess unless :attr:`fast` is true.
     """
 
-    def __init__(self, campaign: str, subject_source: str, body_source: str) -> None:
+    def __init__(
+        self, campaign: str, subject_source: str, body_source: str, html_source: str | None = None
+    ) -> None:
         self.campaign = campaign
         self.subject_source = subject_source
         self.body_source = body_source
+        self.html_source = html_source or None
         _refuse_control("subject", subject_source, SUBJECT_CONTROL)
         _refuse_control("body", body_source, BODY_CONTROL)
-        self._subject = _parse("subject", subject_source)
-        self._body = _parse("body", body_source)
-        self.fast = self._subject is not None and self._body is not None
-        """Both templates are plain substitutions: safe and cheap to render in-process."""
-        self._jinja: tuple[Any, Any] | None = None
+        self.text_from_html = self.html_source is not None and not body_source
+        """No text template: the text part is made from the rendered HTML."""
+        self._trees = {
+            "subject": _parse("subject", subject_source),
+            "body": _parse("body", body_source),
+        }
+        if self.html_source is not None:
+            _refuse_control("html", self.html_source, BODY_CONTROL)
+            self._trees["html"] = _parse("html", self.html_source, _HTML_ENV)
+        self._fast = {f: _substitution(tree, escape=f == "html") for f, tree in self._trees.items()}
+        self._fast_subject = self._fast["subject"]
+        self._fast_body = self._fast["body"]
+        self._fast_html = self._fast.get("html")
+        self.fast = all(v is not None for v in self._fast.values()) and not self.text_from_html
+        """Every template is a plain substitution: safe and cheap to render in-process. Not
+        when the text is made from the HTML: parsing HTML costs tens of microseconds per
+        message and more for a large body, so it runs in a renderer, on its budget."""
+        self._jinja: dict[str, Any] | None = None
 
-    def render(self, recipient: str, index: int) -> tuple[str, str]:
-        """Subject and body for one recipient, without a budget."""
-        if self._subject is not None and self._body is not None:
-            ctx = {"recipient": recipient, "index": index, "campaign": self.campaign}
-            return self._subject.render(ctx), self._body.render(ctx)
-        return "".join(self.generate(recipient, index, "subject")), "".join(
-            self.generate(recipient, index, "body")
-        )
+    def fields(self) -> set[str]:
+        """The names the templates use that are not the three variables nor Jinja's own:
+        the recipient fields they need."""
+        used: set[str] = set()
+        for tree in self._trees.values():
+            used |= meta.find_undeclared_variables(tree)
+        return used - VARIABLES - GLOBALS
 
-    def generate(self, recipient: str, index: int, field: str) -> Iterator[str]:
+    def render(self, recipient: str, index: int, data: Data = None) -> tuple[str, str, str | None]:
+        """Subject, text body and HTML body (None when there is no HTML template) for one
+        recipient, without a budget; :class:`TemplateError` when it does not render."""
+        if self.fast:  # the hot path of every plain campaign: kept to a few operations
+            if data:
+                ctx = {**data, "recipient": recipient, "index": index, "campaign": self.campaign}
+            else:
+                ctx = {"recipient": recipient, "index": index, "campaign": self.campaign}
+            try:
+                subject = self._fast_subject.render(ctx)  # type: ignore[union-attr]
+                if self._fast_html is None:
+                    return subject, self._fast_body.render(ctx), None  # type: ignore[union-attr]
+                page = self._fast_html.render(ctx)
+                return subject, self._fast_body.render(ctx), page  # type: ignore[union-attr]
+            except KeyError as exc:
+                raise missing(exc) from None
+        parts = {f: "".join(self.generate(recipient, index, f, data)) for f in self._trees}
+        html_body = parts.get("html")
+        text = html_to_text(html_body or "") if self.text_from_html else parts["body"]
+        return parts["subject"], text, html_body
+
+    def generate(self, recipient: str, index: int, field: str, data: Data = None) -> Iterator[str]:
         """The pieces of one field's text, produced lazily (so a budget can stop them)."""
-        ctx = {"recipient": recipient, "index": index, "campaign": self.campaign}
-        fast = self._subject if field == "subject" else self._body
-        if fast is not None:
-            yield fast.render(ctx)
+        if field not in self._trees:
             return
-        subject, body = self.compile()
-        template = subject if field == "subject" else body
+        ctx = context(recipient, index, self.campaign, data)
+        fast = self._fast[field]
+        if fast is not None:
+            try:
+                yield fast.render(ctx)
+            except KeyError as exc:
+                raise missing(exc) from None
+            return
+        template = self.compile()[field]
         try:
             yield from template.generate(ctx)
         except JinjaTemplateError as exc:
             raise TemplateError(f"template failed to render: {exc}") from exc
 
-    def check(self) -> None:
+    def check(self, data: Data = None) -> None:
         """Render once with a sample recipient, without a budget; raises :class:`TemplateError`."""
-        self.render("sample@example.com", 0)
+        self.render("sample@example.com", 0, data)
 
-    def compile(self) -> tuple[Any, Any]:
-        """The Jinja templates (compiled once); see :attr:`fast` for when none are needed."""
+    def compile(self) -> dict[str, Any]:
+        """The Jinja templates by field (compiled once); see :attr:`fast` for when none are
+        needed."""
         if self._jinja is None:
-            self._jinja = (
-                _compile("subject", self.subject_source),
-                _compile("body", self.body_source),
-            )
+            sources = {"subject": self.subject_source, "body": self.body_source}
+            if self.html_source is not None:
+                sources["html"] = self.html_source
+            self._jinja = {
+                f: _compile(f, src, _HTML_ENV if f == "html" else _ENV)
+                for f, src in sources.items()
+            }
         return self._jinja
 
 
@@ -173,35 +263,37 @@ def _refuse_control(field: str, source: str, pattern: re.Pattern[str]) -> None:
         )
 
 
-def _parse(field: str, source: str) -> _Substitution | None:
+def _parse(field: str, source: str, env: SandboxedEnvironment = _ENV) -> nodes.Template:
     try:
-        return _substitution(_ENV.parse(source))
+        return env.parse(source)
     except JinjaTemplateError as exc:
         raise TemplateError(f"{field} template does not compile: {exc}") from exc
     except RecursionError as exc:
         raise TemplateError(f"{field} template does not compile: nested too deeply") from exc
 
 
-def _compile(field: str, source: str) -> Any:
+def _compile(field: str, source: str, env: SandboxedEnvironment = _ENV) -> Any:
     try:
-        return _ENV.from_string(source)
+        return env.from_string(source)
     except JinjaTemplateError as exc:
         raise TemplateError(f"{field} template does not compile: {exc}") from exc
     except RecursionError as exc:
         raise TemplateError(f"{field} template does not compile: nested too deeply") from exc
 
 
-def check_output(subject: str, body: str) -> str | None:
+def check_output(subject: str, body: str, html_body: str | None = None) -> str | None:
     """Why a rendered message cannot be sent (control characters, bad Unicode), or None."""
     found = SUBJECT_CONTROL.search(subject)
     if found is not None:
         return f"rendered subject contains a control character (U+{ord(found.group()):04X})"
-    found = BODY_CONTROL.search(body)
-    if found is not None:
-        return f"rendered body contains a control character (U+{ord(found.group()):04X})"
+    for name, text in (("body", body), ("html", html_body or "")):
+        found = BODY_CONTROL.search(text)
+        if found is not None:
+            return f"rendered {name} contains a control character (U+{ord(found.group()):04X})"
     try:
         subject.encode("utf-8")
         body.encode("utf-8")
+        (html_body or "").encode("utf-8")
     except UnicodeEncodeError as exc:
         return f"rendered text is not valid Unicode: {exc.reason}"
     return None

@@ -61,6 +61,27 @@ def test_create_with_extended_fields(api: Api) -> None:
     assert spec["subject"] == "Hi {{ recipient }}" and spec["rateLimit"] == 10
 
 
+def test_create_with_recipient_fields_and_html(api: Api) -> None:
+    body = api.create(
+        name="fields",
+        targetEmail="me@company.com",
+        recipients=[{"email": "a@company.com", "name": "Ann"}, "b@company.com"],
+        subject="Hi {{ recipient }}",
+        html="<p>Hello {{ recipient }}</p>",
+        scheduleAt="2099-01-01T09:00:00Z",
+    )
+    assert body["totalMessages"] == 3
+    spec = api.kubectl_get(body["resourceName"])["spec"]
+    assert spec["recipients"] == {
+        "records": [
+            {"to": "me@company.com"},
+            {"email": "a@company.com", "name": "Ann"},
+            {"to": "b@company.com"},
+        ]
+    }
+    assert spec["html"] == "<p>Hello {{ recipient }}</p>" and "body" not in spec
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -73,6 +94,9 @@ def test_create_with_extended_fields(api: Api) -> None:
         {"name": "x", "recipients": ["a@company.com"], "recipientCount": 5},
         {"name": "x", "recipients": ["no-at-sign"]},  # refused by the CRD's CEL rule
         {"name": "x", "channel": "fax"},
+        {"name": "x", "recipients": [{}]},
+        {"name": "x", "recipients": [{"to": "a@company.com", "n": 1}]},
+        {"name": "x", "html": "<p>\x07</p>"},
     ],
 )
 def test_invalid_creates_are_400(api: Api, body: dict[str, Any]) -> None:

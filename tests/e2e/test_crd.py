@@ -38,10 +38,10 @@ def test_examples_apply_and_printer_columns(
 
 BAD = [
     ({"channel": "email"}, "spec.recipients: Required value"),
-    ({"recipients": {}}, "must set exactly one of generate, list, configMapRef or s3"),
+    ({"recipients": {}}, "must set exactly one of generate, list, records, configMapRef or s3"),
     (
         {"recipients": {"generate": {"count": 5}, "list": ["a@example.com"]}},
-        "must set exactly one of generate, list, configMapRef or s3",
+        "must set exactly one of generate, list, records, configMapRef or s3",
     ),
     (
         {"recipients": {"generate": {"count": -1}}},
@@ -107,6 +107,30 @@ BAD = [
         {"recipients": {"configMapRef": {"name": "a/b"}}},
         "spec.recipients.configMapRef.name in body should match",
     ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "html": "<p>\x07</p>"},
+        "spec.html must not contain control characters other than tab and newlines",
+    ),
+    (
+        {"recipients": {"generate": {"count": 1}}, "text": "t", "body": "b"},
+        "spec.text and spec.body are the same (the text part): set one of them",
+    ),
+    (
+        {"recipients": {"records": [{"to": "a@example.com"}], "list": ["b@example.com"]}},
+        "spec.recipients must set exactly one of generate, list, records, configMapRef or s3",
+    ),
+    (
+        {"recipients": {"records": [{"to": "a@example.com", "age": 3}]}},
+        "spec.recipients.records[0].age: Invalid value",
+    ),
+    (
+        {"recipients": {"list": ["a@example.com"], "addressField": "email"}},
+        "spec.recipients.addressField is for records and CSV lists only",
+    ),
+    (
+        {"recipients": {"configMapRef": {"name": "people", "format": "xlsx"}}},
+        'spec.recipients.configMapRef.format: Unsupported value: "xlsx"',
+    ),
 ]
 
 
@@ -134,6 +158,7 @@ def test_immutable_fields_and_one_way_cancel(
 EDITS = [
     ({"subject": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
     ({"body": "Other"}, "spec.subject and spec.body cannot change once the campaign started"),
+    ({"html": "<b>Other</b>"}, "spec.html and spec.text cannot change once the campaign started"),
     ({"retry": {"attempts": 2}}, "spec.retry cannot change once the campaign started"),
     ({"recipients": {"generate": {"count": 4}}}, "spec.recipients cannot change after creation"),
     ({"channel": "sms"}, "spec.channel and spec.provider cannot change after creation"),
@@ -151,7 +176,7 @@ def test_edits_after_start_are_refused_or_allowed(
         "retry": {"attempts": 4, "backoffMs": 1000},
     }
     assert _apply(control_plane, namespace, base, "e") == ""
-    templates = {k: v for k, v in edit.items() if k in ("subject", "body", "retry")}
+    templates = {k: v for k, v in edit.items() if k in ("subject", "body", "html", "retry")}
     if templates:  # not started yet (a Failed spec can be fixed): allowed
         assert _apply(control_plane, namespace, {**base, **templates}, "e") == ""
         assert _apply(control_plane, namespace, base, "e") == ""

@@ -66,18 +66,7 @@ def conditions(stack: Stack, ns: str, name: str) -> dict[str, str]:
 
 
 def events(stack: Stack, ns: str, name: str) -> list[str]:
-    out = kubectl(
-        stack,
-        "get",
-        "events",
-        "-n",
-        ns,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}{'\\n'}{end}",
-    )
-    return out.stdout.split()
+    return [reason for reason, _ in stack.events(ns, name)]
 
 
 @pytest.fixture

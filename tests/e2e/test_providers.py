@@ -4,14 +4,12 @@ permanent and not retried, SMS goes out through SNS."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable, Iterator
 
-import boto3
 import pytest
 import testbed
 from harness import Stack, campaign, wait_until
+from moto_ses import aws_env, ses_messages, verified_ses
 
 SENDER = "sender@notifq.test"
 
@@ -23,33 +21,10 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     moto.stop()
 
 
-def aws_env(url: str, sender: str) -> dict[str, str]:
-    return {
-        "NOTIFQ_AWS_ENDPOINT_URL": url,
-        "NOTIFQ_AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "NOTIFQ_FROM_EMAIL": sender,
-    }
-
-
-def ses_messages(url: str) -> list[dict[str, object]]:
-    with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as r:
-        data = json.load(r)
-    return list(data.get("ses", {}).get("Message", []))
-
-
 def test_ses_delivery_is_recorded_by_the_server(
     stack_factory: Callable[..., Stack], namespace: str, moto_url: str
 ) -> None:
-    ses = boto3.client(
-        "ses",
-        region_name="us-east-1",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    ses.verify_email_identity(EmailAddress=SENDER)
+    ses = verified_ses(moto_url, SENDER)
     stack = stack_factory(workers=1, **aws_env(moto_url, SENDER))
     people = [f"person{i}@company.test" for i in range(6)]
     stack.apply(

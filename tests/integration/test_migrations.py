@@ -116,7 +116,7 @@ def test_0006_moves_existing_messages_into_partitions(postgres: testbed.Postgres
                 (cid, n),
             )
     before = _message_rows(url)
-    upgrade(url)
+    upgrade(url, "0006")  # later revisions add columns
     assert _message_rows(url) == before
     with psycopg.connect(url) as conn:
         parts = {
@@ -142,6 +142,36 @@ def test_0006_moves_existing_messages_into_partitions(postgres: testbed.Postgres
     assert _message_rows(url) == before
     assert "message_unpartitioned" not in _tables(url)
     assert not {t for t in _tables(url) if t.startswith("message_")}
+
+
+def test_0010_adds_fields_to_attached_and_half_stored_tables(postgres: testbed.Postgres) -> None:
+    """``message.data`` reaches every partition and a table still being stored (not attached
+    yet), so its attach works after the upgrade; downgrading takes it away again."""
+    import uuid
+
+    from notifq.core import partitions
+
+    url = postgres.create_database("notifq_fields")
+    upgrade(url, "0006")
+    cid = uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(partitions.create(cid))
+    upgrade(url, "0010")
+
+    def columns(table: str) -> set[str]:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                (table,),
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    assert "data" in columns("message") and "data" in columns(partitions.name(cid))
+    assert "html" in columns("campaign")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(partitions.attach(cid))
+    downgrade(url, "0006")
+    assert "data" not in columns("message") and "html" not in columns("campaign")
 
 
 def _message_rows(url: str) -> list[tuple[object, ...]]:

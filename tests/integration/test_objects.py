@@ -150,3 +150,34 @@ async def test_missing_or_changed_objects_are_refused(
         assert await progress(database_url, cid) == (0, 0)  # the next try starts over
     finally:
         await pool.close()
+
+
+async def test_a_csv_object_stores_each_rows_fields(moto: testbed.Moto, database_url: str) -> None:
+    """``format: csv``: the header names the fields, each row's fields are stored with its
+    message (jsonb), read across batches and resumed batches alike; a short row fails."""
+    rows = "".join(f'u{i}@example.com,"Name, {i}",{i}\r\n' for i in range(25))
+    put(moto, "people.csv", "\ufeffemail,name,n\r\n" + rows)
+    put(moto, "short.csv", "email,name\na@example.com,A\nb@example.com\n")
+    objects = ObjectStore("us-east-1", moto.url)
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        src = await objects.open(BUCKET, "people.csv", batch=10, fmt="csv")
+        assert src.fields == {"email", "name", "n"}
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 25
+        with psycopg.connect(database_url) as conn:
+            got = conn.execute(
+                "SELECT seq, recipient, status, data FROM message WHERE campaign_id = %s "
+                "ORDER BY seq",
+                (cid,),
+            ).fetchall()
+        assert [r[1] for r in got] == [f"u{i}@example.com" for i in range(25)]
+        assert {r[2] for r in got} == {"pending"}
+        assert got[13][3] == {"email": "u13@example.com", "name": "Name, 13", "n": "13"}
+        short = await objects.open(BUCKET, "short.csv", batch=10, fmt="csv")
+        with pytest.raises(InvalidCampaign, match="row 2 has 1 values, the header names 2"):
+            await storing.materialize(pool, campaign_row(uuid.uuid4()), short, state="active")
+        with pytest.raises(InvalidCampaign, match=r"has no field 'mail' .*addressField"):
+            await objects.open(BUCKET, "short.csv", fmt="csv", address_field="mail")
+    finally:
+        await pool.close()

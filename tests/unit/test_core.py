@@ -75,7 +75,7 @@ def test_auto_routing_follows_the_reference() -> None:
 
 def test_templates_render_in_a_sandbox() -> None:
     t = MessageTemplate("launch", "Hi {{ recipient }}", "#{{ index }} of {{ campaign }}")
-    assert t.render("a@x.org", 7) == ("Hi a@x.org", "#7 of launch")
+    assert t.render("a@x.org", 7) == ("Hi a@x.org", "#7 of launch", None)
     with pytest.raises(TemplateError, match="undefined"):
         MessageTemplate("c", "{{ nope }}", "").check()
     with pytest.raises(TemplateError, match="compile"):
@@ -113,4 +113,4 @@ def test_fast_substitution_renders_like_jinja(source: str) -> None:
         jinja.from_string(s).render(recipient="a@x.org", index=3, campaign="camp")
         for s in (subject, source)
     ]
-    assert t.render("a@x.org", 3) == tuple(want)
+    assert t.render("a@x.org", 3) == (*want, None)

@@ -11,11 +11,11 @@ import pytest
 
 from notifq.core import recipients
 from notifq.core.errors import TemplateError
-from notifq.core.renderer import Result
+from notifq.core.renderer import Result, Row
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.templating import MessageTemplate
 
-ROWS = [(i, f"user{i}@example.com") for i in range(6)]
+ROWS: list[Row] = [(i, f"user{i}@example.com", None) for i in range(6)]
 
 CASES = {
     "nested loops": (
@@ -34,7 +34,7 @@ CASES = {
 }
 
 
-def render(pool: RenderPool, tmpl: MessageTemplate, rows: list[tuple[int, str]]) -> list[Result]:
+def render(pool: RenderPool, tmpl: MessageTemplate, rows: list[Row]) -> list[Result]:
     return asyncio.run(pool.render(tmpl, rows))
 
 
@@ -50,12 +50,12 @@ def test_hostile_templates_fail_their_messages_with_a_reason(case: str) -> None:
             fine = await pool.render(MessageTemplate("c", "s", "{{ recipient|upper }}"), ROWS[:1])
         finally:
             await pool.close()
-        assert fine == [(0, "s", "USER0@EXAMPLE.COM", None)]
+        assert fine == [(0, "s", "USER0@EXAMPLE.COM", None, None)]
         return hostile
 
     results = asyncio.run(go())
-    assert [r[0] for r in results] == [i for i, _ in ROWS]
-    for _, _, _, error in results:
+    assert [r[0] for r in results] == [r[0] for r in ROWS]
+    for *_, error in results:
         assert error is not None and reason in error, (case, error)
 
 
@@ -70,15 +70,15 @@ def test_an_error_at_one_index_fails_only_that_message() -> None:
             await pool.close()
 
     results = asyncio.run(go())
-    errors = {i: e for i, _, _, e in results if e}
+    errors = {r[0]: r[4] for r in results if r[4]}
     assert list(errors) == [3]
     assert "ZeroDivisionError" in errors[3]
-    assert results[4] == (4, "#4", "10", None)
+    assert results[4] == (4, "#4", "10", None, None)
 
 
 def test_header_injection_in_a_rendered_subject_fails_the_message() -> None:
     tmpl = MessageTemplate("c", "{{ 'Hi\\r\\nBcc: x@evil.test' }}", "body")
-    (_, _, _, error), *_ = asyncio.run(_once(tmpl))
+    (*_, error), *_ = asyncio.run(_once(tmpl))
     assert error is not None and "control character (U+000D)" in error
 
 
@@ -129,13 +129,13 @@ def test_a_killed_renderer_fails_its_batch_and_is_replaced() -> None:
 
     killed, again = asyncio.run(go())
     assert all(e is not None and "renderer exited" in e for *_, e in killed)
-    assert again == [(0, "s", "0!", None)]
+    assert again == [(0, "s", "0!", None, None)]
 
 
 def test_plain_substitutions_render_in_process_without_a_renderer() -> None:
     pool = RenderPool(Limits())
     out = asyncio.run(pool.render(MessageTemplate("c", "Hi {{ recipient }}", "#{{ index }}"), ROWS))
-    assert out[2] == (2, "Hi user2@example.com", "#2", None)
+    assert out[2] == (2, "Hi user2@example.com", "#2", None, None)
     assert not pool.pids  # no subprocess was started
 
 

@@ -23,6 +23,8 @@ class Outbound:
     body: str
     campaign: str = ""
     """The campaign's id (SMTP makes the Message-ID from it and ``seq``)."""
+    html: str | None = None
+    """The HTML part (``body`` is then its text alternative), or None: text only."""
 
 
 @dataclass(frozen=True, slots=True)

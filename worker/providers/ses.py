@@ -1,4 +1,5 @@
-"""Amazon SES (email) through boto3."""
+"""Amazon SES (email) through boto3: a text body, or text and HTML (SES sends them as
+multipart/alternative)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ class SesProvider(AwsProvider):
     service = "ses"
 
     def send_one(self, channel: str, message: Outbound) -> str:
+        body = {"Text": {"Data": message.body, "Charset": "UTF-8"}}
+        if message.html is not None:  # SES sends both as multipart/alternative
+            body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
         resp = self.client.send_email(
             Source=self.settings.from_email,
             Destination={"ToAddresses": [message.recipient]},
-            Message={
-                "Subject": {"Data": message.subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": message.body, "Charset": "UTF-8"}},
-            },
+            Message={"Subject": {"Data": message.subject, "Charset": "UTF-8"}, "Body": body},
         )
         return str(resp["MessageId"])
 

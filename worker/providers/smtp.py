@@ -84,6 +84,26 @@ def encoded_words(text: str, chars: int = 30) -> str:
     return "\r\n ".join(words)
 
 
+def encode(text: str) -> tuple[str, str]:
+    """(Content-Transfer-Encoding, the body in it with CRLF lines): 7bit when ASCII with
+    lines of at most 998 characters, else base64."""
+    text = text.replace("\r\n", "\n")
+    if text.isascii() and all(len(line) <= 998 for line in text.split("\n")):
+        return "7bit", text.replace("\n", "\r\n")
+    return "base64", base64.encodebytes(text.replace("\n", "\r\n").encode()).decode(
+        "ascii"
+    ).replace("\n", "\r\n")
+
+
+def part(text: str, subtype: str) -> str:
+    """One text/``subtype`` UTF-8 entity of a multipart message."""
+    encoding, payload = encode(text)
+    return (
+        f"Content-Type: text/{subtype}; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}"
+    )
+
+
 class SmtpProvider:
     name = "smtp"
 
@@ -95,7 +115,8 @@ class SmtpProvider:
         self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="smtp")
 
     def build(self, m: Outbound) -> tuple[str, bytes]:
-        """(Message-ID, the message as sent): a text/plain UTF-8 message.
+        """(Message-ID, the message as sent): text/plain UTF-8, or multipart/alternative
+        (text, then HTML) when the message has an HTML part.
 
         Written out directly (``email.message.EmailMessage`` costs milliseconds per
         message); a non-ASCII subject is RFC 2047 encoded, a non-ASCII body base64.
@@ -105,19 +126,22 @@ class SmtpProvider:
         msg_id = f"<{m.campaign or 'notifq'}.{m.seq}@{self.domain}>"
         plain = m.subject.isascii() and len(m.subject) < 900
         subject = m.subject if plain else encoded_words(m.subject)
-        body = m.body.replace("\r\n", "\n")
-        if body.isascii() and all(len(line) <= 998 for line in body.split("\n")):
-            encoding, payload = "7bit", body
-        else:
-            encoding = "base64"
-            payload = base64.encodebytes(body.replace("\n", "\r\n").encode()).decode("ascii")
         head = (
             f"From: {self.sender}\r\nTo: {m.recipient}\r\nSubject: {subject}\r\n"
-            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\n"
-            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\nMIME-Version: 1.0\r\n"
         )
-        return msg_id, (head + payload.replace("\n", "\r\n")).encode()
+        if m.html is None:
+            encoding, payload = encode(m.body)
+            return msg_id, (
+                f"{head}Content-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}"
+            ).encode()
+        boundary = f"=_notifq_{m.campaign or 'notifq'}_{m.seq}_alt"
+        return msg_id, (
+            f'{head}Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\n{part(m.body, 'plain')}\r\n"
+            f"--{boundary}\r\n{part(m.html, 'html')}\r\n--{boundary}--\r\n"
+        ).encode()
 
     async def send_many(self, channel: str, messages: list[Outbound]) -> list[Outcome]:
         if not messages:

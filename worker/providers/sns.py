@@ -1,4 +1,5 @@
-"""Amazon SNS: SMS to a phone number, push to an endpoint ARN."""
+"""Amazon SNS: SMS to a phone number, push to an endpoint ARN; both send the text part (a
+campaign's HTML part is for email only)."""
 
 from __future__ import annotations
 
