@@ -29,19 +29,9 @@ class Stack(testbed.Stack):
         self.control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 
     def events(self, namespace: str, name: str) -> list[tuple[str, str]]:
-        """(reason, message) of every Event about the object ``name``."""
-        out = self.control_plane.kubectl(
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            f"involvedObject.name={name}",
-            "-o",
-            "json",
-        )
+        """(reason, message) of every Event about Campaign ``name``."""
         return [
-            (e.get("reason", ""), e.get("message", "")) for e in json.loads(out.stdout)["items"]
+            (e.get("reason", ""), e.get("message", "")) for e in events_of(self, namespace, name)
         ]
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
