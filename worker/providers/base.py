@@ -23,6 +23,9 @@ class Outbound:
     body: str
     campaign: str = ""
     """The campaign's id (SMTP makes the Message-ID from it and ``seq``)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra mail headers (:mod:`notifq.worker.headers`): ``List-Unsubscribe`` and the
+    message's ``X-Notifq-Message`` id; email providers add them, others ignore them."""
 
 
 @dataclass(frozen=True, slots=True)

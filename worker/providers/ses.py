@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from email.message import EmailMessage
 
 from notifq.worker.providers.aws import AwsProvider
 from notifq.worker.providers.base import Outbound
+
+
+def raw_message(sender: str, m: Outbound) -> bytes:
+    """The message as SES ``SendRawEmail`` takes it: what ``SendEmail`` would build, plus
+    ``m.headers`` (which ``SendEmail`` cannot carry)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = m.recipient
+    msg["Subject"] = m.subject
+    for name, value in m.headers:
+        msg[name] = value
+    msg.set_content(m.body)
+    return msg.as_bytes()
+
+
+def tags(m: Outbound) -> list[dict[str, str]]:
+    """SES message tags (in event-publishing notifications): campaign and seq."""
+    return [{"Name": "notifq-campaign", "Value": m.campaign}, {"Name": "seq", "Value": str(m.seq)}]
 
 
 class SesProvider(AwsProvider):
@@ -13,6 +32,14 @@ class SesProvider(AwsProvider):
     service = "ses"
 
     def send_one(self, channel: str, message: Outbound) -> str:
+        if message.headers:
+            resp = self.client.send_raw_email(
+                Source=self.settings.from_email,
+                Destinations=[message.recipient],
+                RawMessage={"Data": raw_message(self.settings.from_email, message)},
+                Tags=tags(message),
+            )
+            return str(resp["MessageId"])
         resp = self.client.send_email(
             Source=self.settings.from_email,
             Destination={"ToAddresses": [message.recipient]},
