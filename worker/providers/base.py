@@ -39,6 +39,16 @@ class Outcome:
     provider_id: str | None = None
 
 
+def header_lines(m: Outbound) -> str:
+    """``m.headers`` as header lines (values are ASCII without line breaks: URLs, ids)."""
+    lines = []
+    for name, value in m.headers:
+        if not value.isascii() or "\r" in value or "\n" in value or len(value) > 900:
+            raise ValueError(f"header {name} not sendable as is")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines)
+
+
 class Provider(Protocol):
     name: str
 

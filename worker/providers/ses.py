@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from email import policy
 from email.message import EmailMessage
 
 from notifq.worker.providers.aws import AwsProvider
-from notifq.worker.providers.base import Outbound
+from notifq.worker.providers.base import Outbound, header_lines
 
 
 def raw_message(sender: str, m: Outbound) -> bytes:
     """The message as SES ``SendRawEmail`` takes it: what ``SendEmail`` would build, plus
     ``m.headers`` (which ``SendEmail`` cannot carry)."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = sender
     msg["To"] = m.recipient
     msg["Subject"] = m.subject
-    for name, value in m.headers:
-        msg[name] = value
     msg.set_content(m.body)
-    return msg.as_bytes()
+    # written as they are: the email package would fold a long unsubscribe URL into
+    # RFC 2047 encoded words, which List-Unsubscribe must not hold
+    return header_lines(m).encode() + msg.as_bytes()
 
 
 def tags(m: Outbound) -> list[dict[str, str]]:

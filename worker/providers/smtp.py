@@ -31,7 +31,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from notifq.core.settings import WorkerSettings
-from notifq.worker.providers.base import Outbound, Outcome, Result
+from notifq.worker.providers.base import Outbound, Outcome, Result, header_lines
 from notifq.worker.providers.smtp_pool import Connection, SmtpPool
 
 log = logging.getLogger(__name__)
@@ -84,16 +84,6 @@ def encoded_words(text: str, chars: int = 30) -> str:
     return "\r\n ".join(words)
 
 
-def extra_headers(m: Outbound) -> str:
-    """``m.headers`` as header lines (values are ASCII without line breaks: URLs, ids)."""
-    lines = []
-    for name, value in m.headers:
-        if not value.isascii() or "\r" in value or "\n" in value or len(value) > 900:
-            raise ValueError(f"header {name} not sendable as is")
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines)
-
-
 class SmtpProvider:
     name = "smtp"
 
@@ -123,7 +113,7 @@ class SmtpProvider:
             payload = base64.encodebytes(body.replace("\n", "\r\n").encode()).decode("ascii")
         head = (
             f"From: {self.sender}\r\nTo: {m.recipient}\r\nSubject: {subject}\r\n"
-            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\n{extra_headers(m)}"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\n{header_lines(m)}"
             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
         )
