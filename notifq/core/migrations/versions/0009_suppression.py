@@ -77,12 +77,23 @@ $$
 
 
 def _status_check(states: tuple[str, ...]) -> None:
+    """The new CHECK on ``message`` (and so its partitions) and on campaign tables not
+    attached yet (storing was under way): ATTACH wants the parent's constraints."""
     listed = ", ".join(f"'{s}'" for s in states)
-    op.execute("ALTER TABLE message DROP CONSTRAINT ck_message_ck_message_status")
-    op.execute(
-        "ALTER TABLE message ADD CONSTRAINT ck_message_ck_message_status "
-        f"CHECK (status IN ({listed}))"
+    unattached = op.get_bind().execute(
+        sa.text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' "
+            "AND c.relname ~ '^message_[0-9a-f]{32}$' "
+            "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)"
+        )
     )
+    for table in ["message", *(r[0] for r in unattached)]:
+        op.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT ck_message_ck_message_status')
+        op.execute(
+            f'ALTER TABLE "{table}" ADD CONSTRAINT ck_message_ck_message_status '
+            f"CHECK (status IN ({listed}))"
+        )
 
 
 def upgrade() -> None:
