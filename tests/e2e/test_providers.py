@@ -4,9 +4,11 @@ permanent and not retried, SMS goes out through SNS."""
 
 from __future__ import annotations
 
+import email
 import json
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -33,10 +35,11 @@ def aws_env(url: str, sender: str) -> dict[str, str]:
     }
 
 
-def ses_messages(url: str) -> list[dict[str, object]]:
+def ses_messages(url: str) -> list[dict[str, Any]]:
+    """What the SES server recorded (notifq sends raw messages: they carry its headers)."""
     with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as r:
         data = json.load(r)
-    return list(data.get("ses", {}).get("Message", []))
+    return list(data.get("ses", {}).get("RawMessage", []))
 
 
 def test_ses_delivery_is_recorded_by_the_server(
@@ -75,8 +78,13 @@ def test_ses_delivery_is_recorded_by_the_server(
     for recipient, _, message_id in rows:
         msg = recorded[message_id]
         assert msg["source"] == SENDER
-        assert msg["destinations"] == {"ToAddresses": [recipient]}
-        assert msg["subject"] == f"Hello {recipient}"
+        assert set(msg["destinations"]) == {recipient}  # moto adds the To header's again
+        mail = email.message_from_string(str(msg["raw_data"]))
+        assert (mail["From"], mail["To"]) == (SENDER, recipient)
+        assert mail["Subject"] == f"Hello {recipient}"
+        assert str(mail.get_payload()).strip() == f"Body for {recipient}"
+        assert mail["X-Notifq-Message"].startswith(f"{cr['metadata']['uid']}.")
+        assert mail["List-Unsubscribe"] is None  # no public URL and keys configured
     assert ses.get_send_quota()["SentLast24Hours"] >= len(people)
 
 
