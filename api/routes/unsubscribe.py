@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -20,6 +21,9 @@ from notifq.core.unsubscribe import InvalidToken, Keys
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/unsubscribe", tags=["unsubscribe"])
+INVALID: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Link not valid (a page)", "content": {"text/html": {}}}
+}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -47,7 +51,7 @@ def _invalid() -> HTMLResponse:
     return _page("Link not valid", "This unsubscribe link is not valid (or too old).", status=400)
 
 
-@router.get("/{token}", response_class=HTMLResponse)
+@router.get("/{token}", response_class=HTMLResponse, responses=INVALID)
 async def confirm(ctx: CtxDep, token: str) -> HTMLResponse:
     """A page with the button that unsubscribes (a GET never does)."""
     found = _verify(ctx, token)
@@ -61,7 +65,7 @@ async def confirm(ctx: CtxDep, token: str) -> HTMLResponse:
     return _page("Unsubscribe", f"Stop sending email to {found[1]}?", form)
 
 
-@router.post("/{token}", response_class=HTMLResponse)
+@router.post("/{token}", response_class=HTMLResponse, responses=INVALID)
 async def unsubscribe(ctx: CtxDep, token: str) -> HTMLResponse:
     """One-click unsubscribe: the recipient is suppressed in the token's namespace."""
     found = _verify(ctx, token)

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import email
 import json
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import testbed
 from api_client import Api
-from harness import Stack, campaign, wait_until
+from harness import Stack, campaign, plugin_as, start_reports_api, user_kubeconfig, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -254,3 +256,59 @@ def test_bounces_suppress_and_the_reputation_guard_suspends(
     assert st["phase"] == "Completed" and st["sent"] == 40 and st["bounced"] == 2
     guard = {c["type"]: c for c in st["conditions"]}["ReputationGuard"]
     assert (guard["status"], guard["reason"]) == ("False", "ResumedByUser")
+
+
+def test_suppressions_with_kubectl_and_the_users_own_rights(
+    stack_factory: Callable[..., Stack], namespace: str, tmp_path: Path
+) -> None:
+    """``kubectl notifq suppress | suppressions | unsuppress`` through the aggregated API
+    with the kubeconfig's identity: RBAC on ``suppressions.reports.notifq.dev`` decides;
+    what a namespace's editor suppresses is skipped there and sent elsewhere."""
+    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0")
+    cp = stack.control_plane
+    reports_port = start_reports_api(stack)
+    other = f"by-{uuid.uuid4().hex[:6]}"
+    cp.kubectl("create", "namespace", other)
+    rules = [{"apiGroups": ["reports.notifq.dev"], "resources": ["suppressions"],
+              "verbs": ["list", "create", "delete"]}]  # fmt: skip
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "suppressor", "namespace": namespace}, "rules": rules}  # fmt: skip
+    cp.kubectl("apply", "-f", "-", input=json.dumps(role))
+    editor = user_kubeconfig(stack, namespace, "editor", tmp_path)
+    outsider = user_kubeconfig(stack, namespace, "outsider", tmp_path)
+    cp.kubectl("create", "rolebinding", "editor", "-n", namespace, "--role=suppressor",
+               f"--serviceaccount={namespace}:editor")  # fmt: skip
+
+    def as_user(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return plugin_as(kubeconfig, tmp_path, *args)
+
+    people = ["ann@example.com", "bob@example.com", "cat@example.com"]
+    with cp.aggregated_api("reports.notifq.dev", "v1alpha1", reports_port):
+        added = as_user(editor, "suppress", "ANN@example.com", "bob@example.com",
+                        "--detail", "asked us")  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert "2 recipient(s) suppressed" in added.stdout
+        listed = as_user(editor, "suppressions")
+        assert listed.returncode == 0, listed.stderr
+        assert "ann@example.com" in listed.stdout and "manual" in listed.stdout
+        assert "asked us" in listed.stdout
+        refused = as_user(outsider, "suppressions")
+        assert refused.returncode == 1 and "forbidden" in refused.stderr.lower()
+        refused = as_user(outsider, "suppress", "cat@example.com")
+        assert refused.returncode == 1 and "forbidden" in refused.stderr.lower()
+        elsewhere = as_user(editor, "suppress", "cat@example.com", "-n", other)
+        assert elsewhere.returncode == 1 and "forbidden" in elsewhere.stderr.lower()
+
+        stack.apply(campaign("next", namespace, recipients={"list": people}))
+        stack.apply(campaign("bystander", other, recipients={"list": people}))
+        mine = stack.wait_phase(namespace, "next", {"Completed", "CompletedWithFailures"})
+        theirs = stack.wait_phase(other, "bystander", {"Completed", "CompletedWithFailures"})
+        assert (mine["status"]["sent"], mine["status"]["suppressed"]) == (1, 2)
+        assert (theirs["status"]["sent"], theirs["status"]["suppressed"]) == (3, 0)
+
+        removed = as_user(editor, "unsuppress", "ann@example.com")
+        assert removed.returncode == 0, removed.stderr
+        again = as_user(editor, "unsuppress", "ann@example.com")
+        assert again.returncode == 1 and "not found" in again.stderr
+        left = as_user(editor, "suppressions").stdout
+        assert "ann@example.com" not in left and "bob@example.com" in left
