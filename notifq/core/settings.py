@@ -81,6 +81,14 @@ class UnsubscribeSettings(CommonSettings):
     unsubscribe_mailto: str | None = None
     """An address for ``List-Unsubscribe``'s optional ``mailto:`` form (unset: none)."""
 
+    @field_validator("unsubscribe_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        from notifq.core.unsubscribe import Keys
+
+        Keys.parse(value)  # a key list that cannot sign or verify stops the start
+        return value
+
 
 class OperatorSettings(CommonSettings):
     """Settings of the Kopf operator."""

@@ -41,6 +41,8 @@ def test_tokens_verify_with_any_key_and_sign_with_the_first() -> None:
 def test_bad_key_lists_are_refused(spec: str) -> None:
     with pytest.raises(InvalidKeys):
         Keys.parse(spec)
+    with pytest.raises(ValueError, match="unsubscribe key"):
+        WorkerSettings(unsubscribe_keys=spec)  # at start, not at the first send
 
 
 def _headers() -> list[Outbound]:
