@@ -43,14 +43,18 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
     server.stop()
 
 
-def recorded(moto: testbed.Moto) -> list[email.message.Message]:
-    """Every raw message the SES server recorded, parsed."""
+def recorded_by_id(moto: testbed.Moto) -> dict[str, email.message.Message]:
+    """Every raw message the SES server recorded, parsed, by its SES message id."""
     with httpx.Client() as c:
         data = c.get(f"{moto.url}/moto-api/data.json", timeout=10).json()
-    return [
-        email.message_from_string(str(m["raw_data"]))
+    return {
+        str(m["id"]): email.message_from_string(str(m["raw_data"]))
         for m in data.get("ses", {}).get("RawMessage", [])
-    ]
+    }
+
+
+def recorded(moto: testbed.Moto) -> list[email.message.Message]:
+    return list(recorded_by_id(moto).values())
 
 
 def statuses(stack: Stack, uid: str) -> dict[str, tuple[str, str | None]]:
@@ -214,11 +218,15 @@ def test_bounces_suppress_and_the_reputation_guard_suspends(
             "AND status = 'sent' ORDER BY seq LIMIT 2",
             (uid,),
         ).fetchall()
-    by_recipient = {m["To"]: m for m in recorded(moto) if m["X-Notifq-Message"]}
+    by_id = recorded_by_id(moto)  # the bystander mails the same people: by SES message id
     for recipient, provider_id in sent:
-        sns.publish(TopicArn=topic, Message=bounce(by_recipient[recipient], provider_id))
+        assert by_id[provider_id]["To"] == recipient
+        sns.publish(TopicArn=topic, Message=bounce(by_id[provider_id], provider_id))
 
-    held = stack.wait_phase(namespace, "risky", {"Suspended"}, 60)
+    stack.wait_phase(namespace, "risky", {"Suspended"}, 60)
+    # the guard may act on the first bounce already; both are counted soon after
+    wait_until(lambda: stack.get(namespace, "risky")["status"].get("bounced") == 2, 30, "2 bounces")
+    held = stack.get(namespace, "risky")
     st = held["status"]
     print("risky:", st["message"], "| sent", st["sent"], "pending", st["pending"])
     assert held["spec"]["suspend"] is True
