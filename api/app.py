@@ -36,7 +36,15 @@ from notifq.api.errors import (
 from notifq.api.kube import CampaignClient
 from notifq.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from notifq.api.oidc import OidcVerifier
-from notifq.api.routes import auth, campaigns, dashboard, health, namespaces
+from notifq.api.routes import (
+    auth,
+    campaigns,
+    dashboard,
+    health,
+    namespaces,
+    suppressions,
+    unsubscribe,
+)
 from notifq.core.db import open_pool
 from notifq.core.errors import DatabaseUnavailable, RedisUnavailable
 from notifq.core.settings import ApiSettings
@@ -235,6 +243,8 @@ def create_app(
     app.include_router(campaigns.router)
     app.include_router(namespaces.router)
     app.include_router(health.router)
+    app.include_router(suppressions.router)
+    app.include_router(unsubscribe.router)
     dashboard.mount(app)
     if settings.cors_origins:
         app.add_middleware(

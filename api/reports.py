@@ -8,14 +8,16 @@ only because the TLS layer (``reports_server``) accepts no client certificate bu
 by the front-proxy CA, and it asks the API server again (SubjectAccessReview) before it
 answers: the front proxy authenticates, it is not meant to authorize for us.
 
-One resource: ``campaignfailures``, namespaced, verb ``get``; the object named like the
-Campaign holds one page of its failed recipients (``?limit=&continue=``).
+Resources: ``campaignfailures``, namespaced, verb ``get``; the object named like the
+Campaign holds one page of its failed recipients (``?limit=&continue=``). And
+``suppressions`` (:mod:`.reports_suppressions`): a namespace's suppression list.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -51,7 +53,33 @@ def identity_from_headers(request: Request) -> Identity | None:
     return Identity(user=user, groups=groups, extra=extra)
 
 
-def _status(code: int, reason: str, message: str) -> JSONResponse:
+ANYONE = Identity("")
+"""A placeholder: :func:`check` puts the request's user into the access it is given."""
+
+
+async def check(authorize: Authorizer, request: Request, access: Access) -> Response | None:
+    """None when the request's user may do ``access``, else the answer refusing it."""
+    who = identity_from_headers(request)
+    if who is None:
+        return status(401, "Unauthorized", "no user: requests come through the API server")
+    access = replace(access, who=who)
+    try:
+        allowed = await authorize(access)
+    except Exception:
+        log.exception("SubjectAccessReview for %s failed", who.user)
+        return status(503, "ServiceUnavailable", "cannot check access right now")
+    if allowed:
+        return None
+    what = f'{access.resource}.{GROUP} "{access.name}"' if access.name else access.resource
+    return status(
+        403,
+        "Forbidden",
+        f'{what} is forbidden: user "{who.user}" cannot {access.verb} resource '
+        f'"{access.resource}" in API group "{GROUP}" in the namespace "{access.namespace}"',
+    )
+
+
+def status(code: int, reason: str, message: str) -> JSONResponse:
     """A ``metav1.Status`` failure, as kubectl expects from any API server."""
     body = {
         "kind": "Status",
@@ -81,7 +109,9 @@ def _decode_continue(token: str) -> int | None:
 
 
 def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Starlette:
-    """The aggregated API's ASGI app (discovery documents and ``campaignfailures``)."""
+    """The aggregated API's ASGI app (discovery documents, ``campaignfailures`` and
+    ``suppressions``)."""
+    from notifq.api.reports_suppressions import SUPPRESSIONS_RESOURCE, suppression_routes
 
     async def group(_: Request) -> Response:
         version = {"groupVersion": GROUP_VERSION, "version": VERSION}
@@ -108,46 +138,37 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
                         "namespaced": True,
                         "kind": FAILURES_KIND,
                         "verbs": ["get"],
-                    }
+                    },
+                    SUPPRESSIONS_RESOURCE,
                 ],
             }
         )
 
     async def failures(request: Request) -> Response:
-        who = identity_from_headers(request)
-        if who is None:
-            return _status(401, "Unauthorized", "no user: requests come through the API server")
         namespace = request.path_params["namespace"]
         name = request.path_params["name"]
-        try:
-            allowed = await authorize(
-                Access(who, "get", namespace, name, group=GROUP, resource=FAILURES)
-            )
-        except Exception:
-            log.exception("SubjectAccessReview for %s failed", who.user)
-            return _status(503, "ServiceUnavailable", "cannot check access right now")
-        if not allowed:
-            return _status(
-                403,
-                "Forbidden",
-                f'{FAILURES}.{GROUP} "{name}" is forbidden: user "{who.user}" cannot get '
-                f'resource "{FAILURES}" in API group "{GROUP}" in the namespace "{namespace}"',
-            )
+        refused = await check(
+            authorize,
+            request,
+            Access(ANYONE, "get", namespace, name, group=GROUP, resource=FAILURES),
+        )
+        if refused is not None:
+            return refused
         after = _decode_continue(request.query_params.get("continue", ""))
         try:
             limit = int(request.query_params.get("limit", DEFAULT_LIMIT))
         except ValueError:
             limit = -1
         if after is None or not 0 < limit <= MAX_LIMIT:
-            return _status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
+            return status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
         try:
             cid = await store.campaign_id_by_name(pool, namespace, name)
             rows = [] if cid is None else await store.messages(pool, cid, "failed", after, limit)
         except DatabaseUnavailable as exc:
             log.warning("reports: database unavailable: %s", exc)
-            return _status(503, "ServiceUnavailable", "the database is unavailable; try again")
+            return status(503, "ServiceUnavailable", "the database is unavailable; try again")
         if cid is None:
-            return _status(
+            return status(
                 404, "NotFound", f'{FAILURES}.{GROUP} "{name}" not found (no stored campaign)'
             )
         metadata: dict[str, Any] = {"name": name, "namespace": namespace}
@@ -181,6 +202,7 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
             Route(f"/apis/{GROUP}", group),
             Route(prefix, resources),
             Route(prefix + f"/namespaces/{{namespace}}/{FAILURES}/{{name}}", failures),
+            *suppression_routes(prefix, pool, authorize),
             Route("/healthz", healthy),
             Route("/livez", healthy),
             Route("/readyz", healthy),

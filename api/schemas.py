@@ -30,7 +30,7 @@ CampaignStatus = Literal[
     "cancelled",
     "failed",
 ]
-MessageStatus = Literal["pending", "sent", "failed", "cancelled"]
+MessageStatus = Literal["pending", "sent", "failed", "cancelled", "suppressed"]
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """A Kubernetes namespace name (DNS-1123 label)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -179,7 +179,7 @@ class CampaignPublic(BaseModel):
 
 
 class ProgressPublic(BaseModel):
-    """Messages per state; the five numbers add up to ``totalMessages``."""
+    """Messages per state; the six numbers add up to ``totalMessages``."""
 
     pending: int = 0
     """Not attempted yet."""
@@ -188,6 +188,9 @@ class ProgressPublic(BaseModel):
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
+    suppressed: int = 0
+    """Not sent: the recipient is on the suppression list (bounced, complained,
+    unsubscribed, or added by an admin); the message's ``lastError`` says why."""
 
 
 class QuotaPublic(BaseModel):
@@ -242,3 +245,36 @@ class NamespacesPublic(BaseModel):
     """Namespaces where the caller may list campaigns, sorted."""
     default: str
     """The API's default namespace (used when a request names none)."""
+
+
+class SuppressionPublic(BaseModel):
+    """A recipient notifq never sends to again in ``namespace`` (``*``: in every one)."""
+
+    namespace: str
+    recipient: str
+    reason: Literal["bounce", "complaint", "unsubscribe", "manual"]
+    detail: str | None = None
+    source: str | None = None
+    createdAt: datetime  # noqa: N815
+
+
+class SuppressionPagePublic(BaseModel):
+    items: list[SuppressionPublic]
+    nextAfter: str | None  # noqa: N815
+    """Pass as ``after`` to get the next page; null on the last page."""
+
+
+class SuppressionCreate(BaseModel):
+    """Recipients to suppress by hand (reason ``manual``)."""
+
+    namespace: str | None = Field(default=None, min_length=1, max_length=253)
+    """The namespace (default: the API's), or ``*`` for every namespace."""
+    recipients: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        min_length=1, max_length=10_000
+    )
+    detail: str | None = Field(default=None, max_length=300)
+
+
+class SuppressionAdded(BaseModel):
+    added: int
+    """Entries that were new (existing ones keep their first reason)."""

@@ -58,10 +58,10 @@ async def campaign_id_by_name(
 
 async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     """Messages per state: ``pending`` split into not yet attempted and ``queued`` (waiting
-    for a retry), then ``sent``, ``failed``, ``cancelled``; from the campaign's per-chunk
-    counters (O(chunks), never a scan of its messages)."""
+    for a retry), then ``sent``, ``failed``, ``cancelled``, ``suppressed``; from the
+    campaign's per-chunk counters (O(chunks), never a scan of its messages)."""
     rows = await _fetch(pool, queries.COUNTERS, (cid,))
-    keys = ("pending", "queued", "sent", "failed", "cancelled")
+    keys = ("pending", "queued", "sent", "failed", "cancelled", "suppressed")
     return dict(zip(keys, (int(n) for n in rows[0]), strict=True))
 
 

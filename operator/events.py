@@ -59,6 +59,9 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
                 f"share {quota.get('share')}/s (limited by {quota.get('reason') or 'quota'})",
             )
         )
+    guard = new.get("reputationGuard") or {}
+    if guard.get("trippedAt") and not (old.get("reputationGuard") or {}).get("trippedAt"):
+        events.append(Event("Warning", "ReputationGuard", f"suspended: {guard.get('reason')}"))
     if before == after:
         return events
     message = str(new.get("message") or "")

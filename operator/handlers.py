@@ -20,6 +20,7 @@ from notifq.core.settings import get_operator_settings
 from notifq.operator import autoscale, retention
 from notifq.operator.context import OperatorContext
 from notifq.operator.diffbase import NoDiffBaseStorage
+from notifq.operator.feedback import FeedbackConsumer
 from notifq.operator.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.supervisor = Supervisor(memo.ctx)
     memo.orphans = asyncio.create_task(memo.supervisor.sweep_orphans_forever(), name="orphans")
     memo.retention = asyncio.create_task(retention.run(memo.ctx), name="retention")
+    memo.feedback = FeedbackConsumer(_settings, memo.ctx.pool)  # the leader's only
+    memo.feedback.start(asyncio.get_running_loop())
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    consumer: FeedbackConsumer | None = memo.get("feedback")
+    if consumer is not None:
+        consumer.stop()
     for name in ("autoscaler", "orphans", "retention"):
         task: asyncio.Task[None] | None = memo.get(name)
         if task is not None:

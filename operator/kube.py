@@ -89,6 +89,15 @@ class CampaignApi:
             {"metadata": {"annotations": {key: None}}},
         )
 
+    def suspend(self, namespace: str, name: str) -> bool:
+        """Set ``spec.suspend: true`` (the reputation guard); False when it is gone."""
+        return self._on_campaign(
+            self.custom.patch_namespaced_custom_object,
+            namespace,
+            name,
+            {"spec": {"suspend": True}},
+        )
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the Campaign is gone."""
         return self._on_campaign(

@@ -52,6 +52,6 @@ SCALINGS = Counter(
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted campaign's series."""
-    for status in ("pending", "sent", "failed", "cancelled"):
+    for status in ("pending", "sent", "failed", "cancelled", "suppressed"):
         with contextlib.suppress(KeyError):
             CAMPAIGN_MESSAGES.remove(namespace, name, status)

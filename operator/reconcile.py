@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,16 @@ from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.policy import Limits
 from notifq.core.resource import RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
-from notifq.operator import admission, enqueue, metrics, quota_status, sources, store, storing
+from notifq.operator import (
+    admission,
+    enqueue,
+    guard,
+    metrics,
+    quota_status,
+    sources,
+    store,
+    storing,
+)
 from notifq.operator import status as st
 from notifq.operator.context import OperatorContext
 from notifq.operator.policies import PolicyUnavailable, Waiting
@@ -159,6 +168,15 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
         return None  # its rows are gone (retention): the status keeps the last counts
     else:
         state = await follow_intent(ctx, res, stored)
+    if (
+        state == "active"
+        and stored.guard_tripped_at is None
+        and (stored.bounced or stored.complained)
+    ):
+        tripped = await check_reputation(ctx, res, stored)
+        if tripped is not None:
+            res, stored = tripped
+            state = await follow_intent(ctx, res, stored)
     if state == "active":
         await _publish_shares(ctx, res.namespace)
     opts = jobs.job_options(stored.max_attempts, stored.backoff_ms)
@@ -406,6 +424,26 @@ async def follow_intent(ctx: OperatorContext, res: Resource, stored: store.Store
     return desired
 
 
+async def check_reputation(
+    ctx: OperatorContext, res: Resource, stored: store.Stored
+) -> tuple[Resource, store.Stored] | None:
+    """The reputation guard (:mod:`.guard`): when the campaign's feedback rates passed
+    their limits, ``spec.suspend`` is set and the trip recorded; returns the resource and
+    row as they are now (to suspend it in this step), or None."""
+    counts = await store.counts(ctx.pool, res.uid)
+    reason = guard.verdict(counts["sent"], stored.bounced, stored.complained, ctx.settings)
+    if reason is None or ctx.campaigns_api is None:
+        return None
+    await guard.suspend_spec(ctx.campaigns_api, res.namespace, res.name)
+    await store.trip_guard(ctx.pool, res.uid, reason)
+    log.warning(
+        "campaign %s/%s suspended by the reputation guard: %s", res.namespace, res.name, reason
+    )
+    fresh = await store.get(ctx.pool, res.uid)
+    assert fresh is not None
+    return replace(res, spec={**res.spec, "suspend": True}), fresh
+
+
 async def retry_failed(
     ctx: OperatorContext, res: Resource, stored: store.Stored, opts: dict[str, Any]
 ) -> dict[str, Any]:
@@ -476,6 +514,7 @@ async def report(
         start_time=start,
     )
     new.update(extra)
+    feedback(new, res, stored, phase)
     await quota_status.annotate(
         ctx.redis, ctx.settings.queue_prefix, res.uid, old, new, res.generation
     )
@@ -492,6 +531,31 @@ async def report(
             ctx.pool, res.uid, phase, counts["sent"], counts["failed"], phase in st.FINAL_PHASES
         )
     return new if st.changed(old, new) else None
+
+
+def feedback(new: dict[str, Any], res: Resource, stored: store.Stored, phase: str) -> None:
+    """SES feedback counts and the reputation guard's verdict into the status ``new``."""
+    new["bounced"] = stored.bounced
+    new["complained"] = stored.complained
+    if stored.guard_tripped_at is None:
+        return
+    reason = stored.guard_reason or ""
+    new["reputationGuard"] = {"trippedAt": format_time(stored.guard_tripped_at), "reason": reason}
+    holding = phase == "Suspended"
+    if holding:
+        new["message"] = (
+            f"suspended by the reputation guard: {reason}; set spec.suspend to false to resume"
+        )
+    new["conditions"].append(
+        st.condition(
+            res.status.get("conditions"),
+            "ReputationGuard",
+            holding,
+            "RateOverLimit" if holding else "ResumedByUser",
+            reason,
+            res.generation,
+        )
+    )
 
 
 async def stop(ctx: OperatorContext, res: Resource) -> None:

@@ -53,7 +53,7 @@ def phase_for(
 def progress(counts: Mapping[str, int], total: int) -> str:
     if total <= 0:
         return "0%"
-    done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
+    done = sum(counts.get(k, 0) for k in ("sent", "failed", "cancelled", "suppressed"))
     return f"{(100 * done) // total}%"
 
 
@@ -103,6 +103,7 @@ def build(
         "sent": counts.get("sent", 0),
         "failed": counts.get("failed", 0),
         "cancelled": counts.get("cancelled", 0),
+        "suppressed": counts.get("suppressed", 0),
         "progress": progress(counts, total) if phase != "Failed" else "0%",
         "message": message,
         "observedGeneration": generation,
@@ -147,8 +148,10 @@ def describe(phase: str, counts: Mapping[str, int], total: int) -> str:
         return f"held until spec.scheduleAt with {pending} pending"
     if phase == "Cancelled":
         return f"cancelled: {cancelled} not sent, {sent} sent, {failed} failed"
+    suppressed = counts.get("suppressed", 0)
+    skipped = f", {suppressed} suppressed" if suppressed else ""
     if phase == "Completed":
-        return f"all {sent} messages sent"
+        return f"{sent} sent{skipped}" if suppressed else f"all {sent} messages sent"
     if phase == "CompletedWithFailures":
-        return f"{sent} sent, {failed} failed"
+        return f"{sent} sent, {failed} failed{skipped}"
     return phase

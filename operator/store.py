@@ -57,13 +57,19 @@ class Stored:
     rate_limit: int | None
     expired_at: datetime | None = None
     """Set once retention dropped the rows: nothing is left to reconcile."""
+    bounced: int = 0
+    complained: int = 0
+    guard_tripped_at: datetime | None = None
+    """When the reputation guard suspended the campaign (None: it never did)."""
+    guard_reason: str | None = None
 
 
 async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
-            "started_at, rate_limit, expired_at FROM campaign WHERE id = %s",
+            "started_at, rate_limit, expired_at, bounced, complained, guard_tripped_at, "
+            "guard_reason FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
@@ -75,8 +81,16 @@ async def counts(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     async with pool.connection() as conn:
         cur = await conn.execute(queries.COUNTERS, (cid,), prepare=True)
         row = await cur.fetchone()
-    pending, queued, sent, failed, cancelled = (int(n) for n in row) if row else (0,) * 5
-    return {"pending": pending + queued, "sent": sent, "failed": failed, "cancelled": cancelled}
+    pending, queued, sent, failed, cancelled, suppressed = (
+        (int(n) for n in row) if row else (0,) * 6
+    )
+    return {
+        "pending": pending + queued,
+        "sent": sent,
+        "failed": failed,
+        "cancelled": cancelled,
+        "suppressed": suppressed,
+    }
 
 
 FAILURE_REASONS_LIMIT = 10
@@ -95,6 +109,18 @@ async def failure_reasons(pool: AsyncConnectionPool, cid: uuid.UUID) -> list[dic
             (cid, FAILURE_REASONS_LIMIT),
         )
         return [{"reason": str(r)[:300], "count": int(n)} for r, n in await cur.fetchall()]
+
+
+async def trip_guard(pool: AsyncConnectionPool, cid: uuid.UUID, reason: str) -> bool:
+    """Record that the reputation guard suspended the campaign (once): True when this call
+    did it (the suspend itself follows the spec, as any suspend)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE campaign SET guard_tripped_at = now(), guard_reason = %s, "
+            "updated_at = now() WHERE id = %s AND guard_tripped_at IS NULL",
+            (reason, cid),
+        )
+        return cur.rowcount == 1
 
 
 async def mark_queued(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:

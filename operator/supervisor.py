@@ -42,7 +42,15 @@ log = logging.getLogger(__name__)
 ERROR_BACKOFF = 2.0
 """Seconds before a failed reconciliation or deletion is tried again."""
 
-URGENT = ("phase", "observedGeneration", "retry", "startTime", "completionTime", "quota")
+URGENT = (
+    "phase",
+    "observedGeneration",
+    "retry",
+    "startTime",
+    "completionTime",
+    "quota",
+    "reputationGuard",
+)
 """Status fields patched at once when they change; the rest (counts, progress, the
 human message) waits for ``status_patch_interval``."""
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -179,3 +182,44 @@ def deliveries(stack: Stack, domain: str) -> list[float]:
             if recipient.endswith(suffix):
                 times.append(float(stamp))
     return times
+
+
+def user_kubeconfig(stack: Stack, ns: str, sa: str, tmp_path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount of ``ns``: a user with only the rights RBAC gives it."""
+    cp = stack.control_plane
+    cp.kubectl("create", "serviceaccount", sa, "-n", ns)
+    token = cp.kubectl("create", "token", sa, "-n", ns).stdout.strip()
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "t", "cluster": {"server": cp.server, "insecure-skip-tls-verify": True}}
+        ],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "t", "context": {"cluster": "t", "user": sa, "namespace": ns}}],
+        "current-context": "t",
+    }
+    path = tmp_path / f"{sa}.kubeconfig"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+PLUGIN = Path(sys.executable).with_name("kubectl-notifq")
+"""The kubectl plugin, installed next to the interpreter."""
+
+
+def plugin_as(kubeconfig: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kubectl notifq ARGS`` with nothing but ``kubeconfig`` (a user's own rights)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    return subprocess.run([str(PLUGIN), f"--kubeconfig={kubeconfig}", *args],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          check=False)  # fmt: skip
+
+
+def start_reports_api(stack: Stack) -> int:
+    """An API process serving the aggregated reports API too; the reports port."""
+    port = testbed.free_port()
+    stack.start_api(
+        testbed.free_port(), NOTIFQ_JWT_SECRET=os.urandom(24).hex(), NOTIFQ_REPORTS_PORT=str(port)
+    )
+    return port

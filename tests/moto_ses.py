@@ -3,8 +3,11 @@ what the server recorded."""
 
 from __future__ import annotations
 
+import email
 import json
 import urllib.request
+from email.message import EmailMessage
+from email.policy import default
 from typing import Any
 
 import boto3
@@ -35,7 +38,26 @@ def verified_ses(url: str, sender: str) -> Any:
 
 
 def ses_messages(url: str) -> list[dict[str, Any]]:
-    """Every message the server recorded (moto keeps the HTML body when there is one)."""
+    """Every message the server recorded (notifq sends raw messages: they carry its
+    headers), as moto keeps them: ``id``, ``source``, ``destinations``, ``raw_data``."""
     with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5) as r:
         data = json.load(r)
-    return list(data.get("ses", {}).get("Message", []))
+    return list(data.get("ses", {}).get("RawMessage", []))
+
+
+def ses_mails(url: str) -> dict[str, EmailMessage]:
+    """Every recorded message parsed, by its SES message id."""
+    return {
+        str(m["id"]): email.message_from_string(str(m["raw_data"]), policy=default)
+        for m in ses_messages(url)
+    }
+
+
+def parts(mail: EmailMessage) -> dict[str, str]:
+    """``subject`` and the decoded ``text`` and ``html`` parts (absent parts: missing)."""
+    out = {"subject": str(mail["Subject"])}
+    for part in mail.walk():
+        kind = part.get_content_type()
+        if kind in ("text/plain", "text/html") and not part.is_multipart():
+            out["text" if kind == "text/plain" else "html"] = str(part.get_content()).rstrip("\n")
+    return out

@@ -9,7 +9,9 @@ Without limits a slice is a whole write batch.
 
 Each slice is claimed just before it is sent (:func:`store.claim`, one UPDATE
 that checks the rows are pending, unclaimed by a live sender, and the campaign
-active), then rendered, sent, and recorded by the claim's holder. Transient
+active), then rendered, sent, and recorded by the claim's holder. The claim reads each
+recipient's suppression entry too: a suppressed recipient's message is recorded
+``suppressed`` with the reason and never rendered or sent. Transient
 failures stay ``pending`` with ``attempts`` counted; when the pass over the
 chunk ends with some, the job raises so BullMQ retries it with exponential
 backoff. Throttling answers do not count as attempts: they lower the
@@ -40,6 +42,7 @@ from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import WorkerSettings
 from notifq.worker import metrics, store
 from notifq.worker.ceilings import Ceilings
+from notifq.worker.headers import MailHeaders
 from notifq.worker.lease import WorkerLease
 from notifq.worker.outbox import Outbox
 from notifq.worker.providers import Outbound, Outcome, Provider
@@ -90,7 +93,8 @@ class Slice:
 
 
 Claimed = tuple[list[store.PendingRow], list[Outbound], list[store.Write]]
-"""A claimed slice: its rows, their rendered messages, and the rows that failed to render."""
+"""A claimed slice: its rows, their rendered messages, and the rows not to send (failed to
+render, or suppressed)."""
 Sent = tuple[list[store.PendingRow], list[Outcome], list[store.Write]]
 """A sent slice: its rows, the provider's answers, and the rows that failed to render."""
 
@@ -279,6 +283,7 @@ class ChunkProcessor:
         self.lease = lease
         self.outbox = outbox
         self.renderer = RenderPool(Limits.from_settings(settings))
+        self.headers = MailHeaders(settings)
         self.campaigns = store.CampaignCache(pool)
         self.in_flight = InFlight(settings.max_in_flight)
         self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
@@ -432,11 +437,19 @@ class ChunkProcessor:
             live_tokens=a.held,
             lease_seconds=self.settings.claim_lease_seconds,
             grace_seconds=self.lease.grace,
+            namespace=a.camp.namespace,
         )
         if not claimed:
             return None
-        outbound, render_failures = await render_rows(self.renderer, a.camp, claimed)
-        return claimed, outbound, render_failures
+        suppressed = [
+            store.Write(r.seq, "suppressed", f"suppressed: {r.suppressed}"[:1000], "none", None)
+            for r in claimed
+            if r.suppressed is not None
+        ]
+        sendable = [r for r in claimed if r.suppressed is None] if suppressed else claimed
+        outbound, render_failures = await render_rows(self.renderer, a.camp, sendable)
+        outbound = self.headers.add(a.provider, a.camp.namespace, outbound)
+        return claimed, outbound, [*suppressed, *render_failures]
 
     async def _send_unpaced(self, a: Attempt) -> Sent | Slice:
         """A slice with no quota: claimed and rendered before it waits for room in flight, so
@@ -529,8 +542,13 @@ class ChunkProcessor:
             await self._record(camp, token, writes)
             return Slice(claimed=len(rows), counts={"failed": len(rows)})
         writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
-        writes.extend(render_failures)
-        counts["failed"] += len(render_failures)
+        writes.extend(render_failures)  # and the suppressed rows, never sent
+        for w in render_failures:
+            counts[w.status] = counts.get(w.status, 0) + 1
+        if counts.get("suppressed"):
+            metrics.MESSAGES.labels(provider_name, camp.channel, "suppressed").inc(
+                counts["suppressed"]
+            )
         await self._record(camp, token, writes)
         throttled = [o.seq for o in outcomes if o.result in ("throttled", "exhausted")]
         exhausted = next((o.error for o in outcomes if o.result == "exhausted"), None)

@@ -46,6 +46,8 @@ class PendingRow:
     attempts: int
     data: dict[str, str] | None = None
     """The recipient's fields (a CSV row, a ``records`` entry), None for a plain address."""
+    suppressed: str | None = None
+    """Set by the claim: why the recipient is on the suppression list (not to be sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Write:
     """The new state of one message after one attempt."""
 
     seq: int
-    status: str  # 'sent' | 'failed' | 'pending' (a transient failure to retry)
+    status: str  # 'sent' | 'failed' | 'suppressed' | 'pending' (a transient failure to retry)
     error: str | None
     provider: str
     provider_id: str | None
@@ -139,13 +141,19 @@ WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'p
         AND greatest(w.expires_at, pg_postmaster_start_time() + make_interval(secs => %(grace)s))
             > now()))
   )
-RETURNING m.seq, m.recipient, m.attempts, m.data
+RETURNING m.seq, m.recipient, m.attempts, m.data,
+  (SELECT s.reason || coalesce(': ' || s.detail, '') FROM suppression s
+    WHERE s.recipient = lower(m.recipient) AND s.namespace IN (%(ns)s, '*')
+    ORDER BY s.namespace = '*' LIMIT 1)
 """
 # One statement claims the rows just before they are sent: still pending, campaign still
 # active (so cancel and suspend act within one slice), and not claimed by a live sender.
 # A claim is free when it ran out, when its worker's lease ran out (that worker died or
 # stalled), or when it is this worker's own and no job of it holds it any more. After a
 # database restart every worker gets ``grace`` seconds to renew its lease first.
+# The claim also looks each row's recipient up in the suppression list (its namespace's
+# entries and the global ones, one index probe per row in the same statement): a
+# recipient suppressed before this moment is never handed to a provider.
 
 
 async def claim(
@@ -158,8 +166,10 @@ async def claim(
     live_tokens: Sequence[str],
     lease_seconds: float,
     grace_seconds: float,
+    namespace: str = "",
 ) -> list[PendingRow]:
-    """Claim ``seqs`` for one send; returns the rows this sender may send (in seq order)."""
+    """Claim ``seqs`` for one send; returns the claimed rows (in seq order), those whose
+    recipient is suppressed in ``namespace`` (or everywhere) marked with the reason."""
     if not seqs:
         return []
     async with pool.connection() as conn:
@@ -175,6 +185,7 @@ async def claim(
                 "hi": max(seqs),
                 "live": list(live_tokens),
                 "grace": grace_seconds,
+                "ns": namespace,
             },
             prepare=True,
         )
@@ -242,7 +253,7 @@ async def write_once(
         [w.error for w in writes],
         [w.provider for w in writes],
         [w.provider_id for w in writes],
-        [0 if w.throttled else 1 for w in writes],
+        [0 if w.throttled or w.status == "suppressed" else 1 for w in writes],
         cid,
         min(w.seq for w in writes),
         max(w.seq for w in writes),

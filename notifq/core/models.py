@@ -90,6 +90,14 @@ class Campaign(Base):
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When retention dropped the campaign's message rows (its partition); counts stay in
     ``sent_count``/``failed_count``."""
+    bounced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Hard bounces SES reported for this campaign's messages (``delivery_event``)."""
+    complained: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Complaints SES reported for this campaign's messages (``delivery_event``)."""
+    guard_tripped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the reputation guard suspended the campaign (it acts once per campaign)."""
+    guard_reason: Mapped[str | None] = mapped_column(Text)
+    """Why it did (the rate that passed its limit)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -138,7 +146,9 @@ class Message(Base):
     plain address (migration 0010)."""
 
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed', 'cancelled', 'suppressed')", name="status"
+        ),
         Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
         {"postgresql_partition_by": "LIST (campaign_id)"},
     )
@@ -165,6 +175,51 @@ class MessageCount(Base):
     sent: Mapped[int] = mapped_column(Integer, server_default="0")
     failed: Mapped[int] = mapped_column(Integer, server_default="0")
     cancelled: Mapped[int] = mapped_column(Integer, server_default="0")
+    suppressed: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Not sent: the recipient is on the suppression list (migration 0009)."""
+
+
+class Suppression(Base):
+    """A recipient never sent to again in a namespace (``*``: in every namespace)."""
+
+    __tablename__ = "suppression"
+
+    namespace: Mapped[str] = mapped_column(Text, primary_key=True)
+    recipient: Mapped[str] = mapped_column(Text, primary_key=True)
+    """Lower-cased."""
+    reason: Mapped[str] = mapped_column(Text)
+    """bounce, complaint, unsubscribe or manual."""
+    detail: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    """Who or what added it: an SES feedback id, the unsubscribe link, an admin."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "reason IN ('bounce', 'complaint', 'unsubscribe', 'manual')", name="reason"
+        ),
+        CheckConstraint("recipient = lower(recipient)", name="lower"),
+        Index("ix_suppression_recipient", "recipient"),
+    )
+
+
+class DeliveryEvent(Base):
+    """One SES feedback (hard bounce or complaint) for one recipient, counted once."""
+
+    __tablename__ = "delivery_event"
+
+    feedback_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    recipient: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    seq: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('bounce', 'complaint')", name="kind"),
+        Index("ix_delivery_event_campaign", "campaign_id", "kind"),
+    )
 
 
 class WorkerLease(Base):

@@ -15,10 +15,10 @@ benchmarks and the counter check use it; notifq itself reads :data:`COUNTERS`)."
 
 COUNTERS = (
     "SELECT coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
-    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0) FROM message_count "
-    "WHERE campaign_id = %s"
+    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0), coalesce(sum(suppressed), 0) "
+    "FROM message_count WHERE campaign_id = %s"
 )
-"""(pending, queued, sent, failed, cancelled) of campaign ``%s`` from its per-chunk
+"""(pending, queued, sent, failed, cancelled, suppressed) of campaign ``%s`` from its per-chunk
 counters (O(chunks)); ``pending`` is not attempted yet, ``queued`` waits for a retry."""
 
 COUNTER_MISMATCHES = """
@@ -28,19 +28,20 @@ WITH actual AS (
          count(*) FILTER (WHERE m.status = 'pending' AND m.attempts > 0) AS queued,
          count(*) FILTER (WHERE m.status = 'sent') AS sent,
          count(*) FILTER (WHERE m.status = 'failed') AS failed,
-         count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
+         count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled,
+         count(*) FILTER (WHERE m.status = 'suppressed') AS suppressed
   FROM message m JOIN campaign c ON c.id = m.campaign_id GROUP BY 1, 2
 )
 SELECT coalesce(a.campaign_id, k.campaign_id), coalesce(a.chunk, k.chunk),
-       a.pending, a.queued, a.sent, a.failed, a.cancelled,
-       k.pending, k.queued, k.sent, k.failed, k.cancelled
+       a.pending, a.queued, a.sent, a.failed, a.cancelled, a.suppressed,
+       k.pending, k.queued, k.sent, k.failed, k.cancelled, k.suppressed
 FROM actual a FULL JOIN message_count k ON k.campaign_id = a.campaign_id AND k.chunk = a.chunk
 WHERE coalesce(a.campaign_id, k.campaign_id) NOT IN (
         SELECT id FROM campaign WHERE expired_at IS NOT NULL)
   AND (coalesce(a.pending, 0), coalesce(a.queued, 0), coalesce(a.sent, 0),
-       coalesce(a.failed, 0), coalesce(a.cancelled, 0))
+       coalesce(a.failed, 0), coalesce(a.cancelled, 0), coalesce(a.suppressed, 0))
    IS DISTINCT FROM (coalesce(k.pending, 0), coalesce(k.queued, 0), coalesce(k.sent, 0),
-       coalesce(k.failed, 0), coalesce(k.cancelled, 0))
+       coalesce(k.failed, 0), coalesce(k.cancelled, 0), coalesce(k.suppressed, 0))
 ORDER BY 1, 2
 """
 """Every (campaign, chunk) whose counters disagree with its message rows: (campaign,
@@ -49,17 +50,19 @@ rows retention dropped keep their counters (their final counts) and are left out
 every row: for tests and the ``notifq-admin``-style checks, never on a hot path."""
 
 COUNT_PARTITION = """
-INSERT INTO message_count AS mc (campaign_id, chunk, pending, queued, sent, failed, cancelled)
+INSERT INTO message_count AS mc
+  (campaign_id, chunk, pending, queued, sent, failed, cancelled, suppressed)
 SELECT m.campaign_id, m.seq / %(chunk)s,
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts = 0),
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts > 0),
        count(*) FILTER (WHERE m.status = 'sent'),
        count(*) FILTER (WHERE m.status = 'failed'),
-       count(*) FILTER (WHERE m.status = 'cancelled')
+       count(*) FILTER (WHERE m.status = 'cancelled'),
+       count(*) FILTER (WHERE m.status = 'suppressed')
 FROM {table} m GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (campaign_id, chunk) DO UPDATE SET pending = EXCLUDED.pending,
   queued = EXCLUDED.queued, sent = EXCLUDED.sent, failed = EXCLUDED.failed,
-  cancelled = EXCLUDED.cancelled
+  cancelled = EXCLUDED.cancelled, suppressed = EXCLUDED.suppressed
 """
 """The counters of a campaign's table as it is attached (its rows were written into the
 table directly, which the ``message`` triggers do not see); ``{table}``: an identifier,

@@ -73,6 +73,30 @@ class CommonSettings(BaseSettings):
     off, push campaigns are refused. JSON list in the env."""
 
 
+class UnsubscribeSettings(CommonSettings):
+    """One-click unsubscribe (RFC 8058): the workers sign the links, the API verifies them."""
+
+    public_base_url: str | None = None
+    """The API's public URL (``https://notifq.example.com``): bulk email carries
+    ``List-Unsubscribe: <{public_base_url}/unsubscribe/TOKEN>``. Unset: no such headers."""
+
+    unsubscribe_keys: str = ""
+    """Signing keys of unsubscribe tokens, ``id:secret`` separated by commas (from a
+    Secret). The first signs, all verify: add a new key in front, drop the old one once the
+    mail signed with it is old enough. Ids are letters and digits; secrets 32+ characters."""
+
+    unsubscribe_mailto: str | None = None
+    """An address for ``List-Unsubscribe``'s optional ``mailto:`` form (unset: none)."""
+
+    @field_validator("unsubscribe_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        from notifq.core.unsubscribe import Keys
+
+        Keys.parse(value)  # a key list that cannot sign or verify stops the start
+        return value
+
+
 class OperatorSettings(CommonSettings):
     """Settings of the Kopf operator."""
 
@@ -160,6 +184,22 @@ class OperatorSettings(CommonSettings):
     transaction; an operator restarted while storing goes on after the last commit. Bounds
     the operator's memory for object lists (about 100 bytes per recipient)."""
 
+    ses_events_queue_url: str | None = None
+    """SQS queue that receives SES bounce and complaint notifications (SES -> SNS -> SQS);
+    the operator's leader consumes it. Unset: no feedback is read."""
+
+    ses_events_wait_seconds: int = Field(default=20, ge=0, le=20)
+    """Long-poll wait of each SQS ``ReceiveMessage``."""
+
+    guard_bounce_rate: float = Field(default=0.05, gt=0, le=1)
+    """Hard-bounce rate (bounces / sent) past which the reputation guard suspends a campaign."""
+
+    guard_complaint_rate: float = Field(default=0.001, gt=0, le=1)
+    """Complaint rate (complaints / sent) past which the reputation guard suspends a campaign."""
+
+    guard_min_sent: int = Field(default=1000, ge=1)
+    """The guard judges a campaign once it sent at least this many messages."""
+
     leader_election: bool = True
     """Run Kopf's handlers, timers and the autoscaler only while this replica holds a
     ``coordination.k8s.io`` Lease, so several replicas can run with one active and the
@@ -203,7 +243,7 @@ class OperatorSettings(CommonSettings):
         return self
 
 
-class WorkerSettings(CommonSettings):
+class WorkerSettings(UnsubscribeSettings):
     """Settings of a delivery worker process."""
 
     concurrency: int = Field(default=8, ge=1, le=256)
@@ -356,7 +396,7 @@ class WorkerSettings(CommonSettings):
         return None if value is None else float(value)
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(UnsubscribeSettings):
     """Settings of the REST API."""
 
     jwt_secret: str = ""

@@ -125,6 +125,39 @@ def cmd_failures(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
+def cmd_suppressions(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
+    query: list[tuple[str, object]] = [("limit", args.limit)]
+    if args.continue_:
+        query.append(("continue", args.continue_))
+    page = api.suppressions("GET", args.namespace, query=query)
+    rows = [
+        [str(i.get("recipient")), str(i.get("reason")), str(i.get("detail") or ""),
+         str(i.get("createdAt") or "")]
+        for i in page.get("items") or []
+    ]  # fmt: skip
+    out(report.table(("RECIPIENT", "REASON", "DETAIL", "SINCE"), rows) if rows else "(none)")
+    cont = (page.get("metadata") or {}).get("continue")
+    if cont:
+        out(f"more: --continue {cont}")
+    return 0
+
+
+def cmd_suppress(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
+    body = {"recipients": args.recipients, "detail": args.detail}
+    added = (api.suppressions("POST", args.namespace, body=body).get("details") or {}).get("added")
+    out(f"{int(added or 0)} recipient(s) suppressed in {args.namespace}")
+    return 0
+
+
+def cmd_unsuppress(api: Campaigns, args: argparse.Namespace, out: Out) -> int:
+    api.suppressions("DELETE", args.namespace, name=args.recipient)
+    out(f"{args.recipient} is no longer suppressed in {args.namespace}")
+    return 0
+
+
+LIST_COMMANDS = frozenset({"top", "suppressions", "suppress", "unsuppress"})
+"""Commands that name no Campaign."""
+
 COMMANDS: dict[str, tuple[str, Callable[[Campaigns, argparse.Namespace, Out], int]]] = {
     "status": ("Counts, progress, rate and ETA of one campaign.", cmd_status),
     "top": ("A live table of campaigns: counts, rate and ETA.", cmd_top),
@@ -145,6 +178,9 @@ COMMANDS: dict[str, tuple[str, Callable[[Campaigns, argparse.Namespace, Out], in
         "Why messages failed: reasons with counts, then the failed recipients, paged.",
         cmd_failures,
     ),
+    "suppressions": ("The namespace's suppression list (never sent to).", cmd_suppressions),
+    "suppress": ("Add recipients to the namespace's suppression list.", cmd_suppress),
+    "unsuppress": ("Take a recipient off the namespace's suppression list.", cmd_unsuppress),
 }
 
 
@@ -164,6 +200,15 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("-w", "--watch", action="store_true", help="refresh until interrupted")
             p.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
             p.add_argument("--count", type=int, default=0, help="with --watch: stop after N tables")
+        if name == "suppress":
+            p.add_argument("recipients", nargs="+", help="addresses (or numbers, ARNs)")
+            p.add_argument("--detail", default=None, help="why (kept with the entries)")
+        if name == "unsuppress":
+            p.add_argument("recipient", help="the address to send to again")
+        if name in LIST_COMMANDS:
+            if name == "suppressions":
+                p.add_argument("--limit", type=int, default=100, help="entries per page")
+                p.add_argument("--continue", dest="continue_", default="", help="next page")
             continue
         p.add_argument("name", help="the Campaign's name")
         if name == "retry":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client as k8s
@@ -124,6 +125,39 @@ class Campaigns:
         except OSError as exc:
             raise PluginError(f"failed recipients: Kubernetes API unreachable: {exc}") from exc
         return dict(out)
+
+    def suppressions(
+        self,
+        method: str,
+        namespace: str,
+        name: str = "",
+        query: Sequence[tuple[str, Any]] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Resource:
+        """A call on the namespace's suppression list in the aggregated reports API."""
+        path = f"/apis/{REPORTS_GROUP}/{REPORTS_VERSION}/namespaces/{namespace}/suppressions"
+        what = f"suppressions in {namespace}"
+        try:
+            out = self.api_client.call_api(
+                path + (f"/{name}" if name else ""),
+                method,
+                query_params=list(query or ()),
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object", 201: "object"},
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404 and "suppressions" not in (exc.body or ""):
+                raise PluginError(
+                    f"{what}: this cluster does not serve the reports API (reports.notifq.dev)"
+                ) from exc
+            raise PluginError(f"{what}: {_message(exc)} ({exc.status})") from exc
+        except OSError as exc:
+            raise PluginError(f"{what}: Kubernetes API unreachable: {exc}") from exc
+        return dict(out or {})
 
     def patch(self, res: Resource, patch: dict[str, Any]) -> Resource:
         """A merge patch guarded by the uid (a re-created namesake is never touched)."""

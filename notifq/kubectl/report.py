@@ -21,7 +21,7 @@ def parse_time(value: object) -> datetime | None:
 
 def done(status: Mapping[str, Any]) -> int:
     """Messages that reached a final state."""
-    return sum(int(status.get(k) or 0) for k in ("sent", "failed", "cancelled"))
+    return sum(int(status.get(k) or 0) for k in ("sent", "failed", "cancelled", "suppressed"))
 
 
 def average_rate(status: Mapping[str, Any], now: datetime) -> float | None:
@@ -119,6 +119,9 @@ def status_lines(res: Mapping[str, Any], now: datetime | None = None) -> list[st
         f"Failed:     {int(status.get('failed') or 0):,}",
         f"Pending:    {int(status.get('pending') or 0):,}",
         f"Cancelled:  {int(status.get('cancelled') or 0):,}",
+        f"Suppressed: {int(status.get('suppressed') or 0):,}",
+        f"Bounced:    {int(status.get('bounced') or 0):,}",
+        f"Complained: {int(status.get('complained') or 0):,}",
         f"Progress:   {status.get('progress') or '0%'}",
         f"Started:    {status.get('startTime') or '-'}",
         f"Finished:   {status.get('completionTime') or '-'}",

@@ -166,7 +166,14 @@ def test_detail_and_404(api: Api) -> None:
     detail = api.detail(cid)
     assert detail["id"] == cid and detail["totalMessages"] == 7
     # not stored yet (no operator here): all seven are still to be sent
-    assert detail["progress"] == {"pending": 7, "queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    assert detail["progress"] == {
+        "pending": 7,
+        "queued": 0,
+        "sent": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "suppressed": 0,
+    }
     assert api.client.get(f"/campaigns/{uuid.uuid4()}", headers=api.auth).status_code == 404
     for bad in ("not-a-uuid", "1", "%20", "x" * 500):
         resp = api.client.get(f"/campaigns/{bad}", headers=api.auth)

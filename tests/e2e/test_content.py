@@ -19,7 +19,7 @@ import testbed
 from bystander import Bystander
 from harness import Stack, campaign, notifq_policy
 from mailpit import Mailpit
-from moto_ses import aws_env, ses_messages, verified_ses
+from moto_ses import aws_env, parts, ses_mails, verified_ses
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -48,9 +48,9 @@ def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
     mp.stop()
 
 
-def ses_bodies(url: str) -> dict[str, dict[str, Any]]:
-    """What the SES server recorded, by message id."""
-    return {str(m["id"]): m for m in ses_messages(url)}
+def ses_bodies(url: str) -> dict[str, dict[str, str]]:
+    """What the SES server recorded, by message id: subject, text and html parts."""
+    return {mid: parts(mail) for mid, mail in ses_mails(url).items()}
 
 
 def start_bystander(stack: Stack) -> Bystander:
@@ -158,9 +158,10 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
         recorded[str(rows["bob@company.test"][1])],
     )
     assert ann["subject"] == "Hi Ann"
-    assert ann["body"] == "Dear Ann (ann@company.test), your plan: Gold, yearly. #0"
+    assert "html" not in ann  # text only
+    assert ann["text"] == "Dear Ann (ann@company.test), your plan: Gold, yearly. #0"
     assert bob["subject"] == f"Hi {EVIL}"  # text is not escaped
-    assert bob["body"] == f"Dear {EVIL} (bob@company.test), your plan: Free. #1"
+    assert bob["text"] == f"Dear {EVIL} (bob@company.test), your plan: Free. #1"
     assert rows["ann@company.test"][2] == {
         "email": "ann@company.test",
         "name": "Ann",
@@ -176,8 +177,8 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
         recorded[str(rows["dan@company.test"][1])],
     )
     assert cat["subject"] == f"For {EVIL.upper()}"
-    assert cat["body"] == "<p>Dear <b>&lt;script&gt;alert(1)&lt;/script&gt;</b> of Oslo</p>"
-    assert dan["body"] == "<p>Dear <b>Dan &amp; Co</b> of nowhere</p>"  # empty is a value
+    assert cat["html"] == "<p>Dear <b>&lt;script&gt;alert(1)&lt;/script&gt;</b> of Oslo</p>"
+    assert dan["html"] == "<p>Dear <b>Dan &amp; Co</b> of nowhere</p>"  # empty is a value
 
     cr = stack.wait_phase(namespace, "from-s3", {"Completed", "CompletedWithFailures"}, 90)
     assert cr["status"]["phase"] == "Completed", cr["status"]

@@ -10,17 +10,21 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import testbed
-from harness import Stack, campaign, wait_until
+from harness import (
+    PLUGIN,
+    Stack,
+    campaign,
+    plugin_as,
+    start_reports_api,
+    user_kubeconfig,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
-
-PLUGIN = Path(sys.executable).with_name("kubectl-notifq")
 
 
 def kubectl(stack: Stack, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -223,26 +227,6 @@ def test_plugin_uses_only_the_kubeconfig_identity(
     assert "Sent:       20" in out.stdout
 
 
-def _user_kubeconfig(stack: Stack, ns: str, sa: str, tmp_path: Path) -> Path:
-    """A kubeconfig for a ServiceAccount of ``ns``: a user with only the rights RBAC gives it."""
-    cp = stack.control_plane
-    cp.kubectl("create", "serviceaccount", sa, "-n", ns)
-    token = cp.kubectl("create", "token", sa, "-n", ns).stdout.strip()
-    cfg = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "t", "cluster": {"server": cp.server, "insecure-skip-tls-verify": True}}
-        ],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": sa, "namespace": ns}}],
-        "current-context": "t",
-    }
-    path = tmp_path / f"{sa}.kubeconfig"
-    path.write_text(json.dumps(cfg))
-    return path
-
-
 def _forged_request(port: int, path: str) -> int | None:
     """GET with a made-up admin identity and no client certificate: the status, or None
     when the TLS handshake refuses the connection."""
@@ -270,12 +254,7 @@ def test_failed_recipients_with_the_users_own_rights(
     a user without that right, or asking in another namespace, is refused."""
     stack, ns, other = two_namespaces
     cp = stack.control_plane
-    reports_port = testbed.free_port()
-    stack.start_api(
-        testbed.free_port(),
-        NOTIFQ_JWT_SECRET=os.urandom(24).hex(),
-        NOTIFQ_REPORTS_PORT=str(reports_port),
-    )
+    reports_port = start_reports_api(stack)
     rejected = [f"reject-{i}@example.com" for i in range(5)]
     stack.apply(
         campaign(
@@ -305,8 +284,8 @@ def test_failed_recipients_with_the_users_own_rights(
         cp.kubectl("create", "role", "campaign-reader", "-n", target, "--verb=get,list",
                    "--resource=campaigns.notifq.dev")  # fmt: skip
     cp.kubectl("apply", "-f", "-", input=json.dumps(role))
-    reader = _user_kubeconfig(stack, ns, "reader", tmp_path)
-    outsider = _user_kubeconfig(stack, ns, "outsider", tmp_path)
+    reader = user_kubeconfig(stack, ns, "reader", tmp_path)
+    outsider = user_kubeconfig(stack, ns, "outsider", tmp_path)
     cp.kubectl("create", "rolebinding", "reader", "-n", ns, "--role=failures-reader",
                f"--serviceaccount={ns}:reader")  # fmt: skip
     for target in (ns, other):
@@ -316,10 +295,7 @@ def test_failed_recipients_with_the_users_own_rights(
     stack.wait_phase(ns, "flaky", {"CompletedWithFailures"})
 
     def as_user(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # nothing but the kubeconfig
-        return subprocess.run([str(PLUGIN), f"--kubeconfig={kubeconfig}", *args],
-                              capture_output=True, text=True, env=env, timeout=60,
-                              check=False)  # fmt: skip
+        return plugin_as(kubeconfig, tmp_path, *args)
 
     with cp.aggregated_api("reports.notifq.dev", "v1alpha1", reports_port):
         first = as_user(reader, "failures", "flaky", "--limit", "3")

@@ -4,6 +4,7 @@ permanent and not retried, SMS goes out through SNS."""
 
 from __future__ import annotations
 
+import email
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -50,8 +51,13 @@ def test_ses_delivery_is_recorded_by_the_server(
     for recipient, _, message_id in rows:
         msg = recorded[message_id]
         assert msg["source"] == SENDER
-        assert msg["destinations"] == {"ToAddresses": [recipient]}
-        assert msg["subject"] == f"Hello {recipient}"
+        assert set(msg["destinations"]) == {recipient}  # moto adds the To header's again
+        mail = email.message_from_string(str(msg["raw_data"]))
+        assert (mail["From"], mail["To"]) == (SENDER, recipient)
+        assert mail["Subject"] == f"Hello {recipient}"
+        assert str(mail.get_payload()).strip() == f"Body for {recipient}"
+        assert mail["X-Notifq-Message"].startswith(f"{cr['metadata']['uid']}.")
+        assert mail["List-Unsubscribe"] is None  # no public URL and keys configured
     assert ses.get_send_quota()["SentLast24Hours"] >= len(people)
 
 

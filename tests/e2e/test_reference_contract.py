@@ -162,5 +162,12 @@ def test_queued_means_waiting_for_a_retry(
         return bool(detail["progress"]["queued"] == 50)
 
     wait_until(waiting, 60, "every message to wait for its retry")
-    assert seen[-1] == {"pending": 0, "queued": 50, "sent": 0, "failed": 0, "cancelled": 0}
+    assert seen[-1] == {
+        "pending": 0,
+        "queued": 50,
+        "sent": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "suppressed": 0,
+    }
     assert api.detail(cid)["status"] == "processing"

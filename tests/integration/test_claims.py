@@ -110,7 +110,7 @@ async def test_cancel_stops_claims_and_a_send_in_flight_is_still_recorded(
         ]
         assert await store.write_once(pool, cid, "t1", writes) == 1
         counts = await op_store.counts(pool, cid)
-        assert counts == {"pending": 0, "sent": 1, "failed": 0, "cancelled": 9}
+        assert counts == {"pending": 0, "sent": 1, "failed": 0, "cancelled": 9, "suppressed": 0}
     finally:
         await lease.stop()
         await pool.close()

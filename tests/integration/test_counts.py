@@ -63,6 +63,7 @@ async def test_counters_follow_every_write(database_url: str) -> None:
             "sent": 0,
             "failed": 1,
             "cancelled": 0,
+            "suppressed": 0,
         }
         assert await op_store.pending_chunks(pool, cid) == [0, 1, 2]
         backlog = await op_store.backlog(pool)
@@ -91,6 +92,7 @@ async def test_counters_follow_every_write(database_url: str) -> None:
             "sent": 3,
             "failed": 1,
             "cancelled": 0,
+            "suppressed": 0,
         }
         assert await _send(pool, cid, {3: ("failed", False)}) == 1  # its last attempt
         assert await op_store.pending_chunks(pool, cid) == [1, 2]
@@ -137,6 +139,7 @@ async def test_counters_follow_every_write(database_url: str) -> None:
             "sent": 4,
             "failed": 2,
             "cancelled": 4,
+            "suppressed": 0,
         }
         # the tombstone of a deleted campaign (nothing pending is left to cancel)
         assert (await op_store.tombstone(pool, cid, "ns", "c", 4))[0] == 0
@@ -154,6 +157,7 @@ async def test_counters_follow_every_write(database_url: str) -> None:
             "sent": 0,
             "failed": 0,
             "cancelled": 0,
+            "suppressed": 0,
         }
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("DELETE FROM campaign WHERE id = %s", (cid,))

@@ -177,3 +177,65 @@ def test_0010_adds_fields_to_attached_and_half_stored_tables(postgres: testbed.P
 def _message_rows(url: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT * FROM message ORDER BY campaign_id, seq").fetchall()
+
+
+def test_0009_counts_suppressed_and_attaches_tables_stored_before(
+    postgres: testbed.Postgres,
+) -> None:
+    """After 0009 a message may be ``suppressed`` and the counters count it; a campaign's
+    table that storing left unattached before the upgrade still attaches; downgrading
+    turns suppressed messages into failed ones, counters following."""
+    import uuid
+
+    from harness import assert_counters_match
+    from psycopg import sql
+
+    from notifq.core import partitions, queries
+
+    url = postgres.create_database("notifq_suppressed")
+    upgrade(url, "0006")
+    a, half = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for cid in (a, half):
+            conn.execute(
+                "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+                "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
+                "failed_count) VALUES (%s, 'ns', 'x', 'email', 'auto', '', '', 4, 1000, 2, 4, "
+                "'active', 'Pending', 0, 0)",
+                (cid,),
+            )
+        conn.execute(f"CREATE TABLE message_{a.hex} PARTITION OF message FOR VALUES IN ('{a}')")
+        conn.execute(
+            "INSERT INTO message (campaign_id, seq, recipient) "
+            "SELECT %s, g, 'u' || g || '@example.com' FROM generate_series(0, 3) g",
+            (a,),
+        )
+        conn.execute(partitions.create(half))  # storing under way during the upgrade
+    upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE message SET status = 'suppressed', last_error = 'suppressed: bounce' "
+            "WHERE campaign_id = %s AND seq < 3",
+            (a,),
+        )
+        assert conn.execute(queries.COUNTERS, (a,)).fetchone() == (1, 0, 0, 0, 0, 3)
+        conn.execute(
+            f"INSERT INTO message_{half.hex} (campaign_id, seq, recipient, status) "
+            f"VALUES ('{half}', 0, 'x@example.com', 'suppressed')"
+        )
+        conn.execute(partitions.attach(half))
+        conn.execute(
+            sql.SQL(queries.COUNT_PARTITION).format(table=sql.Identifier(partitions.name(half))),
+            {"chunk": 2},
+        )  # as storing counts a table it attaches
+    assert_counters_match(url)
+    downgrade(url, "0006")
+    with psycopg.connect(url) as conn:
+        assert conn.execute(queries.COUNT_BY_STATUS + " ORDER BY 1", (a,)).fetchall() == [
+            ("failed", 3),
+            ("pending", 1),
+        ]
+        counts = conn.execute(
+            "SELECT sum(pending), sum(failed) FROM message_count WHERE campaign_id = %s", (a,)
+        ).fetchone()
+        assert counts == (1, 3)

@@ -99,6 +99,7 @@ async def test_worker_statements_read_one_partition(database_url: str) -> None:
                     "hi": 2,
                     "live": [],
                     "grace": 0,
+                    "ns": "ns",
                 },
             ),
             "write": (

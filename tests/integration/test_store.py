@@ -43,7 +43,7 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
             == 5
         )
         counts = await store.counts(pool, cid)
-        assert counts == {"pending": 2, "sent": 0, "failed": 3, "cancelled": 0}
+        assert counts == {"pending": 2, "sent": 0, "failed": 3, "cancelled": 0, "suppressed": 0}
         with psycopg.connect(database_url) as conn:
             rows = conn.execute(
                 "SELECT seq, recipient, status, last_error FROM message "
@@ -204,6 +204,7 @@ async def test_deleted_before_storing_copies_nothing(database_url: str) -> None:
             "sent": 0,
             "failed": 0,
             "cancelled": 0,
+            "suppressed": 0,
         }
         stored = await store.get(pool, cid)
         assert stored is not None and stored.state == "cancelled"

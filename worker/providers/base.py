@@ -25,6 +25,9 @@ class Outbound:
     """The campaign's id (SMTP makes the Message-ID from it and ``seq``)."""
     html: str | None = None
     """The HTML part (``body`` is then its text alternative), or None: text only."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra mail headers (:mod:`notifq.worker.headers`): ``List-Unsubscribe`` and the
+    message's ``X-Notifq-Message`` id; email providers add them, others ignore them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,16 @@ class Outcome:
     result: Result
     error: str | None = None
     provider_id: str | None = None
+
+
+def header_lines(m: Outbound) -> str:
+    """``m.headers`` as header lines (values are ASCII without line breaks: URLs, ids)."""
+    lines = []
+    for name, value in m.headers:
+        if not value.isascii() or "\r" in value or "\n" in value or len(value) > 900:
+            raise ValueError(f"header {name} not sendable as is")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines)
 
 
 class Provider(Protocol):

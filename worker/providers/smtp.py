@@ -31,7 +31,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from notifq.core.settings import WorkerSettings
-from notifq.worker.providers.base import Outbound, Outcome, Result
+from notifq.worker.providers.base import Outbound, Outcome, Result, header_lines
 from notifq.worker.providers.smtp_pool import Connection, SmtpPool
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,8 @@ class SmtpProvider:
         subject = m.subject if plain else encoded_words(m.subject)
         head = (
             f"From: {self.sender}\r\nTo: {m.recipient}\r\nSubject: {subject}\r\n"
-            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\nMIME-Version: 1.0\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: {msg_id}\r\n{header_lines(m)}"
+            "MIME-Version: 1.0\r\n"
         )
         if m.html is None:
             encoding, payload = encode(m.body)

@@ -314,3 +314,26 @@ from:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{- /* One-click unsubscribe settings of the API and the workers (the keys: unsubscribeEnv). */}}
+{{- define "notifq.unsubscribeConfig" -}}
+{{- with .Values.deliverability.publicBaseUrl }}
+NOTIFQ_PUBLIC_BASE_URL: {{ . | quote }}
+{{- end }}
+{{- with .Values.deliverability.unsubscribe.mailto }}
+NOTIFQ_UNSUBSCRIBE_MAILTO: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- /* The unsubscribe signing keys from their Secret (the chart's or an existing one). */}}
+{{- define "notifq.unsubscribeEnv" -}}
+{{- $u := .Values.deliverability.unsubscribe }}
+{{- $secret := $u.existingSecret | default (and $u.keys (include "notifq.componentName" (dict "ctx" . "component" "unsubscribe"))) }}
+{{- if $secret }}
+- name: NOTIFQ_UNSUBSCRIBE_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: unsubscribe-keys
+{{- end }}
+{{- end }}

@@ -42,6 +42,7 @@ export function detailView(root, ctx, route) {
     total: stat("Total", "stat-total"), sent: stat("Sent", "stat-sent"), failed: stat("Failed", "stat-failed"),
     pending: stat("Pending", "stat-pending"), queued: stat("Waiting to retry", "stat-queued"),
     cancelled: stat("Cancelled", "stat-cancelled"),
+    suppressed: stat("Suppressed", "stat-suppressed"),
   };
   const bar = progressBar("Delivery progress", true);
   const pct = h("strong", {});
@@ -53,7 +54,8 @@ export function detailView(root, ctx, route) {
 
   // messages
   const filter = h("select", { id: "msg-filter" },
-    [["failed", "Failed"], ["", "All"], ["sent", "Sent"], ["pending", "Pending"], ["cancelled", "Cancelled"]]
+    [["failed", "Failed"], ["", "All"], ["sent", "Sent"], ["pending", "Pending"], ["cancelled", "Cancelled"],
+     ["suppressed", "Suppressed"]]
       .map(([v, l]) => h("option", { value: v }, l)));
   const msgTitle = h("h2", { id: "messages-title" }, "Failed messages");
   const msgBody = h("tbody");
@@ -98,7 +100,7 @@ export function detailView(root, ctx, route) {
       h("nav", { class: "pager", "aria-label": "Message pages" }, pageInfo, h("div", { class: "btns" }, prev, next))),
   );
 
-  const signature = (c) => `${c.status}|${c.progress.pending}|${c.progress.queued}|${c.progress.sent}|${c.progress.failed}|${c.progress.cancelled}`;
+  const signature = (c) => `${c.status}|${c.progress.pending}|${c.progress.queued}|${c.progress.sent}|${c.progress.failed}|${c.progress.cancelled}|${c.progress.suppressed}`;
 
   function syncButtons() {
     const c = current;
@@ -120,13 +122,14 @@ export function detailView(root, ctx, route) {
     }
     sub.replaceChildren(h("span", { class: "mono" }, c.resourceName), ` · created ${dateTime(c.createdAt)}`);
     const p = c.progress;
-    const total = Math.max(c.totalMessages, p.pending + p.queued + p.sent + p.failed + p.cancelled);
+    const total = Math.max(c.totalMessages, p.pending + p.queued + p.sent + p.failed + p.cancelled + (p.suppressed || 0));
     stats.total.dd.textContent = fmt(total);
     stats.sent.dd.textContent = fmt(p.sent);
     stats.failed.dd.textContent = fmt(p.failed);
     stats.pending.dd.textContent = fmt(p.pending);
     stats.queued.dd.textContent = fmt(p.queued);
     stats.cancelled.dd.textContent = fmt(p.cancelled);
+    stats.suppressed.dd.textContent = fmt(p.suppressed || 0);
     pct.textContent = `${bar.update(total, p.sent, p.failed).done}% processed`;
     note.hidden = !c.message;
     note.replaceChildren(h("span", { class: "muted" }, "Status: "), c.message || "");

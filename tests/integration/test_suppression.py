@@ -1,0 +1,194 @@
+"""The suppression list on a real Postgres: the worker's claim marks suppressed recipients
+(their namespace's entries and the global ones, never another namespace's), their
+messages end ``suppressed`` and are counted; SES feedback is recorded once per feedback
+id, attributed to its campaign, and suppresses the recipient in that namespace."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+
+from harness import assert_counters_match, campaign_row
+from psycopg_pool import AsyncConnectionPool
+
+from notifq.api import store as api_store
+from notifq.core import suppression
+from notifq.core.db import open_pool
+from notifq.operator import feedback, storing
+from notifq.operator import store as op_store
+from notifq.operator.sources import InlineRecipients
+from notifq.worker import store
+
+
+async def _claim(
+    pool: AsyncConnectionPool, cid: uuid.UUID, n: int, ns: str
+) -> list[store.PendingRow]:
+    return await store.claim(
+        pool,
+        cid,
+        list(range(n)),
+        token=uuid.uuid4().hex,
+        owner="w",
+        live_tokens=[],
+        lease_seconds=60,
+        grace_seconds=0,
+        namespace=ns,
+    )
+
+
+async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    tag = uuid.uuid4().hex[:8]
+    ns, other_ns = f"supp-{tag}", f"other-{tag}"
+    people = [f"p{i}-{tag}@company.test" for i in range(6)]
+    cid, bystander = uuid.uuid4(), uuid.uuid4()
+    try:
+        await storing.materialize(
+            pool, replace(campaign_row(cid), namespace=ns), InlineRecipients(people), state="active"
+        )
+        await storing.materialize(
+            pool,
+            replace(campaign_row(bystander), namespace=other_ns),
+            InlineRecipients(people),
+            state="active",
+        )
+        assert await suppression.add(pool, ns, [people[0].upper()], "manual", "by hand") == 1
+        assert await suppression.add(pool, ns, [people[0]], "bounce") == 0  # first reason kept
+        assert await suppression.add(pool, other_ns, [people[1]], "complaint") == 1
+        assert await suppression.add(pool, suppression.GLOBAL, [people[2]], "bounce") == 1
+
+        rows = await _claim(pool, cid, 6, ns)
+        marks = {r.recipient: r.suppressed for r in rows}
+        assert marks == {
+            people[0]: "manual: by hand",
+            people[1]: None,  # another namespace's entry does not hold here
+            people[2]: "bounce",  # a global one does
+            people[3]: None,
+            people[4]: None,
+            people[5]: None,
+        }
+        # the bystander in the other namespace: its own entry and the global one only
+        other = {r.recipient: r.suppressed for r in await _claim(pool, bystander, 6, other_ns)}
+        assert {k for k, v in other.items() if v} == {people[1], people[2]}
+
+        token = uuid.uuid4().hex
+        rows = await _claim(pool, cid, 6, ns)  # claims are this owner's: taken again
+        await store.claim(
+            pool,
+            cid,
+            [r.seq for r in rows],
+            token=token,
+            owner="w",
+            live_tokens=[],
+            lease_seconds=60,
+            grace_seconds=0,
+            namespace=ns,
+        )
+        writes = [
+            store.Write(r.seq, "suppressed", f"suppressed: {r.suppressed}", "none", None)
+            if r.suppressed
+            else store.Write(r.seq, "sent", None, "mock", None)
+            for r in rows
+        ]
+        assert await store.write_once(pool, cid, token, writes) == 6
+        assert_counters_match(database_url)
+        assert await op_store.counts(pool, cid) == {
+            "pending": 0,
+            "sent": 4,
+            "failed": 0,
+            "cancelled": 0,
+            "suppressed": 2,
+        }
+        assert (await api_store.progress(pool, cid))["suppressed"] == 2
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT attempts, last_error FROM message WHERE campaign_id = %s AND seq = 0",
+                (cid,),
+            )
+            assert await cur.fetchone() == (0, "suppressed: manual: by hand")
+
+        listed = await suppression.page(pool, ns)
+        assert [(e.recipient, e.reason) for e in listed] == [(people[0], "manual")]
+        assert await suppression.remove(pool, ns, people[0].upper())
+        assert not await suppression.remove(pool, ns, people[0])
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM suppression WHERE recipient LIKE %s", (f"%-{tag}@company.test",)
+            )
+        await pool.close()
+
+
+def _notification(kind: str, recipient: str, fid: str, header: str | None) -> str:
+    mail = {
+        "messageId": f"ses-{fid}",
+        "destination": [recipient],
+        "headers": [{"name": "X-Notifq-Message", "value": header}] if header else [],
+    }
+    if kind == "Bounce":
+        body = {
+            "notificationType": "Bounce",
+            "mail": mail,
+            "bounce": {
+                "bounceType": "Permanent",
+                "bounceSubType": "General",
+                "feedbackId": fid,
+                "bouncedRecipients": [
+                    {"emailAddress": recipient, "diagnosticCode": "smtp; 550 user unknown"}
+                ],
+            },
+        }
+    else:
+        body = {
+            "notificationType": "Complaint",
+            "mail": mail,
+            "complaint": {
+                "feedbackId": fid,
+                "complaintFeedbackType": "abuse",
+                "complainedRecipients": [{"emailAddress": recipient}],
+            },
+        }
+    return json.dumps({"Type": "Notification", "Message": json.dumps(body)})
+
+
+async def test_feedback_is_recorded_once_and_attributed(database_url: str) -> None:
+    pool = await open_pool(database_url)
+    tag = uuid.uuid4().hex[:8]
+    ns = f"fb-{tag}"
+    cid = uuid.uuid4()
+    bounced, complained, stray = (f"{n}-{tag}@company.test" for n in ("b", "c", "s"))
+    try:
+        await storing.materialize(
+            pool,
+            replace(campaign_row(cid), namespace=ns),
+            InlineRecipients([bounced, complained]),
+            state="active",
+        )
+        items = [
+            *feedback.parse(_notification("Bounce", bounced.upper(), f"f1-{tag}", f"{cid}.0")),
+            *feedback.parse(_notification("Complaint", complained, f"f2-{tag}", f"{cid}.1")),
+            *feedback.parse(_notification("Bounce", stray, f"f3-{tag}", None)),
+        ]
+        assert [(i.kind, i.campaign_id, i.seq) for i in items] == [
+            ("bounce", cid, 0),
+            ("complaint", cid, 1),
+            ("bounce", None, None),
+        ]
+        transient = json.loads(json.loads(_notification("Bounce", stray, "x", None))["Message"])
+        transient["bounce"]["bounceType"] = "Transient"
+        assert feedback.parse(json.dumps(transient)) == []  # raw delivery, not suppressing
+        assert await feedback.record(pool, items) == 3
+        assert await feedback.record(pool, items) == 0  # SQS delivered it twice: counted once
+        stored = await op_store.get(pool, cid)
+        assert stored is not None and (stored.bounced, stored.complained) == (1, 1)
+        entries = {(e.recipient, e.reason) for e in await suppression.page(pool, ns)}
+        assert entries == {(bounced, "bounce"), (complained, "complaint")}
+        glob = await suppression.page(pool, suppression.GLOBAL, recipient=stray)
+        assert [e.reason for e in glob] == ["bounce"]  # unattributed: everywhere
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM suppression WHERE recipient LIKE %s", (f"%-{tag}@company.test",)
+            )
+        await pool.close()
