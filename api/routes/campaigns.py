@@ -22,8 +22,6 @@ from notifq.api.schemas import (
     MessagePagePublic,
     MessagePublic,
     MessageStatus,
-    ProgressPublic,
-    QuotaPublic,
     RetryPublic,
 )
 from notifq.core import resource
@@ -110,19 +108,17 @@ async def list_campaigns(
 @router.get("/{campaign_id}", responses={**NOT_FOUND, **UNAVAILABLE})
 async def get_campaign(campaign_id: CampaignId, ctx: CtxDep) -> CampaignDetailPublic:
     """A campaign with its messages counted per status."""
+    # a stored campaign: the operator's copy of its status and the counters, one read
+    if not ctx.campaigns.deleted_here(campaign_id):
+        row = await store.detail(ctx.pool, campaign_id, ctx.campaigns.namespace)
+        if row is not None:
+            return views.detail_from_row(str(campaign_id), row)
+    # not stored (yet), or stored by an older operator: the resource itself
     res = await _find(ctx, campaign_id)
-    public = views.public(res)
     counts = await store.progress(ctx.pool, campaign_id)
-    if not any(counts.values()):  # not stored yet: everything is still to be sent
-        counts["pending"] = public.totalMessages
     status = res.get("status") or {}
-    message = str(status.get("message") or "")
-    quota = QuotaPublic.model_validate(status["quota"]) if status.get("quota") else None
-    return CampaignDetailPublic(
-        **public.model_dump(),
-        progress=ProgressPublic(**counts),
-        message=message,
-        quota=quota,
+    return views.detail(
+        views.public(res), counts, str(status.get("message") or ""), status.get("quota")
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -86,6 +87,17 @@ class Campaign(Base):
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When retention dropped the campaign's message rows (its partition); counts stay in
     ``sent_count``/``failed_count``."""
+    display_name: Mapped[str | None] = mapped_column(Text)
+    """The resource's ``notifq.dev/display-name`` annotation (migration 0011: these
+    ``status_*`` columns are the operator's copy of what the API's detail shows)."""
+    resource_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The resource's ``metadata.creationTimestamp``."""
+    status_message: Mapped[str | None] = mapped_column(Text)
+    """``status.message`` as the operator last computed it."""
+    status_quota: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """``status.quota`` as the operator last computed it (None: none)."""
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the operator last wrote this copy (None: never; the API reads the resource)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

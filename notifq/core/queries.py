@@ -13,11 +13,13 @@ COUNT_BY_STATUS = "SELECT status, count(*) FROM message WHERE campaign_id = %s G
 """Messages of campaign ``%s`` per status, counted row by row (O(messages): tests,
 benchmarks and the counter check use it; notifq itself reads :data:`COUNTERS`)."""
 
-COUNTERS = (
-    "SELECT coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
-    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0) FROM message_count "
-    "WHERE campaign_id = %s"
+COUNTER_SUMS = (
+    "coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
+    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0)"
 )
+"""The select list of :data:`COUNTERS` (over ``message_count`` rows of one campaign)."""
+
+COUNTERS = f"SELECT {COUNTER_SUMS} FROM message_count WHERE campaign_id = %s"
 """(pending, queued, sent, failed, cancelled) of campaign ``%s`` from its per-chunk
 counters (O(chunks)); ``pending`` is not attempted yet, ``queued`` waits for a retry."""
 

@@ -25,7 +25,9 @@ def api_factory(
     (unless an operator handled them) so no later operator delivers them."""
     stack: list[Any] = []
 
-    def make(**overrides: Any) -> Api:
+    def make(kube: CampaignClient | None = None, **overrides: Any) -> Api:
+        """An API with these settings; ``kube``: its Campaign client (default: the test
+        bed's API server)."""
         settings = ApiSettings(
             environment="test",
             database_url=database_url,
@@ -37,7 +39,8 @@ def api_factory(
             admin_password=PASSWORD,
             **overrides,
         )
-        kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
+        if kube is None:
+            kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
         server = serve_in_thread(create_app(settings, campaigns_client=kube))
         url = server.__enter__()
         client = httpx.Client(base_url=url, timeout=60)
