@@ -16,7 +16,7 @@ from notifq.api.schemas import AdminPublic
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/login")
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -49,7 +49,7 @@ async def current_admin(
 CurrentAdmin = Annotated[AdminPublic, Depends(current_admin)]
 
 
-def campaign_id(campaign_id: str) -> uuid.UUID:
+async def campaign_id(campaign_id: str) -> uuid.UUID:
     """The path's campaign id; anything that is not a UUID names no campaign (404)."""
     try:
         return uuid.UUID(campaign_id)
