@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import uvicorn
@@ -64,7 +65,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "create-admin":
         sys.exit(_create_admin(args.email))
-    asyncio.run(_serve(args.host, args.port))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(args.host, args.port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (uvicorn's choice too), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(host: str, port: int) -> None:
