@@ -28,7 +28,7 @@ from notifq.core import partitions, queries
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
 from notifq.operator.batches import Generated, Listed
-from notifq.operator.sources import Recipients
+from notifq.operator.sources import GeneratedRecipients, Recipients
 from notifq.operator.store import CampaignRow
 
 log = logging.getLogger(__name__)
@@ -92,12 +92,7 @@ async def materialize(
                 await conn.execute(partitions.attach(cid))
                 # rows written into the table directly: counted here, in the attach's
                 # transaction (the triggers on message count every write from now on)
-                await conn.execute(
-                    sql.SQL(queries.COUNT_PARTITION).format(
-                        table=sql.Identifier(partitions.name(cid))
-                    ),
-                    {"chunk": camp.chunk_size},
-                )
+                await _count(conn, camp, src, stored)
                 await conn.execute(
                     "UPDATE campaign SET total = %s, materialized_at = now(), "
                     "started_at = now(), updated_at = now() WHERE id = %s",
@@ -181,6 +176,18 @@ async def _fill(
             if cur.rowcount == 0:
                 raise Deleted  # rolls this batch back; the caller drops the table
     return seq
+
+
+async def _count(conn: AsyncConnection, camp: CampaignRow, src: Recipients, total: int) -> None:
+    """Counters of the stored table (in the attach's transaction): of a generated list
+    computed, not scanned (only its ``include`` rows are read)."""
+    table = sql.Identifier(partitions.name(camp.id))
+    params: dict[str, object] = {"chunk": camp.chunk_size}
+    query = queries.COUNT_PARTITION
+    if isinstance(src, GeneratedRecipients):
+        query = queries.COUNT_GENERATED_PARTITION
+        params.update(cid=camp.id, shift=len(src.include), total=total)
+    await conn.execute(sql.SQL(query).format(table=table), params)
 
 
 def _escape(value: str) -> str:

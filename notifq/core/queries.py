@@ -50,22 +50,41 @@ chunk, row counts..., counter values...). Empty when the invariant holds. Campai
 rows retention dropped keep their counters (their final counts) and are left out. Scans
 every row: for tests and the ``notifq-admin``-style checks, never on a hot path."""
 
-COUNT_PARTITION = """
-INSERT INTO message_count AS mc (campaign_id, chunk, pending, queued, sent, failed, cancelled)
-SELECT m.campaign_id, m.seq / %(chunk)s,
+_STATE_COUNTS = """
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts = 0),
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts > 0),
        count(*) FILTER (WHERE m.status = 'sent'),
        count(*) FILTER (WHERE m.status = 'failed'),
-       count(*) FILTER (WHERE m.status = 'cancelled')
-FROM {table} m GROUP BY 1, 2 ORDER BY 1, 2
+       count(*) FILTER (WHERE m.status = 'cancelled')"""
+
+_SET_COUNTS = """
 ON CONFLICT (campaign_id, chunk) DO UPDATE SET pending = EXCLUDED.pending,
   queued = EXCLUDED.queued, sent = EXCLUDED.sent, failed = EXCLUDED.failed,
   cancelled = EXCLUDED.cancelled
 """
+
+COUNT_PARTITION = f"""
+INSERT INTO message_count AS mc (campaign_id, chunk, pending, queued, sent, failed, cancelled)
+SELECT m.campaign_id, m.seq / %(chunk)s,{_STATE_COUNTS}
+FROM {{table}} m GROUP BY 1, 2 ORDER BY 1, 2{_SET_COUNTS}"""
 """The counters of a campaign's table as it is attached (its rows were written into the
 table directly, which the ``message`` triggers do not see); ``{table}``: an identifier,
 ``%(chunk)s``: the campaign's chunk size. Sets absolute values, so a repeat is harmless."""
+
+COUNT_GENERATED_PARTITION = f"""
+INSERT INTO message_count AS mc (campaign_id, chunk, pending, queued, sent, failed, cancelled)
+SELECT %(cid)s, chunk, sum(p), sum(q), sum(s), sum(f), sum(c) FROM (
+  SELECT m.seq / %(chunk)s AS chunk,{_STATE_COUNTS}
+  FROM {{table}} m WHERE m.seq < %(shift)s GROUP BY 1
+  UNION ALL
+  SELECT k, least((k + 1) * %(chunk)s, %(total)s) - greatest(k * %(chunk)s, %(shift)s), 0, 0, 0, 0
+  FROM generate_series(%(shift)s / %(chunk)s, (%(total)s - 1) / %(chunk)s) k
+  WHERE %(total)s > %(shift)s
+) AS n (chunk, p, q, s, f, c) GROUP BY chunk ORDER BY chunk{_SET_COUNTS}"""
+""":data:`COUNT_PARTITION` for a generated list: rows from ``%(shift)s`` to ``%(total)s``
+were made by one INSERT each batch as pending and never attempted, so their counts per
+chunk are arithmetic; only the rows before (the ``include`` list) are counted, through
+the primary key. Saves a scan of the table (0.3 s per million rows)."""
 
 RETRYABLE = "status = 'failed' AND NOT coalesce(last_error = ANY(%s), false)"
 """Failed messages a retry may send again: all but those that can never succeed (invalid

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from harness import campaign_row
 
+from notifq.core import queries
 from notifq.core.db import open_pool
 from notifq.core.recipients import CONTROL_CHARACTER, INVALID_ADDRESS
 from notifq.operator import store, storing
@@ -141,6 +142,42 @@ async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
             (2, "user0@example.org", "pending"),
             (1001, "user999@example.org", "pending"),
         ]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("count", "include"), [(1000, ["a@company.com", "bad", "c@x.org"]), (250, [])]
+)
+async def test_generated_counters_are_computed_and_equal_the_rows(
+    database_url: str, count: int, include: list[str]
+) -> None:
+    """A generated list's counters are computed, not counted; they equal the rows in every
+    chunk (the include rows, one invalid, counted; chunks cut across the boundary). A
+    listed campaign stored beside it is counted row by row as before."""
+    pool = await open_pool(database_url)
+    try:
+        cid, bystander = uuid.uuid4(), uuid.uuid4()
+        src = GeneratedRecipients(count, "example.org", include)
+        total = count + len(include)
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == total
+        listed = InlineRecipients([f"u{i}@example.com" for i in range(150)] + ["nope"])
+        assert await storing.materialize(pool, campaign_row(bystander), listed, state="active")
+        with psycopg.connect(database_url) as conn:
+            bad = conn.execute(queries.COUNTER_MISMATCHES).fetchall()
+            chunks = conn.execute(
+                "SELECT count(*) FROM message_count WHERE campaign_id = %s", (cid,)
+            ).fetchone()
+        assert [r for r in bad if r[0] in (cid, bystander)] == []
+        assert chunks == (-(-total // 100),)
+        failed = 1 if "bad" in include else 0
+        assert await store.counts(pool, cid) == {
+            "pending": total - failed,
+            "sent": 0,
+            "failed": failed,
+            "cancelled": 0,
+        }
+        assert (await store.counts(pool, bystander))["failed"] == 1
     finally:
         await pool.close()
 
