@@ -17,6 +17,7 @@ its row's state and :func:`reconcile.follow_intent` applies the intent afterward
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -78,7 +79,7 @@ async def materialize(
             await _restart(conn, camp)
             raise
         t1 = time.perf_counter()
-        await _index(conn, camp)
+        await _index(pool, conn, camp)
         t2 = time.perf_counter()
         async with conn.transaction():
             cur = await conn.execute(
@@ -225,15 +226,23 @@ async def _copy(
     return seq
 
 
-async def _index(conn: AsyncConnection, camp: CampaignRow) -> None:
-    """Build the table's indexes once (one transaction: a crash builds them again)."""
+async def _index(pool: AsyncConnectionPool, conn: AsyncConnection, camp: CampaignRow) -> None:
+    """Build the table's indexes once: both at the same time on two connections (each is
+    a scan and a sort of the whole table), then the primary key from the unique one. A
+    crash anywhere leaves each index built or not at all; the next attempt builds what is
+    missing."""
     cur = await conn.execute(partitions.INDEXED, (f"pk_{camp.id.hex}",))
     row = await cur.fetchone()
     if row and row[0]:
         return
-    async with conn.transaction():
-        for stmt in partitions.index(camp.id):
-            await conn.execute(stmt)
+    first, *others = partitions.index(camp.id)
+
+    async def build(stmt: sql.Composed) -> None:
+        async with pool.connection() as other:
+            await other.execute(stmt)
+
+    await asyncio.gather(conn.execute(first), *(build(s) for s in others))
+    await conn.execute(partitions.primary_key(camp.id))
 
 
 async def discard(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:
