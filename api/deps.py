@@ -27,7 +27,7 @@ bearer = HTTPBearer(
 )
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -132,7 +132,7 @@ async def admit_anonymous(ctx: ApiContext, request: Request, namespace: str) -> 
         )
 
 
-def campaign_id(campaign_id: str) -> uuid.UUID:
+async def campaign_id(campaign_id: str) -> uuid.UUID:
     """The path's campaign id; anything that is not a UUID names no campaign (404)."""
     try:
         return uuid.UUID(campaign_id)

@@ -108,6 +108,7 @@ class CampaignClient:
         self._lock = Lock()
         self._index: dict[str | None, tuple[float, Resources]] = {}
         self._index_lock = Lock()
+        self._deleted: OrderedDict[uuid.UUID, None] = OrderedDict()
 
     @classmethod
     def from_environment(cls, namespace: str, kubeconfig: str | None = None) -> CampaignClient:
@@ -284,9 +285,19 @@ class CampaignClient:
             raise _unavailable(exc) from exc
         except HTTPError as exc:
             raise _unavailable(exc) from exc
+        uid = uuid.UUID(meta["uid"])
         with self._lock:
-            self._names.pop(uuid.UUID(meta["uid"]), None)
+            self._names.pop(uid, None)
+            self._deleted[uid] = None
+            while len(self._deleted) > self._cache_size:
+                self._deleted.popitem(last=False)
         self._forget_index()
+
+    def deleted_here(self, uid: uuid.UUID) -> bool:
+        """Whether this process deleted campaign ``uid`` (its row may not say so yet: the
+        operator marks it deleted when it sees the deletion)."""
+        with self._lock:
+            return uid in self._deleted
 
     def ping(self) -> None:
         """A cheap call proving the API server answers and we may list campaigns."""

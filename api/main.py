@@ -130,7 +130,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_set_password(args.email))
     if args.command == "remove-admin":
         sys.exit(_remove_admin(args.email))
-    asyncio.run(_serve(args.host, args.port))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(args.host, args.port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (uvicorn's choice too), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _serve(host: str, port: int) -> None:

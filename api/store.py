@@ -25,6 +25,24 @@ class MessageRow:
     updated_at: datetime | None
 
 
+@dataclass(frozen=True)
+class DetailRow:
+    """A stored campaign as the operator last copied its status (see :func:`detail`)."""
+
+    name: str
+    display_name: str | None
+    created: datetime
+    updated: datetime
+    phase: str
+    total: int
+    sent: int
+    failed: int
+    message: str
+    quota: dict[str, Any] | None
+    progress: dict[str, int]
+    """Messages per state, as :func:`progress` counts them."""
+
+
 async def _fetch(
     pool: AsyncConnectionPool, sql: str, params: tuple[object, ...]
 ) -> list[tuple[Any, ...]]:
@@ -56,13 +74,49 @@ async def campaign_id_by_name(
     return rows[0][0] if rows else None
 
 
+PROGRESS_KEYS = ("pending", "queued", "sent", "failed", "cancelled", "suppressed")
+"""The states of :func:`progress`, in :data:`queries.COUNTERS`' order."""
+
+
 async def progress(pool: AsyncConnectionPool, cid: uuid.UUID) -> dict[str, int]:
     """Messages per state: ``pending`` split into not yet attempted and ``queued`` (waiting
     for a retry), then ``sent``, ``failed``, ``cancelled``, ``suppressed``; from the
     campaign's per-chunk counters (O(chunks), never a scan of its messages)."""
     rows = await _fetch(pool, queries.COUNTERS, (cid,))
-    keys = ("pending", "queued", "sent", "failed", "cancelled", "suppressed")
-    return dict(zip(keys, (int(n) for n in rows[0]), strict=True))
+    return dict(zip(PROGRESS_KEYS, (int(n) for n in rows[0]), strict=True))
+
+
+DETAIL = f"""
+SELECT c.name, c.display_name, c.resource_created_at, c.status_at, c.phase, c.total,
+       c.sent_count, c.failed_count, c.status_message, c.status_quota, k.*
+FROM campaign c,
+     LATERAL (SELECT {queries.COUNTER_SUMS} FROM message_count WHERE campaign_id = c.id) k
+WHERE c.id = %s AND c.namespace = %s AND c.materialized_at IS NOT NULL
+  AND c.deleted_at IS NULL AND c.status_at IS NOT NULL
+"""
+
+
+async def detail(pool: AsyncConnectionPool, cid: uuid.UUID, namespace: str) -> DetailRow | None:
+    """Campaign ``cid`` of ``namespace`` from its row and counters in one indexed read
+    (O(chunks)); None when the operator has not copied its status there (not stored yet,
+    stored by an older operator, or deleted): the caller reads the resource instead."""
+    rows = await _fetch(pool, DETAIL, (cid, namespace))
+    if not rows:
+        return None
+    name, display, created, updated, phase, total, sent, failed, message, quota, *n = rows[0]
+    return DetailRow(
+        name=name,
+        display_name=display,
+        created=created,
+        updated=updated,
+        phase=phase,
+        total=int(total),
+        sent=int(sent),
+        failed=int(failed),
+        message=message or "",
+        quota=quota,
+        progress=dict(zip(PROGRESS_KEYS, (int(x) for x in n), strict=True)),
+    )
 
 
 async def snapshots(pool: AsyncConnectionPool, cids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:

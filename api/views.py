@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from notifq.api.kube import Resource
-from notifq.api.schemas import CampaignCreate, CampaignPublic, CampaignStatus
+from notifq.api.schemas import (
+    CampaignCreate,
+    CampaignDetailPublic,
+    CampaignPublic,
+    CampaignStatus,
+    ProgressPublic,
+    QuotaPublic,
+)
+from notifq.api.store import DetailRow
 from notifq.core.phases import REFERENCE_STATUS
 from notifq.core.resource import DISPLAY_NAME_ANNOTATION, format_time
 
@@ -94,3 +102,40 @@ def public(res: Resource) -> CampaignPublic:
         createdAt=_time(meta.get("creationTimestamp")) or EPOCH,
         updatedAt=updated_at(res),
     )
+
+
+def progress(counts: dict[str, int], total: int) -> ProgressPublic:
+    """The counters; a campaign with none (not stored yet) has everything still to send."""
+    if not any(counts.values()):
+        counts = {**counts, "pending": total}
+    return ProgressPublic(**counts)
+
+
+def detail(
+    public: CampaignPublic, counts: dict[str, int], message: str, quota: Any
+) -> CampaignDetailPublic:
+    return CampaignDetailPublic(
+        **public.model_dump(),
+        progress=progress(counts, public.totalMessages),
+        message=message,
+        quota=QuotaPublic.model_validate(quota) if quota else None,
+    )
+
+
+def detail_from_row(cid: str, namespace: str, row: DetailRow) -> CampaignDetailPublic:
+    """The detail of a stored campaign from the operator's copy of its status (the same
+    answer the resource gives; ``updatedAt`` is when the operator last wrote the copy)."""
+    created = row.created or EPOCH
+    public = CampaignPublic(
+        id=cid,
+        name=row.display_name or row.name,
+        resourceName=row.name,
+        namespace=namespace,
+        totalMessages=row.total,
+        sentCount=row.sent,
+        failedCount=row.failed,
+        status=reference_status(row.phase),
+        createdAt=created,
+        updatedAt=max(row.updated, created),
+    )
+    return detail(public, row.progress, row.message, row.quota)

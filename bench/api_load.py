@@ -83,6 +83,40 @@ async def httpx_load(
     return q[49] * 1000, q[98] * 1000, len(latencies) / elapsed
 
 
+async def aiohttp_load(
+    url: str,
+    seconds: float,
+    connections: int,
+    request_timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> tuple[float, float, float]:
+    """As :func:`httpx_load` with aiohttp's client, which spends about a fifth of httpx's
+    CPU per request: on two shared cores the client then takes less from the server."""
+    import aiohttp
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    timeout = aiohttp.ClientTimeout(total=request_timeout)
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
+
+        async def one() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                async with session.get(url) as resp:
+                    resp.raise_for_status()
+                    await resp.read()
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(connections)))
+        elapsed = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return q[49] * 1000, q[98] * 1000, len(latencies) / elapsed
+
+
 def wrk_load(
     url: str, seconds: float, connections: int, headers: dict[str, str]
 ) -> tuple[float, float, float]:
@@ -110,7 +144,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument("--tool", choices=["auto", "wrk", "httpx", "aiohttp"], default="auto")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="notifq-apiload-"))
     try:
@@ -155,6 +189,10 @@ def measure(args: argparse.Namespace, base: str) -> None:
         tool = "wrk" if shutil.which("wrk") else "httpx"
     if tool == "wrk":
         p50, p99, rps = wrk_load(target, args.seconds, args.connections, auth)
+    elif tool == "aiohttp":
+        p50, p99, rps = asyncio.run(
+            aiohttp_load(target, args.seconds, args.connections, headers=auth)
+        )
     else:
         p50, p99, rps = asyncio.run(
             httpx_load(target, args.seconds, args.connections, headers=auth)

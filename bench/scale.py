@@ -8,7 +8,9 @@
   rows' own ``updated_at``), ``pg_cpu_s`` (Postgres CPU; the benchmark queries nothing
   while the campaigns drain).
 - ``api-1m``: ``detail_p99_ms`` of ``GET /campaigns/{id}`` on a finished campaign of
-  1,000,000 messages, 8 connections (bench/api_load.py's httpx loop).
+  1,000,000 messages, 8 connections (bench/api_load.py's httpx loop), then the same with
+  its aiohttp loop (``aiohttp_*``: a client that takes a fifth of httpx's CPU from the
+  two shared cores); with each, the API process's CPU per request.
 
 Both only create Campaign resources and read the database with plain ``count(*)``, so
 they run against any notifq version that has the same resource.
@@ -25,7 +27,8 @@ from typing import Any
 import httpx
 import psycopg
 import testbed
-from api_load import account_env, bearer, grant_reads, httpx_load
+from api_load import account_env, aiohttp_load, bearer, grant_reads, httpx_load
+from procstat import proc_stat
 
 from notifq.core.phases import FINAL_PHASES
 from notifq.core.resource import API_VERSION, GROUP, PLURAL, VERSION
@@ -152,7 +155,7 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     api = client.CustomObjectsApi()
     port = testbed.free_port()
     grant_reads(stack.cp)
-    stack.stack.start_api(
+    api_proc = stack.stack.start_api(
         port,
         NOTIFQ_JWT_SECRET=secrets.token_urlsafe(48),
         NOTIFQ_LOG_LEVEL="WARNING",
@@ -171,9 +174,9 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     target = f"{base}/campaigns/{uid}"
     detail = httpx.get(target, timeout=120, headers=auth).json()
     assert detail["progress"]["sent"] == count, detail
-    p50, p99, rps = asyncio.run(
-        httpx_load(target, seconds, conns, request_timeout=120, headers=auth)
-    )
+    api_pid = api_proc.pid
+    p50, p99, rps, cpu = _load(httpx_load, target, seconds, conns, api_pid, auth)
+    a50, a99, arps, acpu = _load(aiohttp_load, target, seconds, conns, api_pid, auth)
     return {
         "case": "api-1m",
         "messages": count,
@@ -181,4 +184,20 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
         "detail_p50_ms": round(p50, 1),
         "detail_p99_ms": round(p99, 1),
         "detail_rps": round(rps),
+        "api_cpu_ms_per_request": round(cpu, 2),
+        "aiohttp_p50_ms": round(a50, 1),
+        "aiohttp_p99_ms": round(a99, 1),
+        "aiohttp_rps": round(arps),
+        "aiohttp_api_cpu_ms_per_request": round(acpu, 2),
     }
+
+
+def _load(
+    loop: Any, target: str, seconds: float, conns: int, api_pid: int, headers: dict[str, str]
+) -> tuple[float, float, float, float]:
+    """p50 and p99 (ms), requests/s, and the API process's CPU ms per request (steadier
+    than the latencies on shared cores)."""
+    cpu0 = proc_stat(api_pid)[0]
+    p50, p99, rps = asyncio.run(loop(target, seconds, conns, request_timeout=120, headers=headers))
+    cpu = proc_stat(api_pid)[0] - cpu0
+    return p50, p99, rps, 1000 * cpu / max(1.0, rps * seconds)

@@ -26,7 +26,7 @@ from typing import Any
 from notifq.core import jobs
 from notifq.core.errors import InvalidCampaign, TemplateError
 from notifq.core.policy import Limits
-from notifq.core.resource import RETRY_ANNOTATION, format_time
+from notifq.core.resource import DISPLAY_NAME_ANNOTATION, RETRY_ANNOTATION, format_time
 from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplate
 from notifq.operator import (
     admission,
@@ -522,15 +522,19 @@ async def report(
         new["failureReasons"] = await store.failure_reasons(ctx.pool, res.uid)
     if phase not in st.FINAL_PHASES and old.get("completionTime"):
         new["completionTime"] = None  # merge patch: remove (a retry reopened the campaign)
-    if (old.get("phase"), old.get("sent"), old.get("failed")) != (
-        phase,
-        counts["sent"],
-        counts["failed"],
-    ):
-        await store.snapshot(
-            ctx.pool, res.uid, phase, counts["sent"], counts["failed"], phase in st.FINAL_PHASES
+    changed = st.changed(old, new)
+    if changed or stored.status_at is None:
+        shown = store.Shown(
+            display_name=res.annotations.get(DISPLAY_NAME_ANNOTATION),
+            created=st.parse_time(res.created),
+            message=str(new.get("message") or ""),
+            quota=new.get("quota"),
         )
-    return new if st.changed(old, new) else None
+        final = phase in st.FINAL_PHASES
+        await store.snapshot(
+            ctx.pool, res.uid, phase, counts["sent"], counts["failed"], final, shown
+        )
+    return new if changed else None
 
 
 def feedback(new: dict[str, Any], res: Resource, stored: store.Stored, phase: str) -> None:

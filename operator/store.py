@@ -12,13 +12,14 @@ here scans a campaign's messages.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from notifq.core import queries
@@ -62,6 +63,8 @@ class Stored:
     guard_tripped_at: datetime | None = None
     """When the reputation guard suspended the campaign (None: it never did)."""
     guard_reason: str | None = None
+    status_at: datetime | None = None
+    """When :func:`snapshot` last copied the status with :class:`Shown` (None: never)."""
 
 
 async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
@@ -69,7 +72,7 @@ async def get(pool: AsyncConnectionPool, cid: uuid.UUID) -> Stored | None:
         cur = await conn.execute(
             "SELECT total, chunk_size, state, max_attempts, backoff_ms, materialized_at, "
             "started_at, rate_limit, expired_at, bounced, complained, guard_tripped_at, "
-            "guard_reason FROM campaign WHERE id = %s",
+            "guard_reason, status_at FROM campaign WHERE id = %s",
             (cid,),
         )
         row = await cur.fetchone()
@@ -265,16 +268,54 @@ async def fail_pending(
         return cur.rowcount
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The rest of what the API's detail shows of a campaign, copied with the counts."""
+
+    display_name: str | None
+    created: datetime | None
+    """The resource's ``metadata.creationTimestamp``."""
+    message: str
+    quota: Mapping[str, Any] | None
+
+
 async def snapshot(
-    pool: AsyncConnectionPool, cid: uuid.UUID, phase: str, sent: int, failed: int, final: bool
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    phase: str,
+    sent: int,
+    failed: int,
+    final: bool,
+    shown: Shown | None = None,
 ) -> None:
-    """Record what the status says, for cheap listing by the API."""
+    """Record what the status says, for cheap reads by the API (its list reads the counts,
+    its detail also what ``shown`` holds, and reads the resource while ``status_at`` is
+    NULL)."""
     async with pool.connection() as conn:
+        if shown is None:
+            await conn.execute(
+                "UPDATE campaign SET phase = %s, sent_count = %s, failed_count = %s, "
+                "finished_at = CASE WHEN %s THEN coalesce(finished_at, now()) ELSE NULL END, "
+                "updated_at = now() WHERE id = %s",
+                (phase, sent, failed, final, cid),
+            )
+            return
         await conn.execute(
             "UPDATE campaign SET phase = %s, sent_count = %s, failed_count = %s, "
             "finished_at = CASE WHEN %s THEN coalesce(finished_at, now()) ELSE NULL END, "
-            "updated_at = now() WHERE id = %s",
-            (phase, sent, failed, final, cid),
+            "display_name = %s, resource_created_at = %s, status_message = %s, "
+            "status_quota = %s, status_at = now(), updated_at = now() WHERE id = %s",
+            (
+                phase,
+                sent,
+                failed,
+                final,
+                shown.display_name,
+                shown.created,
+                shown.message,
+                Jsonb(dict(shown.quota)) if shown.quota else None,
+                cid,
+            ),
         )
 
 

@@ -17,6 +17,7 @@ its row's state and :func:`reconcile.follow_intent` applies the intent afterward
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from notifq.core import partitions, queries
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
 from notifq.operator.batches import Generated, Listed
-from notifq.operator.sources import Batches
+from notifq.operator.sources import Batches, GeneratedRecipients
 from notifq.operator.store import CampaignRow
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ async def materialize(
             await _restart(conn, camp)
             raise
         t1 = time.perf_counter()
-        await _index(conn, camp)
+        await _index(pool, conn, camp)
         t2 = time.perf_counter()
         async with conn.transaction():
             cur = await conn.execute(
@@ -112,12 +113,7 @@ async def materialize(
                 await conn.execute(partitions.attach(cid))
                 # rows written into the table directly: counted here, in the attach's
                 # transaction (the triggers on message count every write from now on)
-                await conn.execute(
-                    sql.SQL(queries.COUNT_PARTITION).format(
-                        table=sql.Identifier(partitions.name(cid))
-                    ),
-                    {"chunk": camp.chunk_size},
-                )
+                await _count(conn, camp, src, stored)
                 await conn.execute(
                     "UPDATE campaign SET total = %s, materialized_at = now(), "
                     "started_at = now(), updated_at = now() WHERE id = %s",
@@ -212,6 +208,18 @@ async def _fill(
     return seq
 
 
+async def _count(conn: AsyncConnection, camp: CampaignRow, src: Batches, total: int) -> None:
+    """Counters of the stored table (in the attach's transaction): of a generated list
+    computed, not scanned (only its ``include`` rows are read)."""
+    table = sql.Identifier(partitions.name(camp.id))
+    params: dict[str, object] = {"chunk": camp.chunk_size}
+    query = queries.COUNT_PARTITION
+    if isinstance(src, GeneratedRecipients):
+        query = queries.COUNT_GENERATED_PARTITION
+        params.update(cid=camp.id, shift=len(src.include), total=total)
+    await conn.execute(sql.SQL(query).format(table=table), params)
+
+
 def _escape(value: str) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         value = (
@@ -256,15 +264,23 @@ async def _copy(
     return seq
 
 
-async def _index(conn: AsyncConnection, camp: CampaignRow) -> None:
-    """Build the table's indexes once (one transaction: a crash builds them again)."""
+async def _index(pool: AsyncConnectionPool, conn: AsyncConnection, camp: CampaignRow) -> None:
+    """Build the table's indexes once: both at the same time on two connections (each is
+    a scan and a sort of the whole table), then the primary key from the unique one. A
+    crash anywhere leaves each index built or not at all; the next attempt builds what is
+    missing."""
     cur = await conn.execute(partitions.INDEXED, (f"pk_{camp.id.hex}",))
     row = await cur.fetchone()
     if row and row[0]:
         return
-    async with conn.transaction():
-        for stmt in partitions.index(camp.id):
-            await conn.execute(stmt)
+    first, *others = partitions.index(camp.id)
+
+    async def build(stmt: sql.Composed) -> None:
+        async with pool.connection() as other:
+            await other.execute(stmt)
+
+    await asyncio.gather(conn.execute(first), *(build(s) for s in others))
+    await conn.execute(partitions.primary_key(camp.id))
 
 
 async def discard(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:

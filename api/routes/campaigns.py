@@ -31,8 +31,6 @@ from notifq.api.schemas import (
     MessagePagePublic,
     MessagePublic,
     MessageStatus,
-    ProgressPublic,
-    QuotaPublic,
     RetryPublic,
 )
 from notifq.core import resource
@@ -181,7 +179,9 @@ async def get_campaign(
     """A campaign with its messages counted per status; needs ``get campaigns`` in its
     namespace."""
     if caller is not None:
-        return await _detail(ctx, await _authorized(ctx, caller, campaign_id, "get"))
+        location = await _locate(ctx, campaign_id)
+        await require(ctx, caller, "get", *location)
+        return await _detail(ctx, campaign_id, location)
     await admit_anonymous(ctx, request, ctx.settings.namespace)
     key = ("detail", campaign_id)
     cached: CampaignDetailPublic | None = ctx.anonymous_answers.get(key)
@@ -189,26 +189,25 @@ async def get_campaign(
         location = await _locate(ctx, campaign_id)
         if location[0] != ctx.settings.namespace:  # anonymous callers see no other namespace
             raise CampaignNotFound(f"campaign {campaign_id} not found")
-        res = await asyncio.to_thread(ctx.campaigns.fetch, campaign_id, location)
-        cached = await _detail(ctx, res)
+        cached = await _detail(ctx, campaign_id, location)
         ctx.anonymous_answers.put(key, cached, ctx.settings.anonymous_cache_seconds)
     return cached
 
 
-async def _detail(ctx: CtxDep, res: kube.Resource) -> CampaignDetailPublic:
+async def _detail(ctx: CtxDep, cid: uuid.UUID, location: kube.Location) -> CampaignDetailPublic:
+    # a stored campaign: the operator's copy of its status and the counters, one read
+    if not ctx.campaigns.deleted_here(cid):
+        row = await store.detail(ctx.pool, cid, location[0])
+        if row is not None:
+            return views.detail_from_row(str(cid), location[0], row)
+    # not stored (yet), or stored by an older operator: the resource itself
+    res = await asyncio.to_thread(ctx.campaigns.fetch, cid, location)
     public = views.public(res)
-    counts = await store.progress(ctx.pool, uuid.UUID(public.id))
+    counts = await store.progress(ctx.pool, cid)
     if not any(counts.values()):  # not stored yet: everything is still to be sent
         counts["pending"] = public.totalMessages
     status = res.get("status") or {}
-    message = str(status.get("message") or "")
-    quota = QuotaPublic.model_validate(status["quota"]) if status.get("quota") else None
-    return CampaignDetailPublic(
-        **public.model_dump(),
-        progress=ProgressPublic(**counts),
-        message=message,
-        quota=quota,
-    )
+    return views.detail(public, counts, str(status.get("message") or ""), status.get("quota"))
 
 
 @router.post(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -98,6 +99,17 @@ class Campaign(Base):
     """When the reputation guard suspended the campaign (it acts once per campaign)."""
     guard_reason: Mapped[str | None] = mapped_column(Text)
     """Why it did (the rate that passed its limit)."""
+    display_name: Mapped[str | None] = mapped_column(Text)
+    """The resource's ``notifq.dev/display-name`` annotation (migration 0011: these
+    ``status_*`` columns are the operator's copy of what the API's detail shows)."""
+    resource_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The resource's ``metadata.creationTimestamp``."""
+    status_message: Mapped[str | None] = mapped_column(Text)
+    """``status.message`` as the operator last computed it."""
+    status_quota: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """``status.quota`` as the operator last computed it (None: none)."""
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the operator last wrote this copy (None: never; the API reads the resource)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -36,16 +36,26 @@ def create(cid: uuid.UUID) -> sql.Composed:
 
 def index(cid: uuid.UUID) -> list[sql.Composed]:
     """The indexes ``message`` has, built on one campaign's table in bulk (one sort each,
-    instead of one insertion per row), so attaching it finds them and builds nothing."""
+    instead of one insertion per row), so attaching it finds them and builds nothing.
+    Each statement stands alone (the storing operator runs them at once, on two
+    connections) and is a no-op once done; :func:`primary_key` follows them."""
     t = sql.Identifier(name(cid))
     return [
-        sql.SQL("ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY (campaign_id, seq)").format(
+        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {pk} ON {t} (campaign_id, seq)").format(
             t=t, pk=sql.Identifier(f"pk_{cid.hex}")
         ),
-        sql.SQL("CREATE INDEX {ix} ON {t} (campaign_id, status, seq)").format(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq)").format(
             t=t, ix=sql.Identifier(f"ix_{cid.hex}_status_seq")
         ),
     ]
+
+
+def primary_key(cid: uuid.UUID) -> sql.Composed:
+    """The primary key of one campaign's table, from its unique index (:func:`index`)."""
+    pk = sql.Identifier(f"pk_{cid.hex}")
+    return sql.SQL("ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY USING INDEX {pk}").format(
+        t=sql.Identifier(name(cid)), pk=pk
+    )
 
 
 def attach(cid: uuid.UUID) -> sql.Composed:

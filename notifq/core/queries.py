@@ -13,11 +13,13 @@ COUNT_BY_STATUS = "SELECT status, count(*) FROM message WHERE campaign_id = %s G
 """Messages of campaign ``%s`` per status, counted row by row (O(messages): tests,
 benchmarks and the counter check use it; notifq itself reads :data:`COUNTERS`)."""
 
-COUNTERS = (
-    "SELECT coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
-    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0), coalesce(sum(suppressed), 0) "
-    "FROM message_count WHERE campaign_id = %s"
+COUNTER_SUMS = (
+    "coalesce(sum(pending), 0), coalesce(sum(queued), 0), coalesce(sum(sent), 0), "
+    "coalesce(sum(failed), 0), coalesce(sum(cancelled), 0), coalesce(sum(suppressed), 0)"
 )
+"""The select list of :data:`COUNTERS` (over ``message_count`` rows of one campaign)."""
+
+COUNTERS = f"SELECT {COUNTER_SUMS} FROM message_count WHERE campaign_id = %s"
 """(pending, queued, sent, failed, cancelled, suppressed) of campaign ``%s`` from its per-chunk
 counters (O(chunks)); ``pending`` is not attempted yet, ``queued`` waits for a retry."""
 
@@ -49,24 +51,45 @@ chunk, row counts..., counter values...). Empty when the invariant holds. Campai
 rows retention dropped keep their counters (their final counts) and are left out. Scans
 every row: for tests and the ``notifq-admin``-style checks, never on a hot path."""
 
-COUNT_PARTITION = """
-INSERT INTO message_count AS mc
-  (campaign_id, chunk, pending, queued, sent, failed, cancelled, suppressed)
-SELECT m.campaign_id, m.seq / %(chunk)s,
+_STATE_COUNTS = """
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts = 0),
        count(*) FILTER (WHERE m.status = 'pending' AND m.attempts > 0),
        count(*) FILTER (WHERE m.status = 'sent'),
        count(*) FILTER (WHERE m.status = 'failed'),
        count(*) FILTER (WHERE m.status = 'cancelled'),
-       count(*) FILTER (WHERE m.status = 'suppressed')
-FROM {table} m GROUP BY 1, 2 ORDER BY 1, 2
+       count(*) FILTER (WHERE m.status = 'suppressed')"""
+
+_SET_COUNTS = """
 ON CONFLICT (campaign_id, chunk) DO UPDATE SET pending = EXCLUDED.pending,
   queued = EXCLUDED.queued, sent = EXCLUDED.sent, failed = EXCLUDED.failed,
   cancelled = EXCLUDED.cancelled, suppressed = EXCLUDED.suppressed
 """
+
+COUNT_PARTITION = f"""
+INSERT INTO message_count AS mc
+  (campaign_id, chunk, pending, queued, sent, failed, cancelled, suppressed)
+SELECT m.campaign_id, m.seq / %(chunk)s,{_STATE_COUNTS}
+FROM {{table}} m GROUP BY 1, 2 ORDER BY 1, 2{_SET_COUNTS}"""
 """The counters of a campaign's table as it is attached (its rows were written into the
 table directly, which the ``message`` triggers do not see); ``{table}``: an identifier,
 ``%(chunk)s``: the campaign's chunk size. Sets absolute values, so a repeat is harmless."""
+
+COUNT_GENERATED_PARTITION = f"""
+INSERT INTO message_count AS mc
+  (campaign_id, chunk, pending, queued, sent, failed, cancelled, suppressed)
+SELECT %(cid)s, chunk, sum(p), sum(q), sum(s), sum(f), sum(c), sum(x) FROM (
+  SELECT m.seq / %(chunk)s AS chunk,{_STATE_COUNTS}
+  FROM {{table}} m WHERE m.seq < %(shift)s GROUP BY 1
+  UNION ALL
+  SELECT k, least((k + 1) * %(chunk)s, %(total)s) - greatest(k * %(chunk)s, %(shift)s),
+         0, 0, 0, 0, 0
+  FROM generate_series(%(shift)s / %(chunk)s, (%(total)s - 1) / %(chunk)s) k
+  WHERE %(total)s > %(shift)s
+) AS n (chunk, p, q, s, f, c, x) GROUP BY chunk ORDER BY chunk{_SET_COUNTS}"""
+""":data:`COUNT_PARTITION` for a generated list: rows from ``%(shift)s`` to ``%(total)s``
+were made by one INSERT each batch as pending and never attempted, so their counts per
+chunk are arithmetic; only the rows before (the ``include`` list) are counted, through
+the primary key. Saves a scan of the table (0.3 s per million rows)."""
 
 RETRYABLE = "status = 'failed' AND NOT coalesce(last_error = ANY(%s), false)"
 """Failed messages a retry may send again: all but those that can never succeed (invalid

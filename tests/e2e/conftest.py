@@ -26,7 +26,9 @@ def api_factory(
     handled them) so no later operator delivers them."""
     stack: list[Any] = []
 
-    def make(**overrides: Any) -> Api:
+    def make(kube: CampaignClient | None = None, **overrides: Any) -> Api:
+        """An API with these settings; ``kube``: its Campaign client (default: the test
+        bed's API server)."""
         settings = ApiSettings(
             environment="test",
             database_url=database_url,
@@ -40,7 +42,8 @@ def api_factory(
             authz_cache_seconds=0,
             **overrides,
         )
-        kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
+        if kube is None:
+            kube = CampaignClient.from_environment(namespace, str(control_plane.kubeconfig))
         server = serve_in_thread(create_app(settings, campaigns_client=kube))
         url = server.__enter__()
         client = httpx.Client(base_url=url, timeout=60)

@@ -5,8 +5,10 @@ operator and workers."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,16 @@ import yaml
 from api_client import Api
 from harness import Stack, campaign, wait_until
 from hypothesis import HealthCheck, Phase, given, settings
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from notifq.api.kube import CampaignClient
+from notifq.api.testing import free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -272,6 +279,78 @@ def test_openapi_contract(api: Api) -> None:
         run()
     assert len(statuses) >= 5 * len(operations)
     assert {200, 202, 400, 404} <= set(statuses)
+
+
+def _unreachable_kubernetes(control_plane: Any, namespace: str) -> CampaignClient:
+    """A Campaign client with the test bed's credentials for a port nothing listens on."""
+    cfg = k8s.Configuration()
+    k8s_config.load_kube_config(str(control_plane.kubeconfig), client_configuration=cfg)
+    cfg.refresh_api_key_hook = None  # it would load the kubeconfig's server again
+    cfg.host = f"https://127.0.0.1:{free_port()}"
+    return CampaignClient(k8s.ApiClient(cfg), namespace)
+
+
+def test_detail_of_a_stored_campaign_reads_no_resource(
+    api: Api,
+    api_factory: Callable[..., Api],
+    stack_factory: Callable[..., Stack],
+    namespace: str,
+) -> None:
+    """A stored campaign's detail is the operator's copy of its status (in its row) plus
+    the counters: an API that cannot reach Kubernetes at all answers it, the same answer
+    field for field, matching the resource's status; a campaign not stored yet still needs
+    the resource (503 there, 200 with Kubernetes). A bystander in another namespace, with
+    the same resource name, is delivered as if alone and is no campaign of this API's."""
+    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0")
+    made = api.create(name="Stored one", recipientCount=30)
+    cid, name = made["campaignId"], made["resourceName"]
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    api.control_plane.kubectl("create", "namespace", other)
+    api.control_plane.kubectl(
+        "apply",
+        "-n",
+        other,
+        "-f",
+        "-",
+        input=yaml.safe_dump(campaign(name, other, recipients={"generate": {"count": 12}})),
+    )
+    later = campaign("later", namespace, scheduleAt="2099-01-01T00:00:00Z")
+    later["spec"]["recipients"] = {"list": ["a@example.com"]}
+    api.control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(later))
+    wait_until(lambda: api.detail(cid)["status"] == "completed", 90, "the campaign to complete")
+
+    def bystander() -> dict[str, Any]:
+        out = api.control_plane.kubectl("get", "campaign", name, "-n", other, "-o", "json")
+        return dict(json.loads(out.stdout))
+
+    wait_until(lambda: bystander().get("status", {}).get("phase") == "Completed", 90, "bystander")
+
+    detail = api.detail(cid)
+    cr = api.kubectl_get(name)
+    status = cr["status"]
+    assert detail["name"] == "Stored one" and detail["resourceName"] == name
+    assert (detail["totalMessages"], detail["sentCount"], detail["failedCount"]) == (
+        status["total"],
+        status["sent"],
+        status["failed"],
+    )
+    assert detail["message"] == status["message"] and detail["quota"] is None
+    progress = {"pending": 0, "queued": 0, "sent": 30, "failed": 0, "cancelled": 0}
+    assert detail["progress"] == progress
+    created = datetime.fromisoformat(detail["createdAt"])
+    assert created == datetime.fromisoformat(cr["metadata"]["creationTimestamp"])
+    assert datetime.fromisoformat(detail["updatedAt"]) >= created
+
+    blind = api_factory(kube=_unreachable_kubernetes(api.control_plane, namespace))
+    assert blind.detail(cid) == detail
+    later_uid = api.kubectl_get("later")["metadata"]["uid"]
+    assert blind.client.get(f"/campaigns/{later_uid}").status_code == 503
+    assert api.detail(later_uid)["status"] == "scheduled"
+
+    by = bystander()
+    assert by["status"]["sent"] == 12 and stack.counts(by["metadata"]["uid"]) == {"sent": 12}
+    assert api.client.get(f"/campaigns/{by['metadata']['uid']}").status_code == 404
+    api.control_plane.kubectl("delete", "namespace", other, "--wait=false")
 
 
 # --- with the real operator and workers ---------------------------------------------------

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from harness import campaign_row
 
+from notifq.core import partitions, queries
 from notifq.core.db import open_pool
 from notifq.core.recipients import CONTROL_CHARACTER, INVALID_ADDRESS
 from notifq.operator import store, storing
@@ -141,6 +142,69 @@ async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
             (2, "user0@example.org", "pending"),
             (1001, "user999@example.org", "pending"),
         ]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("count", "include"), [(1000, ["a@company.com", "bad", "c@x.org"]), (250, [])]
+)
+async def test_generated_counters_are_computed_and_equal_the_rows(
+    database_url: str, count: int, include: list[str]
+) -> None:
+    """A generated list's counters are computed, not counted; they equal the rows in every
+    chunk (the include rows, one invalid, counted; chunks cut across the boundary). A
+    listed campaign stored beside it is counted row by row as before."""
+    pool = await open_pool(database_url)
+    try:
+        cid, bystander = uuid.uuid4(), uuid.uuid4()
+        src = GeneratedRecipients(count, "example.org", include)
+        total = count + len(include)
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == total
+        listed = InlineRecipients([f"u{i}@example.com" for i in range(150)] + ["nope"])
+        assert await storing.materialize(pool, campaign_row(bystander), listed, state="active")
+        with psycopg.connect(database_url) as conn:
+            bad = conn.execute(queries.COUNTER_MISMATCHES).fetchall()
+            chunks = conn.execute(
+                "SELECT count(*) FROM message_count WHERE campaign_id = %s", (cid,)
+            ).fetchone()
+        assert [r for r in bad if r[0] in (cid, bystander)] == []
+        assert chunks == (-(-total // 100),)
+        failed = 1 if "bad" in include else 0
+        assert await store.counts(pool, cid) == {
+            "pending": total - failed,
+            "sent": 0,
+            "failed": failed,
+            "cancelled": 0,
+        }
+        assert (await store.counts(pool, bystander))["failed"] == 1
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("built", [0, 1])
+async def test_an_index_built_before_a_crash_is_kept_and_the_rest_built(
+    database_url: str, built: int
+) -> None:
+    """The two indexes are built at once on two connections, each committed on its own:
+    an operator killed after one of them finds it there and builds the other and the
+    primary key; the table attaches and its rows are the campaign's."""
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(partitions.create(cid))
+            conn.execute(partitions.index(cid)[built])  # the one the crash left (empty table)
+        src = GeneratedRecipients(700, "example.org", [])
+        assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 700
+        with psycopg.connect(database_url) as conn:
+            keys = conn.execute(
+                "SELECT count(*) FROM pg_constraint WHERE conname = %s AND contype = 'p'",
+                (f"pk_{cid.hex}",),
+            ).fetchone()
+            n = conn.execute("SELECT count(*) FROM message WHERE campaign_id = %s", (cid,))
+            assert keys == (1,) and n.fetchone() == (700,)
+        assert (await store.counts(pool, cid))["pending"] == 700
     finally:
         await pool.close()
 
