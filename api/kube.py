@@ -234,6 +234,8 @@ class CampaignClient:
                 raise CampaignRejected(_api_message(exc)) from exc
             if exc.status == 409:
                 raise CampaignConflict(_api_message(exc)) from exc
+            if exc.status == 404:  # the namespace does not exist: the request's fault
+                raise CampaignRejected(f"namespace {namespace!r} not found") from exc
             raise _unavailable(exc) from exc
         except HTTPError as exc:
             raise _unavailable(exc) from exc

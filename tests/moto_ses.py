@@ -59,5 +59,5 @@ def parts(mail: EmailMessage) -> dict[str, str]:
     for part in mail.walk():
         kind = part.get_content_type()
         if kind in ("text/plain", "text/html") and not part.is_multipart():
-            out["text" if kind == "text/plain" else "html"] = str(part.get_content()).rstrip("\n")
+            out["text" if kind == "text/plain" else "html"] = str(part.get_content()).rstrip("\r\n")
     return out

@@ -19,10 +19,14 @@ def rules(verbs: list[str], *, failures: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"apiGroups": ["notifq.dev"], "resources": ["campaigns"], "verbs": verbs}
     ]
-    if failures:
+    if failures:  # recipients: failed ones, and the suppression list
         out.append(
             {"apiGroups": ["reports.notifq.dev"], "resources": ["campaignfailures"],
              "verbs": ["get"]}
+        )  # fmt: skip
+        out.append(
+            {"apiGroups": ["reports.notifq.dev"], "resources": ["suppressions"],
+             "verbs": ["list", "create", "delete"]}
         )  # fmt: skip
     return out
 

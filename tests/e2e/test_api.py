@@ -335,7 +335,9 @@ def test_detail_of_a_stored_campaign_reads_no_resource(
         status["failed"],
     )
     assert detail["message"] == status["message"] and detail["quota"] is None
-    progress = {"pending": 0, "queued": 0, "sent": 30, "failed": 0, "cancelled": 0}
+    progress = {
+        "pending": 0, "queued": 0, "sent": 30, "failed": 0, "cancelled": 0, "suppressed": 0
+    }  # fmt: skip
     assert detail["progress"] == progress
     created = datetime.fromisoformat(detail["createdAt"])
     assert created == datetime.fromisoformat(cr["metadata"]["creationTimestamp"])

@@ -176,6 +176,7 @@ async def test_generated_counters_are_computed_and_equal_the_rows(
             "sent": 0,
             "failed": failed,
             "cancelled": 0,
+            "suppressed": 0,
         }
         assert (await store.counts(pool, bystander))["failed"] == 1
     finally:
