@@ -152,6 +152,15 @@ def messages_by_recipient(stack: Stack, uid: str, *columns: str) -> dict[str, tu
     return {str(r[0]): tuple(r[1:]) for r in rows}
 
 
+def messages_in_order(database_url: str, cid: uuid.UUID, *columns: str) -> list[tuple[Any, ...]]:
+    """(seq, ``columns``...) of every message of campaign ``cid``, in seq order."""
+    query = sql.SQL("SELECT seq, {} FROM message WHERE campaign_id = %s ORDER BY seq").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query, (cid,)).fetchall()
+
+
 def new_namespace(control_plane: testbed.ControlPlane, prefix: str = "by") -> str:
     """A new namespace named ``prefix-<random>`` (a bystander's, or another tenant's)."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
