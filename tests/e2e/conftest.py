@@ -1,4 +1,5 @@
-"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace."""
+"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace, and a
+moto server (S3, SES, SNS, SQS) per test module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import testbed
 from api_client import ADMIN, PASSWORD, Api
 
 from notifq.api.app import create_app
@@ -63,3 +65,12 @@ def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> 
     control_plane.kubectl(
         "delete", "campaigns", "--all", "-n", namespace, "--wait=false", check=False
     )
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
+    """A moto server for the test module (a module that needs buckets or a verified sender
+    overrides this fixture with one that asks for it and adds them)."""
+    server = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
