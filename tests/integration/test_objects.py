@@ -168,3 +168,41 @@ async def test_a_csv_object_stores_each_rows_fields(moto: testbed.Moto, database
             await objects.open(BUCKET, "short.csv", fmt="csv", address_field="mail")
     finally:
         await pool.close()
+
+
+async def test_a_csv_value_may_span_lines(moto: testbed.Moto, database_url: str) -> None:
+    """RFC 4180 records whose quoted values hold line breaks (and doubled quotes) are one
+    recipient each, across batches and a resumed read; a quote never closed fails with
+    its row, and nothing of that list is stored."""
+    notes = [
+        "line one\r\nline two, with a comma" if i % 3 == 0 else f'said ""hi {i}""'
+        for i in range(12)
+    ]
+    body = "email,note\r\n" + "".join(f'u{i}@example.com,"{n}"\r\n' for i, n in enumerate(notes))
+    put(moto, "multi.csv", body)
+    put(moto, "open.csv", 'email,note\na@example.com,"never closed\nb@example.com,ok\n')
+    objects = ObjectStore("us-east-1", moto.url)
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        row = campaign_row(cid)
+        src = DiesAfter(await objects.open(BUCKET, "multi.csv", batch=5, fmt="csv"), 1)
+        with pytest.raises(RuntimeError):
+            await storing.materialize(pool, row, src, state="active")
+        count, offset = await progress(database_url, cid)
+        assert count == 5
+        assert body.encode()[offset - 2 : offset] == b"\r\n"  # a record's end
+        resumed = await objects.open(BUCKET, "multi.csv", batch=5, fmt="csv")
+        assert await storing.materialize(pool, row, resumed, state="active") == 12
+        got = messages_in_order(database_url, cid, "recipient", "data")
+        assert [r[1] for r in got] == [f"u{i}@example.com" for i in range(12)]
+        assert got[0][2]["note"] == "line one\r\nline two, with a comma"
+        assert got[1][2]["note"] == 'said "hi 1"'
+        assert got[9][2]["note"] == "line one\r\nline two, with a comma"
+        bad = uuid.uuid4()
+        unclosed = await objects.open(BUCKET, "open.csv", fmt="csv")
+        with pytest.raises(InvalidCampaign, match="row 1 opens a quoted value that is never"):
+            await storing.materialize(pool, campaign_row(bad), unclosed, state="active")
+        assert messages_in_order(database_url, bad, "recipient") == []
+    finally:
+        await pool.close()
