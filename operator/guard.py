@@ -5,8 +5,10 @@ Rates are SES's feedback for the campaign (``campaign.bounced`` / ``complained``
 :mod:`.feedback`) over its sent messages, judged once it sent ``guard_min_sent``. The
 trip is written to the spec first (``spec.suspend: true``, so the resource says what
 holds it and a failure here is simply tried again), then recorded on the campaign row
-(``guard_tripped_at``), and the campaign is suspended as any suspend is (row state, jobs
-withdrawn; the workers stop within one slice). A person resumes with
+(``guard_tripped_at``; the check also runs while the campaign is suspended and the trip
+not recorded, so a failure between the two writes is mended by the next reconcile), and
+the campaign is suspended as any suspend is (row state, jobs withdrawn; the workers stop
+within one slice). A person resumes with
 ``spec.suspend: false`` and the guard, having acted, does not overrule them.
 """
 

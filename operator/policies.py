@@ -28,8 +28,6 @@ from notifq.operator import metrics
 log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0
-SHARE_TTL_MS = 600_000
-"""How long a published share outlives the operator's last reconcile of the namespace."""
 
 
 class PolicyUnavailable(Exception):
@@ -116,8 +114,10 @@ class Policies:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(key)
         if shares:
+            # no expiry: a share must hold while the operator is away (workers go on
+            # sending); a policy that stops setting it deletes it here, and every campaign
+            # publishes its namespace's shares before its first job
             pipe.hset(key, mapping={k: repr(v) for k, v in shares.items()})
-            pipe.pexpire(key, SHARE_TTL_MS)
         await pipe.execute()
         self._published[namespace] = (now, shares)
 

@@ -169,7 +169,7 @@ async def reconcile(ctx: OperatorContext, res: Resource) -> dict[str, Any] | Non
     else:
         state = await follow_intent(ctx, res, stored)
     if (
-        state == "active"
+        state in ("active", "suspended")  # suspended: its trip may not be recorded yet
         and stored.guard_tripped_at is None
         and (stored.bounced or stored.complained)
     ):
@@ -217,6 +217,18 @@ async def store_campaign(
     if old.get("phase") == "Failed" and old.get("observedGeneration") == res.generation:
         return _unstored(res, "Failed", str(old.get("message", "")))
     limits = await ctx.policies.limits(ns) if ctx.policies is not None else Limits()
+    took = False
+    if (
+        not resumed
+        and old.get("phase") == "Queued"
+        and old.get("observedGeneration") == res.generation
+    ):
+        # validated when it was queued: while it waits, a wake costs a slot count, not
+        # another read of its list (validation runs again once a slot is free)
+        waits = await ctx.admission.take(ns, me, limits)
+        if waits is not None:
+            return _unstored(res, "Queued", waits)
+        took = True
     try:
         try:
             row, src = await _admissible(ctx, res, limits)
@@ -227,12 +239,22 @@ async def store_campaign(
             # (a NotifqPolicy made just before the campaign may not have reached the cache)
             limits = await ctx.policies.limits(ns, fresh=True)
             row, src = await _admissible(ctx, res, limits)
+        if ctx.policies is not None and sources.known_size(src) is None:
+            # a list counted while it is read is refused mid-way, for good: by the
+            # policies as they are when its storing starts
+            limits = await ctx.policies.limits(ns, fresh=True)
     except InvalidCampaign as exc:
         ctx.slots.leave(ns, res.uid)
+        if took:
+            ctx.admission.stored(ns, res.uid)  # the slot it took is free again
         return _invalid(res, exc)
+    except BaseException:
+        if took:  # retried later: it queues again
+            ctx.admission.stored(ns, res.uid)
+        raise
     if resumed:
         ctx.admission.admitting.setdefault(ns, set()).add(res.uid)
-    else:
+    elif not took:
         waits = await ctx.admission.take(ns, me, limits)
         if waits is not None:
             return _unstored(res, "Queued", waits)
@@ -451,7 +473,10 @@ async def check_reputation(
     reason = guard.verdict(counts["sent"], stored.bounced, stored.complained, ctx.settings)
     if reason is None or ctx.campaigns_api is None:
         return None
-    await guard.suspend_spec(ctx.campaigns_api, res.namespace, res.name)
+    # the spec first, then the record: a failure between them leaves a suspended campaign
+    # whose trip the next reconcile records (the check runs while it is suspended too)
+    if not res.spec.get("suspend"):
+        await guard.suspend_spec(ctx.campaigns_api, res.namespace, res.name)
     await store.trip_guard(ctx.pool, res.uid, reason)
     log.warning(
         "campaign %s/%s suspended by the reputation guard: %s", res.namespace, res.name, reason

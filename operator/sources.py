@@ -169,13 +169,14 @@ async def resolve(
         text = await _configmap_value(core_api, namespace, ref["name"], key)
         if ref.get("format") == "csv":
             where = f"ConfigMap {namespace}/{ref['name']} key {key!r}"
-            table = records.parse_csv(text, chosen, where)
+            # off the event loop: a 1 MiB list takes ~0.15 s to parse
+            table = await asyncio.to_thread(records.parse_csv, text, chosen, where)
             if not table.entries:
                 raise InvalidCampaign(f"{where} holds no recipients")
             found = InlineRecipients(table.entries, batch, table)
             found.where = f"{where}: recipient"
             return found
-        lines = rcpt.normalize(text.splitlines())
+        lines = await asyncio.to_thread(lambda: rcpt.normalize(text.splitlines()))
         if not lines:
             raise InvalidCampaign(
                 f"ConfigMap {ref['name']!r} key {ref.get('key', 'recipients')!r}"

@@ -86,7 +86,7 @@ async def materialize(
             return None
         version = getattr(src, "etag", None)
         if stored and etag is not None and version != etag:
-            await _restart(conn, camp)
+            await _forget(conn, camp)
             raise InvalidCampaign("the recipients object changed while it was being stored")
         await conn.execute(partitions.create(cid))
         t0 = time.perf_counter()
@@ -96,7 +96,7 @@ async def materialize(
             await conn.execute(partitions.drop(cid))
             return None
         except InvalidCampaign:
-            await _restart(conn, camp)
+            await _forget(conn, camp)
             raise
         t1 = time.perf_counter()
         await _index(pool, conn, camp)
@@ -158,13 +158,12 @@ async def _insert_campaign(conn: AsyncConnection, camp: CampaignRow, state: str)
     )
 
 
-async def _restart(conn: AsyncConnection, camp: CampaignRow) -> None:
-    """Forget a partial store (its source cannot go on): the next attempt starts over."""
+async def _forget(conn: AsyncConnection, camp: CampaignRow) -> None:
+    """Forget a partial store whose list turned out unusable: its table and its row. The
+    campaign is refused; an edited spec is admitted afresh, like a new campaign (it waits
+    for a slot, and its row holds the edited templates)."""
     await conn.execute(partitions.drop(camp.id))
-    await conn.execute(
-        "UPDATE campaign SET stored_count = 0, source_offset = 0, source_etag = NULL WHERE id = %s",
-        (camp.id,),
-    )
+    await conn.execute("DELETE FROM campaign WHERE id = %s AND materialized_at IS NULL", (camp.id,))
 
 
 async def _fill(

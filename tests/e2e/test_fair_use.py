@@ -264,6 +264,21 @@ def test_recipients_are_checked_for_their_channel_and_source(
                 (namespace,),
             ).fetchone()
         assert n == (0,)
+        # the limit raised and the spec edited after that refusal: admitted afresh, like a
+        # new campaign, and its row holds the edited spec
+        with notifq_policy(stack, f"p-{namespace}", namespace, s3=allow, maxRecipients=10):
+            edit = {"spec": {"subject": "edited"}}
+            stack.control_plane.kubectl(
+                "patch", "campaign", "s3-big", "-n", namespace, "--type=merge",
+                "-p", json.dumps(edit),
+            )  # fmt: skip
+            cr = stack.wait_phase(namespace, "s3-big", {"Completed"}, 60)
+        assert cr["status"]["sent"] == 4
+        with stack.db() as conn:
+            subject = conn.execute(
+                "SELECT subject FROM campaign WHERE id = %s", (cr["metadata"]["uid"],)
+            ).fetchone()
+        assert subject == ("edited",)
 
     cr = stack.wait_phase(namespace, "push", {"CompletedWithFailures"}, 60)
     rows = message_rows(stack, cr["metadata"]["uid"])

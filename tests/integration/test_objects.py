@@ -139,7 +139,9 @@ async def test_missing_or_changed_objects_are_refused(
         changed = await objects.open(BUCKET, "moving.txt", batch=1_000)
         with pytest.raises(InvalidCampaign, match="changed"):
             await storing.materialize(pool, campaign_row(cid), changed, state="active")
-        assert await progress(database_url, cid) == (0, 0)  # the next try starts over
+        # refused: nothing of it is left (an edited spec is admitted afresh, its own row)
+        assert await store.get(pool, cid) is None
+        assert messages_in_order(database_url, cid, "recipient") == []
     finally:
         await pool.close()
 
