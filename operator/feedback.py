@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from notifq.core import suppression
@@ -103,35 +105,45 @@ def parse(body: str) -> list[Feedback]:
 
 
 async def record(pool: AsyncConnectionPool, items: list[Feedback]) -> int:
-    """Record feedback (idempotent); returns how many were new."""
+    """Record feedback (idempotent); returns how many were new. One item the database
+    cannot hold (a NUL in an address, a seq out of range) is dropped with a warning, under
+    its own savepoint, so it cannot keep the others of its batch on the queue."""
     new = 0
     async with pool.connection() as conn, conn.transaction():
         for fb in items:
-            cur = await conn.execute(
-                "INSERT INTO delivery_event (feedback_id, recipient, kind, campaign_id, seq, "
-                "detail) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (fb.feedback_id, fb.recipient, fb.kind, fb.campaign_id, fb.seq, fb.detail),
-            )
-            if cur.rowcount != 1:
-                continue
-            new += 1
-            namespace = suppression.GLOBAL
-            if fb.campaign_id is not None:
-                column = "bounced" if fb.kind == "bounce" else "complained"
-                cur = await conn.execute(
-                    f"UPDATE campaign SET {column} = {column} + 1 WHERE id = %s "
-                    "RETURNING namespace",
-                    (fb.campaign_id,),
-                )
-                row = await cur.fetchone()
-                if row is not None:
-                    namespace = str(row[0])
-            await conn.execute(
-                "INSERT INTO suppression (namespace, recipient, reason, detail, source) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, recipient) DO NOTHING",
-                (namespace, fb.recipient, fb.kind, fb.detail or None, f"ses:{fb.feedback_id}"),
-            )
+            try:
+                async with conn.transaction():
+                    new += await _record_one(conn, fb)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                log.warning("SES feedback %s for %r dropped: %s", fb.feedback_id, fb.recipient, exc)
     return new
+
+
+async def _record_one(conn: AsyncConnection, fb: Feedback) -> int:
+    """1 when this feedback was new (and is now counted and suppressed), else 0."""
+    cur = await conn.execute(
+        "INSERT INTO delivery_event (feedback_id, recipient, kind, campaign_id, seq, "
+        "detail) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (fb.feedback_id, fb.recipient, fb.kind, fb.campaign_id, fb.seq, fb.detail),
+    )
+    if cur.rowcount != 1:
+        return 0
+    namespace = suppression.GLOBAL
+    if fb.campaign_id is not None:
+        column = "bounced" if fb.kind == "bounce" else "complained"
+        cur = await conn.execute(
+            f"UPDATE campaign SET {column} = {column} + 1 WHERE id = %s RETURNING namespace",
+            (fb.campaign_id,),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            namespace = str(row[0])
+    await conn.execute(
+        "INSERT INTO suppression (namespace, recipient, reason, detail, source) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, recipient) DO NOTHING",
+        (namespace, fb.recipient, fb.kind, fb.detail or None, f"ses:{fb.feedback_id}"),
+    )
+    return 1
 
 
 class FeedbackConsumer:
@@ -185,20 +197,27 @@ class FeedbackConsumer:
                 self.stopping.wait(5.0)
 
     async def _handle(self, messages: list[dict[str, Any]]) -> list[str]:
-        """Record a batch; the receipt handles of the messages done with (recorded or
-        unreadable). A database error leaves the whole batch on the queue."""
-        items: list[Feedback] = []
-        done: list[str] = []
-        for m in messages:
-            try:
-                items.extend(parse(str(m.get("Body", ""))))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "SES feedback: unreadable message %s dropped: %s", m.get("MessageId"), exc
-                )
-            done.append(str(m["ReceiptHandle"]))
-        new = await record(self.pool, items)
+        done, new = await handle(self.pool, messages)
         self.recorded += new
-        if items:
-            log.info("SES feedback: %d event(s), %d new", len(items), new)
         return done
+
+
+async def handle(
+    pool: AsyncConnectionPool, messages: list[dict[str, Any]]
+) -> tuple[list[str], int]:
+    """Record one batch of SQS messages: (the receipt handles of the messages done with,
+    recorded or unreadable; how many feedbacks were new). A message of any wrong shape is
+    dropped with a warning, never left to come back with the good ones; a database that
+    cannot be reached leaves the whole batch on the queue."""
+    items: list[Feedback] = []
+    done: list[str] = []
+    for m in messages:
+        try:
+            items.extend(parse(str(m.get("Body", ""))))
+        except Exception as exc:  # any malformed body, whatever it trips in parse
+            log.warning("SES feedback: unreadable message %s dropped: %r", m.get("MessageId"), exc)
+        done.append(str(m["ReceiptHandle"]))
+    new = await record(pool, items)
+    if items:
+        log.info("SES feedback: %d event(s), %d new", len(items), new)
+    return done, new

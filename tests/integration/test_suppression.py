@@ -192,3 +192,32 @@ async def test_feedback_is_recorded_once_and_attributed(database_url: str) -> No
                 "DELETE FROM suppression WHERE recipient LIKE %s", (f"%-{tag}@company.test",)
             )
         await pool.close()
+
+
+async def test_a_malformed_feedback_message_cannot_hold_back_its_batch(database_url: str) -> None:
+    """SQS hands out up to 10 messages at once: one of a wrong shape (or one the database
+    cannot hold) is dropped with a warning, and the good ones of the same batch are
+    recorded and deleted from the queue; nothing comes back forever."""
+    pool = await open_pool(database_url)
+    tag = uuid.uuid4().hex[:8]
+    good = f"g-{tag}@company.test"
+    bodies = [
+        json.dumps({"notificationType": "Bounce", "bounce": "x", "mail": {}}),
+        json.dumps({"Type": "Notification", "Message": json.dumps({"mail": "m"})}),
+        _notification("Bounce", f"nul\u0000{tag}@company.test", f"n-{tag}", None),
+        _notification("Bounce", good, f"g-{tag}", None),
+        "not json",
+    ]
+    messages = [
+        {"MessageId": str(i), "ReceiptHandle": f"h{i}", "Body": b} for i, b in enumerate(bodies)
+    ]
+    try:
+        done, new = await feedback.handle(pool, messages)
+        assert done == [f"h{i}" for i in range(len(bodies))]  # every one leaves the queue
+        assert new == 1
+        glob = await suppression.page(pool, suppression.GLOBAL, recipient=good)
+        assert [e.reason for e in glob] == ["bounce"]
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM suppression WHERE recipient = %s", (good,))
+        await pool.close()
