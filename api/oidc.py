@@ -5,8 +5,10 @@ token's audience), username claim and prefix, groups claim and prefix. Keys come
 issuer: its discovery document (``<issuer>/.well-known/openid-configuration``, whose
 ``issuer`` must be the configured one) names the JWKS, which is kept ``jwks_seconds`` and
 fetched again early only when a token names a key id it lacks (key rotation), at most
-once per :data:`REFRESH_SECONDS`, so tokens with made-up key ids cannot make us hammer
-the issuer.
+once per :data:`REFRESH_SECONDS` (failed attempts included), so tokens with made-up key
+ids cannot make us hammer the issuer. While the issuer cannot be reached, the keys last
+fetched stay in use (as kube-apiserver does); only before the first fetch succeeds are
+OIDC requests answered 503.
 
 A token is accepted only when its header says RS256 or ES256 and names a key of the
 matching type, its signature verifies with that key, ``iss`` is the issuer, ``aud``
@@ -80,10 +82,12 @@ class OidcVerifier:
             raise ValueError("the OIDC issuer URL must be an http(s) URL")
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched = float("-inf")
+        self._tried = float("-inf")
+        """When a fetch was last started (successful or not)."""
         self._lock = Lock()
 
     # keys --------------------------------------------------------------------
-    def _refresh(self) -> None:
+    def _fetch(self) -> dict[str, jwt.PyJWK]:
         doc = _get_json(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
         if doc.get("issuer") != self.issuer:
             raise IssuerUnavailable(
@@ -103,17 +107,38 @@ class OidcVerifier:
                 keys[entry["kid"]] = jwt.PyJWK.from_dict(entry)
             except jwt.PyJWTError as exc:
                 log.warning("OIDC: skipping key %s of %s: %s", entry["kid"], uri, exc)
-        self._keys = keys
-        self._fetched = time.monotonic()
         log.info("OIDC: %d signing key(s) from %s", len(keys), uri)
+        return keys
 
     def key(self, kid: str) -> jwt.PyJWK:
-        """The issuer's key ``kid``; :class:`InvalidToken` if the issuer has none."""
+        """The issuer's key ``kid``; :class:`InvalidToken` if the issuer has none.
+
+        Fetches are tried at most once per :data:`REFRESH_SECONDS`, whatever the outcome.
+        Before the first success, requests wait for that fetch (and get
+        :class:`IssuerUnavailable` if it fails). Afterwards one request refreshes while the
+        others go on with the keys held; a refresh that fails keeps them (an issuer outage
+        is not an outage of every OIDC user) and is tried again 10 s later."""
         with self._lock:
-            age = time.monotonic() - self._fetched
-            if age > self.jwks_seconds or (kid not in self._keys and age > REFRESH_SECONDS):
-                self._refresh()
-            found = self._keys.get(kid)
+            now = time.monotonic()
+            age = now - self._fetched
+            due = age > self.jwks_seconds or (kid not in self._keys and age > REFRESH_SECONDS)
+            attempt = due and now - self._tried > REFRESH_SECONDS
+            if attempt:
+                self._tried = now
+            if not self._keys:
+                if not attempt:
+                    raise IssuerUnavailable("OIDC: the issuer's keys are not fetched yet")
+                self._keys, self._fetched = self._fetch(), time.monotonic()
+                attempt = False
+        if attempt:
+            try:
+                keys = self._fetch()
+            except IssuerUnavailable as exc:
+                log.warning("OIDC: keeping %d key(s) %.0f s old: %s", len(self._keys), age, exc)
+            else:
+                with self._lock:
+                    self._keys, self._fetched = keys, time.monotonic()
+        found = self._keys.get(kid)
         if found is None:
             raise InvalidToken("unknown signing key")
         return found

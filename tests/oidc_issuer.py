@@ -22,6 +22,9 @@ class Issuer:
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec = ec.generate_private_key(ec.SECP256R1())
         self.jwks_fetches = 0
+        self.down = False
+        """While True every request is answered 503 (an issuer outage), and counted."""
+        self.refused = 0
 
     def jwks(self) -> dict[str, Any]:
         rsa_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key()))
@@ -52,6 +55,10 @@ def running_issuer() -> Iterator[Issuer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             assert issuer is not None
+            if issuer.down:
+                issuer.refused += 1
+                self.send_error(503)
+                return
             if self.path == "/.well-known/openid-configuration":
                 body = issuer.discovery()
             elif self.path == "/keys":
