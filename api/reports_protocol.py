@@ -12,6 +12,7 @@ import base64
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,11 +36,13 @@ def identity_from_headers(request: Request) -> Identity | None:
     user = request.headers.get("x-remote-user", "")
     if not user:
         return None
-    groups = tuple(g for v in request.headers.getlist("x-remote-group") for g in v.split(","))
+    # one header per group, as the API server sends them (a group name may hold commas:
+    # "cn=team-a,ou=groups,dc=corp")
+    groups = tuple(request.headers.getlist("x-remote-group"))
     extra: dict[str, list[str]] = {}
     for key, value in request.headers.items():
-        if key.startswith("x-remote-extra-"):
-            extra.setdefault(key.removeprefix("x-remote-extra-"), []).append(value)
+        if key.startswith("x-remote-extra-"):  # the key is percent-encoded by the API server
+            extra.setdefault(unquote(key.removeprefix("x-remote-extra-")), []).append(value)
     return Identity(user=user, groups=groups, extra=extra)
 
 

@@ -57,9 +57,11 @@ def suppression_routes(
             return await _list(request, namespace)
         try:
             body = json.loads(await request.body())
-            recipients = [str(r) for r in body["recipients"]]
+            recipients = body["recipients"]
             detail = body.get("detail")
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+                raise TypeError("recipients: a list of strings")
+        except (ValueError, KeyError, TypeError, AttributeError):
             return status(400, "BadRequest", 'body: {"recipients": [...], "detail": "..."}')
         if not 0 < len(recipients) <= MAX_RECIPIENTS:
             return status(400, "BadRequest", f"recipients: 1..{MAX_RECIPIENTS}")

@@ -104,6 +104,8 @@ def device_nonce(token: str | None, email: str, secret: str) -> str | None:
     if not token or token.count(".") != 1 or len(token) > 200:
         return None
     nonce, mac = token.split(".")
-    if not nonce or not hmac.compare_digest(mac, _device_mac(email, nonce, secret)):
+    if not nonce or not hmac.compare_digest(
+        mac.encode(), _device_mac(email, nonce, secret).encode()
+    ):
         return None
     return nonce

@@ -84,7 +84,8 @@ class Keys:
         secret = next((s for k, s in self.ring if k == kid), None)
         if secret is None:
             raise InvalidToken("token signed with an unknown key")
-        if not hmac.compare_digest(self._mac(secret, kid, payload), mac):
+        # bytes: a non-ASCII str makes compare_digest raise instead of answer
+        if not hmac.compare_digest(self._mac(secret, kid, payload).encode(), mac.encode()):
             raise InvalidToken("bad token signature")
         try:
             namespace, sep, recipient = _unb64(payload).decode().partition("\n")

@@ -208,3 +208,13 @@ def test_every_phase_has_a_reference_status() -> None:
         "cancelled",
         "failed",
     ]
+
+
+def test_device_tokens_verify_and_any_other_cookie_is_none() -> None:
+    secret = "s" * 48
+    token = security.issue_device("ann@example.com", secret)
+    nonce = security.device_nonce(token, "ann@example.com", secret)
+    assert nonce is not None and token.startswith(nonce + ".")
+    assert security.device_nonce(token, "bob@example.com", secret) is None
+    for cookie in (f"{nonce}.é", f"{nonce}.{token.split('.')[1][:-1]}é", "é.é", "", "a.b.c"):
+        assert security.device_nonce(cookie, "ann@example.com", secret) is None

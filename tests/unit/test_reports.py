@@ -50,12 +50,16 @@ def test_identity_from_the_front_proxy_headers() -> None:
                 ("X-Remote-User", "alice"),
                 ("X-Remote-Group", "devs"),
                 ("X-Remote-Group", "system:authenticated"),
+                ("X-Remote-Group", "cn=team-a,ou=groups,dc=corp"),  # one group, commas and all
                 ("X-Remote-Extra-Scopes", "a"),
                 ("X-Remote-Extra-Scopes", "b"),
+                ("X-Remote-Extra-Acme.com%2fproject", "p1"),  # keys come percent-encoded
             ]
         )
     )
-    assert who == Identity("alice", ("devs", "system:authenticated"), {"scopes": ["a", "b"]})
+    groups = ("devs", "system:authenticated", "cn=team-a,ou=groups,dc=corp")
+    extra = {"scopes": ["a", "b"], "acme.com/project": ["p1"]}
+    assert who == Identity("alice", groups, extra)
 
 
 def test_no_user_header_is_no_identity() -> None:
