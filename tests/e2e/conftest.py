@@ -1,15 +1,19 @@
-"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace."""
+"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace; a moto
+server and a Mailpit of the test's own."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import testbed
 from api_client import ADMIN, PASSWORD, Api
+from mailpit import Mailpit
 
 from notifq.api.app import create_app
 from notifq.api.kube import CampaignClient
@@ -63,3 +67,19 @@ def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> 
     control_plane.kubectl(
         "delete", "campaigns", "--all", "-n", namespace, "--wait=false", check=False
     )
+
+
+@pytest.fixture
+def moto_url(tmp_path: Path) -> Iterator[str]:
+    """A moto server of this test's own (SES, SNS, S3): its URL."""
+    moto = testbed.Moto(tmp_path / "moto").start()
+    yield moto.url
+    moto.stop()
+
+
+@pytest.fixture
+def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
+    """A Mailpit SMTP server of this test's own."""
+    mp = Mailpit(tmp_path / "mailpit").start()
+    yield mp
+    mp.stop()

@@ -9,13 +9,11 @@ only. Each next to a bystander campaign in another namespace."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-import testbed
 from bystander import Bystander
 from harness import Stack, campaign, notifq_policy
 from mailpit import Mailpit
@@ -32,20 +30,6 @@ CSV = (
     f"bob@company.test,{EVIL},Free\n"
     "ANN@company.test,Duplicate,Free\n"
 )
-
-
-@pytest.fixture
-def moto_url(tmp_path: Path) -> Iterator[str]:
-    moto = testbed.Moto(tmp_path / "moto").start()
-    yield moto.url
-    moto.stop()
-
-
-@pytest.fixture
-def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
-    mp = Mailpit(tmp_path / "mailpit").start()
-    yield mp
-    mp.stop()
 
 
 def ses_bodies(url: str) -> dict[str, dict[str, str]]:
