@@ -93,6 +93,12 @@ def status(code: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> Response:
+    """Any route's database trouble (the details go to the log, never to the caller)."""
+    log.warning("reports: database unavailable: %s", exc)
+    return status(503, "ServiceUnavailable", "the database is unavailable; try again")
+
+
 def _encode_continue(seq: int) -> str:
     return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
 
@@ -206,5 +212,6 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
             Route("/healthz", healthy),
             Route("/livez", healthy),
             Route("/readyz", healthy),
-        ]
+        ],
+        exception_handlers={DatabaseUnavailable: _database_unavailable},
     )
