@@ -45,6 +45,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from notifq.core import recipients as rcpt
 from notifq.core.errors import DatabaseUnavailable
 from notifq.core.jobs import ChunkJob
+from notifq.core.queue import failover_key
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import WorkerSettings
 from notifq.worker import metrics, store
@@ -63,6 +64,8 @@ UNLIMITED_QUOTA = 1e9
 """The provider rate the scheduler plans with when only the campaign has a limit."""
 DB_RETRY_DELAY = 2.0
 """Seconds a job waits in the queue when the database does not answer."""
+FAILOVER_COUNT_TTL = 14 * 24 * 3600
+"""Seconds a campaign's failover counts stay in Redis after their last change."""
 THROTTLED_DELAY = 1.0
 """Seconds a job waits after a Throttling answer from a provider without a planned rate."""
 
@@ -442,6 +445,7 @@ class ChunkProcessor:
             self.failover.record(provider_name, outcomes)
             if provider_name != primary and outcomes:
                 metrics.FAILOVER.labels(camp.channel, primary, provider_name).inc(len(outcomes))
+                await self._count_failover(camp.id, f"{primary}>{provider_name}", outcomes)
             reroute = (
                 provider_name == primary
                 and camp.provider == "auto"
@@ -460,6 +464,21 @@ class ChunkProcessor:
             )
         finally:
             self.live_tokens.discard(token)
+
+    async def _count_failover(self, cid: uuid.UUID, pair: str, outcomes: list[Outcome]) -> None:
+        """Count the campaign's messages the secondary accepted, for ``status.failover``
+        (before their rows are written: the status that shows them all sent counts them)."""
+        sent = sum(o.result == "sent" for o in outcomes)
+        if not sent:
+            return
+        key = failover_key(self.settings.queue_prefix, cid)
+        try:
+            async with self.scheduler.redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, pair, sent)
+                pipe.expire(key, FAILOVER_COUNT_TTL)
+                await pipe.execute()
+        except Exception as exc:  # a count for the status; the rows are the record
+            log.warning("campaign %s: failover count not kept: %s", cid, exc)
 
     async def _claim(self, a: Attempt) -> Claimed | None:
         """Claim the slice's rows that are still sendable, and render them."""

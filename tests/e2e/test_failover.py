@@ -2,11 +2,12 @@
 down) as the primary, SMTP to Mailpit as the secondary (``NOTIFQ_PROVIDER_FAILOVER``).
 
 SES goes down mid-campaign: every message is delivered exactly once across the two
-servers, each row names the provider that delivered it, the workers' metrics count the
-failover, and a bystander campaign in another namespace finishes as if alone. SES's
-daily quota used up pauses SES and sends nothing through the relay: a quota is not an
-outage. (The moto server never answers ``Throttling``; that Throttling never fails over is
-shown in tests/unit/test_failover.py, on the classification of real botocore errors.)
+servers, each row names the provider that delivered it, the campaign's status, an Event
+and the workers' metrics count the failover, and a bystander campaign in another
+namespace finishes as if alone. SES's daily quota used up pauses SES and sends nothing
+through the relay: a quota is not an outage. (The moto server never answers
+``Throttling``; that Throttling never fails over is shown in tests/unit/test_failover.py,
+on the classification of real botocore errors.)
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ def test_ses_down_mid_campaign_fails_over_to_smtp_exactly_once(
     print(f"SES {len(ses_ids)}, SMTP {len(smtp_ids)}; attempts of the SMTP ones: {attempts}")
     print(f"proxy: {proxy.refused_requests} requests refused on open connections")
 
+    # the campaign's status and Events say so
+    assert st["failover"] == {"ses>smtp": len(smtp_ids)}, st.get("failover")
+    failovers = [m for r, m in stack.events(namespace, "news") if r == "ProviderFailover"]
+    assert len(failovers) == 1 and failovers[0].startswith("ses down: "), failovers
+
     # the workers count it: every message handed to the secondary, and SES's breaker
     handed = metric(ports, "notifq_provider_failover_total", channel="email", to="smtp")
     assert sum(handed) == len(smtp_ids), handed
@@ -191,4 +197,5 @@ def test_ses_daily_quota_used_up_is_not_an_outage(
     assert {p for s, p, _, _ in db.values() if s == "sent"} == {"ses"}
     assert mailpit.total() == 0  # nothing through the relay
     assert metric(ports, "notifq_provider_failover_total") == [0.0]
+    assert "failover" not in cr["status"]
     assert metric(ports, "notifq_provider_breaker_open", provider="ses") == [0.0]
