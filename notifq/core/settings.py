@@ -407,10 +407,10 @@ class WorkerSettings(UnsubscribeSettings):
     (connection refused or lost, timeouts, ``ServiceUnavailable``) after which a worker
     process counts the provider down and opens its breaker."""
 
-    failover_open_seconds: float = Field(default=30.0, gt=0)
+    failover_open_seconds: float = Field(default=30.0, ge=1)
     """Seconds a provider's open breaker sends its messages to the secondary; then one
     slice probes the primary (half-open): answered, the breaker closes; down, it opens
-    again for this long."""
+    again for this long. At least 1: a probe per second at most, per worker process."""
 
     @field_validator("provider_failover")
     @classmethod
