@@ -5,7 +5,8 @@ Once :meth:`OutageProxy.down` is called its port refuses connections, and each o
 connection is closed when its client sends the next bytes, which are never forwarded. A
 request forwarded before gets its whole answer (the way back stays open): HTTP clients
 (botocore) send a request on a kept-alive connection only after reading the last answer.
-So the server saw exactly the requests whose answers the client got.
+So the server saw exactly the requests whose answers the client got. :meth:`OutageProxy.up`
+serves again on the same port (the server is back).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class OutageProxy:
         with self._lock:
             self.is_down = True
         _close(self._server)
+
+    def up(self) -> None:
+        """Serve again, on the same port."""
+        with self._lock:
+            self.is_down = False
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def _accept(self) -> None:
         while True:

@@ -7,7 +7,9 @@ breaker per provider:
 
 - **closed**: sends go to the provider. Every down outcome counts; any answer
   (sent, refused, throttled, a 4xx of the relay) resets the count. At
-  ``failover_failure_threshold`` consecutive down outcomes the breaker opens.
+  ``failover_failure_threshold`` consecutive down outcomes the breaker opens, and
+  at once when a message found it down on its last attempt (rather than fail a
+  message for good while a secondary could take it).
 - **open**: for ``failover_open_seconds`` the provider's messages go to its
   secondary (``provider_failover``), when the secondary's own breaker is not
   open; answers of sends that left before it opened change nothing.
@@ -95,6 +97,13 @@ class Breaker:
                 self.failures,
                 self.open_seconds,
             )
+            self.since = self.clock()
+            self._set("open")
+
+    def trip(self, why: str) -> None:
+        """Open now, before the threshold (a message would otherwise fail for good)."""
+        if self.state != "open":
+            log.warning("provider %s counted down: %s; breaker open", self.name, why)
             self.since = self.clock()
             self._set("open")
 

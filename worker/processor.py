@@ -450,7 +450,7 @@ class ChunkProcessor:
                 provider_name == primary
                 and camp.provider == "auto"
                 and any(o.down for o in outcomes)
-                and self.failover.reroutes(camp.channel, primary)
+                and self._reroutes(camp, primary, claimed, outcomes, last_attempt)
             )
             return await self._deliver(
                 camp,
@@ -464,6 +464,25 @@ class ChunkProcessor:
             )
         finally:
             self.live_tokens.discard(token)
+
+    def _reroutes(
+        self,
+        camp: store.CampaignInfo,
+        primary: str,
+        rows: list[store.PendingRow],
+        outcomes: list[Outcome],
+        last_attempt: bool,
+    ) -> bool:
+        """Whether the messages that found ``primary`` down go to its secondary at once.
+        A message on its last attempt opens the primary's breaker rather than fail."""
+        if self.failover.secondary(camp.channel, primary) is None:
+            return False
+        attempts = {r.seq: r.attempts for r in rows}
+        if last_attempt or any(
+            o.down and attempts[o.seq] + 1 >= camp.max_attempts for o in outcomes
+        ):
+            self.failover.breaker(primary).trip("a message found it down on its last attempt")
+        return self.failover.reroutes(camp.channel, primary)
 
     async def _count_failover(self, cid: uuid.UUID, pair: str, outcomes: list[Outcome]) -> None:
         """Count the campaign's messages the secondary accepted, for ``status.failover``

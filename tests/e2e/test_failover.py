@@ -4,10 +4,10 @@ down) as the primary, SMTP to Mailpit as the secondary (``NOTIFQ_PROVIDER_FAILOV
 SES goes down mid-campaign: every message is delivered exactly once across the two
 servers, each row names the provider that delivered it, the campaign's status, an Event
 and the workers' metrics count the failover, and a bystander campaign in another
-namespace finishes as if alone. SES's daily quota used up pauses SES and sends nothing
-through the relay: a quota is not an outage. (The moto server never answers
-``Throttling``; that Throttling never fails over is shown in tests/unit/test_failover.py,
-on the classification of real botocore errors.)
+namespace finishes as if alone; once SES answers again, a later campaign goes through
+it. SES's daily quota used up pauses SES and sends nothing through the relay: a quota is
+not an outage. (The moto server never answers ``Throttling``; that Throttling never
+fails over is shown in tests/unit/test_failover.py, on real botocore errors.)
 """
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ def test_ses_down_mid_campaign_fails_over_to_smtp_exactly_once(
         assert result.final.get("phase") == "Completed", result.final
         assert result.final["sent"] == by.count
 
+        handed = metric(ports, "notifq_provider_failover_total", channel="email", to="smtp")
+        breakers = metric(ports, "notifq_provider_breaker_open", provider="ses")
+
+        proxy.up()  # SES is back: a half-open probe finds it, the breakers close
+        later = [f"later{i}@company.test" for i in range(40)]
+        stack.apply(campaign("later", namespace, recipients={"list": later}))
+        done = stack.wait_phase(namespace, "later", {"Completed", "CompletedWithFailures"}, 120)
+        assert done["status"]["phase"] == "Completed", done["status"]
+
+    db_later = rows(stack, done["metadata"]["uid"])
+    print(f"after SES came back: {Counter(p for _, p, _, _ in db_later.values())}")
+
     # exactly once across the two servers
     ses_ids: dict[str, str] = {}
     for m in ses_messages(ses_url):
@@ -149,8 +161,15 @@ def test_ses_down_mid_campaign_fails_over_to_smtp_exactly_once(
             smtp_msg_id[to["Address"]] = str(m["MessageID"]).strip("<>")
     assert all(n == 1 for n in smtp_ids.values()), smtp_ids.most_common(3)
     assert not set(ses_ids) & set(smtp_ids), set(ses_ids) & set(smtp_ids)
-    assert set(ses_ids) | set(smtp_ids) == set(people)  # nothing else: not the bystander's
-    assert len(ses_ids) >= 40 and smtp_ids, (len(ses_ids), len(smtp_ids))
+    assert set(ses_ids) | set(smtp_ids) == {*people, *later}  # not the bystander's
+    assert len(set(ses_ids) & set(people)) >= 40 and smtp_ids, (len(ses_ids), len(smtp_ids))
+    back = {r: db_later[r][1] for r in later}
+    assert all(p in ("ses", "smtp") for p in back.values()), back
+    assert "ses" in back.values(), back  # SES delivers again once it answers
+    for r, p in back.items():
+        assert r in (ses_ids if p == "ses" else smtp_ids), (r, p)
+    ses_ids = {r: i for r, i in ses_ids.items() if r in people}
+    smtp_ids = Counter({r: n for r, n in smtp_ids.items() if r in people})
 
     # each row names the provider that delivered it, with that provider's message id
     db = rows(stack, uid)
@@ -171,10 +190,11 @@ def test_ses_down_mid_campaign_fails_over_to_smtp_exactly_once(
     failovers = [m for r, m in stack.events(namespace, "news") if r == "ProviderFailover"]
     assert len(failovers) == 1 and failovers[0].startswith("ses down: "), failovers
 
-    # the workers count it: every message handed to the secondary, and SES's breaker
-    handed = metric(ports, "notifq_provider_failover_total", channel="email", to="smtp")
+    # the workers counted it: every message handed to the secondary, and SES's breaker
+    # (open while SES was down; closed again in a worker that sent through SES later)
     assert sum(handed) == len(smtp_ids), handed
-    assert max(metric(ports, "notifq_provider_breaker_open", provider="ses")) == 1
+    assert max(breakers) == 1, breakers
+    assert 0 in metric(ports, "notifq_provider_breaker_open", provider="ses")
 
 
 def test_ses_daily_quota_used_up_is_not_an_outage(
@@ -199,3 +219,27 @@ def test_ses_daily_quota_used_up_is_not_an_outage(
     assert metric(ports, "notifq_provider_failover_total") == [0.0]
     assert "failover" not in cr["status"]
     assert metric(ports, "notifq_provider_breaker_open", provider="ses") == [0.0]
+
+
+def test_a_message_on_its_last_attempt_fails_over_before_the_threshold(
+    stack_factory: Callable[..., Stack], mailpit: Mailpit, namespace: str
+) -> None:
+    # SES's endpoint is a closed port from the start; the threshold is far away, so the
+    # breaker opens only because a message met SES down on its last attempt.
+    closed = f"http://127.0.0.1:{testbed.free_port()}"
+    stack, _ = failover_stack(
+        stack_factory, closed, mailpit, 1, NOTIFQ_FAILOVER_FAILURE_THRESHOLD="1000"
+    )
+    stack.apply(
+        campaign(
+            "tiny",
+            namespace,
+            recipients={"list": ["only@company.test"]},
+            retry={"attempts": 2, "backoffMs": 200},
+        )
+    )
+    cr = stack.wait_phase(namespace, "tiny", {"Completed", "CompletedWithFailures"}, 120)
+    assert cr["status"]["phase"] == "Completed", cr["status"]
+    assert rows(stack, cr["metadata"]["uid"])["only@company.test"][:2] == ("sent", "smtp")
+    assert [t["Address"] for m in mailpit.messages() for t in m["To"]] == ["only@company.test"]
+    assert cr["status"]["failover"] == {"ses>smtp": 1}

@@ -86,6 +86,16 @@ def test_a_probe_that_never_reports_is_replaced() -> None:
     assert b.allows()  # the first probe is overdue: another goes
 
 
+def test_trip_opens_before_the_threshold() -> None:
+    clock = Clock()
+    b = Breaker("ses", threshold=100, open_seconds=10, clock=clock)
+    b.record(down(1))
+    b.trip("last attempt")
+    assert state(b) == "open" and not b.allows()
+    clock.now += 10
+    assert b.allows() and state(b) == "half-open"
+
+
 def test_answers_that_are_not_down_never_open_it() -> None:
     b = Breaker("ses", threshold=1, open_seconds=10, clock=Clock())
     for result in ("throttled", "exhausted", "permanent", "transient"):
