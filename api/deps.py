@@ -124,12 +124,21 @@ async def admit_anonymous(ctx: ApiContext, request: Request, namespace: str) -> 
         raise _unauthorized("authentication required")
     if namespace != s.namespace:
         raise _unauthorized("authentication required for this namespace")
-    ip = request.client.host if request.client else "unknown"
-    wait = await ctx.anonymous_limiter.hit(ip)
+    wait = await ctx.anonymous_limiter.hit(client_ip(request))
     if wait:
-        raise HTTPException(
-            429, "too many anonymous requests; try again later", headers={"Retry-After": str(wait)}
-        )
+        raise too_many("anonymous requests", wait)
+
+
+def client_ip(request: Request) -> str:
+    """The address a request came from (what the rate limits count by)."""
+    return request.client.host if request.client else "unknown"
+
+
+def too_many(what: str, wait: int) -> HTTPException:
+    """429: too many ``what``; ``Retry-After`` says in how many seconds to try again."""
+    return HTTPException(
+        429, f"too many {what}; try again later", headers={"Retry-After": str(wait)}
+    )
 
 
 async def campaign_id(campaign_id: str) -> uuid.UUID:

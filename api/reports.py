@@ -6,7 +6,8 @@ here over mutual TLS with its front-proxy client certificate, naming the user in
 ``X-Remote-User`` / ``X-Remote-Group`` / ``X-Remote-Extra-*``. This app trusts those headers
 only because the TLS layer (``reports_server``) accepts no client certificate but one signed
 by the front-proxy CA, and it asks the API server again (SubjectAccessReview) before it
-answers: the front proxy authenticates, it is not meant to authorize for us.
+answers: the front proxy authenticates, it is not meant to authorize for us
+(:mod:`.reports_protocol` holds that part, the Status answers and the list pages).
 
 Resources: ``campaignfailures``, namespaced, verb ``get``; the object named like the
 Campaign holds one page of its failed recipients (``?limit=&continue=``). And
@@ -15,9 +16,7 @@ Campaign holds one page of its failed recipients (``?limit=&continue=``). And
 
 from __future__ import annotations
 
-import base64
 import logging
-from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -27,70 +26,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notifq.api import store
-from notifq.api.authz import Access, Authorizer, Identity
+from notifq.api.authz import Authorizer
+from notifq.api.reports_protocol import (
+    GROUP,
+    GROUP_VERSION,
+    VERSION,
+    check,
+    decode_continue,
+    encode_continue,
+    page_of,
+    status,
+)
+from notifq.api.reports_suppressions import SUPPRESSIONS_RESOURCE, suppression_routes
 from notifq.core.errors import DatabaseUnavailable
-from notifq.core.resource import FAILURES, FAILURES_KIND, REPORTS_GROUP, REPORTS_VERSION
+from notifq.core.resource import FAILURES, FAILURES_KIND
 
 log = logging.getLogger(__name__)
-
-GROUP = REPORTS_GROUP
-VERSION = REPORTS_VERSION
-GROUP_VERSION = f"{GROUP}/{VERSION}"
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 100
-
-
-def identity_from_headers(request: Request) -> Identity | None:
-    """The user the front proxy names (``X-Remote-*``); None without one."""
-    user = request.headers.get("x-remote-user", "")
-    if not user:
-        return None
-    groups = tuple(g for v in request.headers.getlist("x-remote-group") for g in v.split(","))
-    extra: dict[str, list[str]] = {}
-    for key, value in request.headers.items():
-        if key.startswith("x-remote-extra-"):
-            extra.setdefault(key.removeprefix("x-remote-extra-"), []).append(value)
-    return Identity(user=user, groups=groups, extra=extra)
-
-
-ANYONE = Identity("")
-"""A placeholder: :func:`check` puts the request's user into the access it is given."""
-
-
-async def check(authorize: Authorizer, request: Request, access: Access) -> Response | None:
-    """None when the request's user may do ``access``, else the answer refusing it."""
-    who = identity_from_headers(request)
-    if who is None:
-        return status(401, "Unauthorized", "no user: requests come through the API server")
-    access = replace(access, who=who)
-    try:
-        allowed = await authorize(access)
-    except Exception:
-        log.exception("SubjectAccessReview for %s failed", who.user)
-        return status(503, "ServiceUnavailable", "cannot check access right now")
-    if allowed:
-        return None
-    what = f'{access.resource}.{GROUP} "{access.name}"' if access.name else access.resource
-    return status(
-        403,
-        "Forbidden",
-        f'{what} is forbidden: user "{who.user}" cannot {access.verb} resource '
-        f'"{access.resource}" in API group "{GROUP}" in the namespace "{access.namespace}"',
-    )
-
-
-def status(code: int, reason: str, message: str) -> JSONResponse:
-    """A ``metav1.Status`` failure, as kubectl expects from any API server."""
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    return JSONResponse(body, status_code=code)
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> Response:
@@ -100,16 +51,20 @@ async def _database_unavailable(_: Request, exc: Exception) -> Response:
 
 
 def _encode_continue(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+    """The ``continue`` token of the page after the message ``seq``."""
+    return encode_continue(str(seq))
 
 
 def _decode_continue(token: str) -> int | None:
+    """The ``seq`` a page starts after (-1: the first page); None for a bad token."""
     if not token:
         return -1
+    text = decode_continue(token)
+    if text is None:
+        return None
     try:
-        padded = token + "=" * (-len(token) % 4)
-        seq = int(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
+        seq = int(text)
+    except ValueError:
         return None
     return seq if seq >= -1 else None
 
@@ -117,7 +72,6 @@ def _decode_continue(token: str) -> int | None:
 def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Starlette:
     """The aggregated API's ASGI app (discovery documents, ``campaignfailures`` and
     ``suppressions``)."""
-    from notifq.api.reports_suppressions import SUPPRESSIONS_RESOURCE, suppression_routes
 
     async def group(_: Request) -> Response:
         version = {"groupVersion": GROUP_VERSION, "version": VERSION}
@@ -153,20 +107,13 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
     async def failures(request: Request) -> Response:
         namespace = request.path_params["namespace"]
         name = request.path_params["name"]
-        refused = await check(
-            authorize,
-            request,
-            Access(ANYONE, "get", namespace, name, group=GROUP, resource=FAILURES),
-        )
+        refused = await check(authorize, request, "get", FAILURES, namespace, name)
         if refused is not None:
             return refused
-        after = _decode_continue(request.query_params.get("continue", ""))
-        try:
-            limit = int(request.query_params.get("limit", DEFAULT_LIMIT))
-        except ValueError:
-            limit = -1
-        if after is None or not 0 < limit <= MAX_LIMIT:
-            return status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
+        page = page_of(request, _decode_continue)
+        if isinstance(page, Response):
+            return page
+        after, limit = page
         try:
             cid = await store.campaign_id_by_name(pool, namespace, name)
             rows = [] if cid is None else await store.messages(pool, cid, "failed", after, limit)

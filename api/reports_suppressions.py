@@ -4,13 +4,12 @@
 ``suppressions`` is namespaced: ``list`` (a page of entries, ``?limit=&continue=``),
 ``create`` (``{"recipients": [...], "detail": "..."}``: entries with reason ``manual``)
 and ``delete`` (the object named by the recipient). The API server checks RBAC on the
-path; this app asks again with a SubjectAccessReview (see :mod:`.reports`). Global
+path; this app asks again with a SubjectAccessReview (see :mod:`.reports_protocol`). Global
 entries (``*``) are not reachable here: they are the REST API's admins' business.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from typing import Any
@@ -20,14 +19,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from notifq.api.authz import Access, Authorizer
-from notifq.api.reports import (
-    ANYONE,
-    GROUP,
+from notifq.api.authz import Authorizer
+from notifq.api.reports_protocol import (
     GROUP_VERSION,
-    MAX_LIMIT,
     check,
+    decode_continue,
+    encode_continue,
+    page_of,
     status,
+    success,
 )
 from notifq.core import suppression
 
@@ -44,26 +44,13 @@ SUPPRESSIONS_RESOURCE: dict[str, Any] = {
 MAX_RECIPIENTS = 10_000
 
 
-def _token(recipient: str) -> str:
-    return base64.urlsafe_b64encode(recipient.encode()).decode().rstrip("=")
-
-
-def _after(token: str) -> str | None:
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def suppression_routes(
     prefix: str, pool: AsyncConnectionPool, authorize: Authorizer
 ) -> list[Route]:
     async def collection(request: Request) -> Response:
         namespace = request.path_params["namespace"]
         verb = "list" if request.method == "GET" else "create"
-        refused = await check(
-            authorize, request, Access(ANYONE, verb, namespace, "", group=GROUP, resource=RESOURCE)
-        )
+        refused = await check(authorize, request, verb, RESOURCE, namespace)
         if refused is not None:
             return refused
         if request.method == "GET":
@@ -81,21 +68,17 @@ def suppression_routes(
             pool, namespace, recipients, "manual", detail and str(detail)[:300], f"kube:{who}"
         )
         log.info("suppressions: %s added %d entries in %s", who, added, namespace)
-        return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Success",
-                             "details": {"added": added}}, status_code=201)  # fmt: skip
+        return success(201, {"added": added})
 
     async def _list(request: Request, namespace: str) -> Response:
-        after = _after(request.query_params.get("continue", ""))
-        try:
-            limit = int(request.query_params.get("limit", 100))
-        except ValueError:
-            limit = -1
-        if after is None or not 0 < limit <= MAX_LIMIT:
-            return status(400, "BadRequest", f"limit must be 1..{MAX_LIMIT}; continue as given")
+        page = page_of(request, decode_continue)
+        if isinstance(page, Response):
+            return page
+        after, limit = page
         rows = await suppression.page(pool, namespace, after=after, limit=limit)
         metadata: dict[str, Any] = {}
         if len(rows) == limit:
-            metadata["continue"] = _token(rows[-1].recipient)
+            metadata["continue"] = encode_continue(rows[-1].recipient)
         items = [
             {"recipient": r.recipient, "reason": r.reason, "detail": r.detail,
              "source": r.source, "createdAt": r.created_at.isoformat()}
@@ -108,16 +91,12 @@ def suppression_routes(
 
     async def one(request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
-        refused = await check(
-            authorize,
-            request,
-            Access(ANYONE, "delete", namespace, name, group=GROUP, resource=RESOURCE),
-        )
+        refused = await check(authorize, request, "delete", RESOURCE, namespace, name)
         if refused is not None:
             return refused
         if not await suppression.remove(pool, namespace, name):
             return status(404, "NotFound", f'{RESOURCE} "{name}" not found')
-        return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+        return success()
 
     base = prefix + f"/namespaces/{{namespace}}/{RESOURCE}"
     return [

@@ -2,8 +2,9 @@
 
 The object holds one recipient per line (UTF-8; ``\\r\\n`` or ``\\n``); white space around
 an entry is stripped and blank lines are dropped. With ``format: csv`` the first line is
-a header naming the fields (:mod:`.records`) and each further line one recipient's values
-(quoted values may hold commas, not line breaks: the object is read line by line).
+a header naming the fields (:mod:`.records`) and each further record one recipient's values
+(RFC 4180: quoted values may hold commas, doubled quotes and line breaks; a record goes on
+over a line break while it holds an odd number of ``"``, up to :data:`MAX_RECORD` bytes).
 Unlike inline and ConfigMap lists, duplicates are kept: finding them would take memory
 growing with the list, and an object may hold ten million lines. The object is streamed
 in blocks of :data:`BLOCK` bytes and handed out in batches of about ``LIST_BATCH``
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 BLOCK = 1 << 20
 """Bytes read from the object per call."""
+
+MAX_RECORD = 64 << 10
+"""Longest CSV record over several lines: a quote left open fails here, not at the end of a
+ten-million-line object held in memory."""
 
 
 class ObjectStore:
@@ -163,6 +168,7 @@ class ObjectRecipients:
             entries: list[str] = []
             data: list[dict[str, str]] = []
             tail = b""
+            open_record = b""  # a CSV record whose quoted value goes on past a line break
             consumed = offset
             yielded = start > 0
             n = start
@@ -172,8 +178,11 @@ class ObjectRecipients:
                     break
                 lines = (tail + block).split(b"\n")
                 tail = lines.pop()  # the last line may go on in the next block
-                for raw in lines:
-                    consumed += len(raw) + 1
+                for line in lines:
+                    consumed += len(line) + 1
+                    raw, open_record = self._record(open_record, line, n + len(entries) + 1)
+                    if raw is None:
+                        continue  # batches end between records only
                     entry, fields = self._row(raw, n + len(entries) + 1)
                     if entry:
                         entries.append(entry)
@@ -184,9 +193,15 @@ class ObjectRecipients:
                         yielded = True
                         n += len(entries)
                         entries, data = [], []
-            if tail:
+            if tail or open_record:
                 consumed += len(tail)
-                entry, fields = self._row(tail, n + len(entries) + 1)
+                raw, open_record = self._record(open_record, tail, n + len(entries) + 1)
+                if raw is None:
+                    raise InvalidCampaign(
+                        f"{self.where}: row {n + len(entries) + 1} opens a quoted value "
+                        "that is never closed"
+                    )
+                entry, fields = self._row(raw, n + len(entries) + 1)
                 if entry:
                     entries.append(entry)
                     if fields is not None:
@@ -199,6 +214,20 @@ class ObjectRecipients:
             raise _invalid(exc, self.bucket, self.key) from exc
         finally:
             body.close()
+
+    def _record(self, open_record: bytes, line: bytes, n: int) -> tuple[bytes | None, bytes]:
+        """(the record that ``line`` completes or None, what stays open): a CSV record goes
+        on while it holds an odd number of quotes; other lists are one line each."""
+        if not self.names:
+            return line, b""
+        record = open_record + b"\n" + line if open_record else line
+        if record.count(b'"') % 2 == 0:
+            return record, b""
+        if len(record) > MAX_RECORD:
+            raise InvalidCampaign(
+                f"{self.where}: row {n} opens a quoted value not closed within {MAX_RECORD} bytes"
+            )
+        return None, record
 
     def _listed(self, entries: list[str], data: list[dict[str, str]], end: int) -> Listed:
         """One batch ending at byte ``end`` (with its rows' fields for a CSV object)."""

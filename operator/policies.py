@@ -57,11 +57,15 @@ class Policies:
         self._policies = None
         self._labels.clear()
 
-    async def limits(self, namespace: str) -> policy.Limits:
+    async def limits(self, namespace: str, *, fresh: bool = False) -> policy.Limits:
         """The limits in force for ``namespace``; :class:`PolicyUnavailable` when they were
-        never read (an API server that cannot be reached later keeps the last ones read)."""
+        never read (an API server that cannot be reached later keeps the last ones read).
+        ``fresh``: read them now, whatever the cache holds (before a final refusal)."""
         if self.custom is None or self.core is None:
             return policy.Limits()
+        if fresh:
+            self._policies = None
+            self._labels.pop(namespace, None)
         now = time.monotonic()
         try:
             if self._policies is None or now - self._policies[0] > self.ttl:
@@ -72,7 +76,7 @@ class Policies:
                 self._labels[namespace] = cached
         except Exception as exc:
             last = self._last.get(namespace)
-            if last is None:
+            if last is None or fresh:
                 raise PolicyUnavailable(str(exc)) from exc
             log.warning("namespace %s: policies not read (%s); the last ones hold", namespace, exc)
             return last

@@ -219,25 +219,15 @@ async def store_campaign(
         return _unstored(res, "Failed", str(old.get("message", "")))
     limits = await ctx.policies.limits(ns) if ctx.policies is not None else Limits()
     try:
-        row = campaign_row(res, ctx.settings.chunk_size)
-        if row.channel == "push" and not ctx.settings.push_arn_prefixes:
-            raise InvalidCampaign(
-                "push is off: the operator's NOTIFQ_PUSH_ARN_PREFIXES lists no SNS ARN "
-                "prefix push targets may lie under"
-            )
-        MessageTemplate(row.name, row.subject, row.body, row.html)  # parses, before any read
-        src = await sources.resolve(
-            spec,
-            ns,
-            ctx.core_api,
-            max_generated=ctx.settings.max_generated_recipients,
-            max_inline=ctx.settings.max_inline_recipients,
-            store=ctx.objects,
-            batch=ctx.settings.store_batch,
-            limits=limits,
-        )
-        admission.check_size(ns, limits, sources.known_size(src))
-        await check_templates(ctx, row, src)
+        try:
+            row, src = await _admissible(ctx, res, limits)
+        except InvalidCampaign:
+            if ctx.policies is None:
+                raise
+            # a refusal is final: judge it by the policies as they are now, not as cached
+            # (a NotifqPolicy made just before the campaign may not have reached the cache)
+            limits = await ctx.policies.limits(ns, fresh=True)
+            row, src = await _admissible(ctx, res, limits)
     except InvalidCampaign as exc:
         ctx.slots.leave(ns, res.uid)
         return _invalid(res, exc)
@@ -252,6 +242,33 @@ async def store_campaign(
             return await _store(ctx, res, row, src, limits)
     finally:
         ctx.admission.stored(ns, res.uid)
+
+
+async def _admissible(
+    ctx: OperatorContext, res: Resource, limits: Limits
+) -> tuple[store.CampaignRow, sources.Recipients]:
+    """The campaign's row and its recipients' source, checked against the settings and
+    ``limits``; :class:`InvalidCampaign` when it cannot be sent."""
+    row = campaign_row(res, ctx.settings.chunk_size)
+    if row.channel == "push" and not ctx.settings.push_arn_prefixes:
+        raise InvalidCampaign(
+            "push is off: the operator's NOTIFQ_PUSH_ARN_PREFIXES lists no SNS ARN "
+            "prefix push targets may lie under"
+        )
+    MessageTemplate(row.name, row.subject, row.body, row.html)  # parses, before any read
+    src = await sources.resolve(
+        res.spec,
+        res.namespace,
+        ctx.core_api,
+        max_generated=ctx.settings.max_generated_recipients,
+        max_inline=ctx.settings.max_inline_recipients,
+        store=ctx.objects,
+        batch=ctx.settings.store_batch,
+        limits=limits,
+    )
+    admission.check_size(res.namespace, limits, sources.known_size(src))
+    await check_templates(ctx, row, src)
+    return row, src
 
 
 async def _store(

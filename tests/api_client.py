@@ -21,10 +21,13 @@ class Api:
         self.client = client
         self.namespace = namespace
         self.control_plane = control_plane
-        resp = client.post("/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        self.auth = self.login(ADMIN, PASSWORD)
+
+    def login(self, email: str, password: str) -> dict[str, str]:
+        """The Authorization header of a token for this account (the login must succeed)."""
+        resp = self.client.post("/auth/login", json={"email": email, "password": password})
         assert resp.status_code == 200, resp.text
-        self.token = resp.json()["token"]
-        self.auth = {"Authorization": f"Bearer {self.token}"}
+        return {"Authorization": f"Bearer {resp.json()['token']}"}
 
     def create(self, **body: Any) -> dict[str, Any]:
         resp = self.client.post("/campaigns", json=body, headers=self.auth)

@@ -76,6 +76,15 @@ class Bystander:
             raise self._error
         return self.result
 
+    def assert_completed(self) -> Measurement:
+        """Wait for the campaign; it must have completed with every message sent."""
+        m = self.wait()
+        print(f"bystander: {fmt(m)}")
+        assert m.seconds is not None, "the bystander did not complete"
+        assert m.final.get("phase") == "Completed", m.final
+        assert m.final["sent"] == self.count
+        return m
+
     def _watch(self) -> None:
         self._stop = False
         self._error: Exception | None = None
@@ -104,6 +113,15 @@ class Bystander:
                 self.result.final = status
                 return
             time.sleep(0.1)
+
+
+def start_bystander(stack: Stack, count: int = 2_000) -> Bystander:
+    """A bystander of ``count`` messages, started once the stack's operator is ready (its
+    workers are the stack's own)."""
+    by = Bystander(stack, count=count)
+    by.start_workers(0)
+    by.start()
+    return by
 
 
 def fmt(m: Measurement | None) -> str:

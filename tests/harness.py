@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import testbed
 import yaml
+from psycopg import sql
 
 from notifq.core import queries
 from notifq.core.resource import API_VERSION
@@ -139,6 +140,32 @@ def mock_log(stack: Stack) -> Counter[str]:
         for line in path.read_text().splitlines():
             seen[line.split("\t", 1)[1]] += 1
     return seen
+
+
+def messages_by_recipient(stack: Stack, uid: str, *columns: str) -> dict[str, tuple[Any, ...]]:
+    """recipient -> the ``columns`` of its message, for every message of campaign ``uid``."""
+    query = sql.SQL("SELECT recipient, {} FROM message WHERE campaign_id = %s").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with stack.db() as conn:
+        rows = conn.execute(query, (uid,)).fetchall()
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+def messages_in_order(database_url: str, cid: uuid.UUID, *columns: str) -> list[tuple[Any, ...]]:
+    """(seq, ``columns``...) of every message of campaign ``cid``, in seq order."""
+    query = sql.SQL("SELECT seq, {} FROM message WHERE campaign_id = %s ORDER BY seq").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query, (cid,)).fetchall()
+
+
+def new_namespace(control_plane: testbed.ControlPlane, prefix: str = "by") -> str:
+    """A new namespace named ``prefix-<random>`` (a bystander's, or another tenant's)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", name)
+    return name
 
 
 def sent_recipients(stack: Stack, uid: str) -> set[str]:

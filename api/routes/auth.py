@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from notifq.api import accounts, metrics, security
-from notifq.api.deps import CtxDep, CurrentCaller
+from notifq.api.deps import CtxDep, CurrentCaller, client_ip, too_many
+from notifq.api.routes.responses import AUTH, THROTTLED, error
 from notifq.api.schemas import (
     AdminPublic,
-    ErrorPublic,
     IdentityPublic,
     LoginRequest,
     PasswordChange,
@@ -27,10 +26,7 @@ DEVICE_COOKIE_DAYS = 180
 
 @router.post(
     "/auth/login",
-    responses={
-        401: {"model": ErrorPublic, "description": "Bad credentials"},
-        429: {"model": ErrorPublic, "description": "Too many attempts; see Retry-After"},
-    },
+    responses={**error(401, "Bad credentials"), **THROTTLED},
 )
 async def login(
     body: LoginRequest, request: Request, response: Response, ctx: CtxDep
@@ -39,7 +35,7 @@ async def login(
 
     Also sets a device cookie: later logins from this client are counted apart from
     everybody else's failures for the account (see ``ratelimit``)."""
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     s = ctx.settings
     limiter = ctx.limiter
     cookie = request.cookies.get(security.DEVICE_COOKIE)
@@ -47,9 +43,7 @@ async def login(
     wait = await limiter.hit(ip, body.email, device)
     if wait:
         metrics.LOGINS.labels("limited").inc()
-        raise HTTPException(
-            429, "too many login attempts; try again later", headers={"Retry-After": str(wait)}
-        )
+        raise too_many("login attempts", wait)
     admin = await accounts.by_email(ctx.pool, body.email)
     ok = await asyncio.to_thread(
         security.verify_password, body.password, admin.password_hash if admin else None
@@ -75,11 +69,6 @@ async def login(
     return TokenPublic(token=token, admin=AdminPublic(id=str(admin.id), email=admin.email))
 
 
-AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorPublic, "description": "Missing or invalid token"}
-}
-
-
 @router.get("/auth/me", responses=AUTH)
 async def me(caller: CurrentCaller) -> IdentityPublic:
     """The caller's Kubernetes identity (what every action is authorized for)."""
@@ -91,11 +80,7 @@ async def me(caller: CurrentCaller) -> IdentityPublic:
 @router.post(
     "/auth/password",
     status_code=204,
-    responses={
-        **AUTH,
-        400: {"model": ErrorPublic, "description": "Wrong current or unfit new password"},
-        429: {"model": ErrorPublic, "description": "Too many attempts; see Retry-After"},
-    },
+    responses={**AUTH, **error(400, "Wrong current or unfit new password"), **THROTTLED},
 )
 async def change_password(
     body: PasswordChange, request: Request, ctx: CtxDep, caller: CurrentCaller
@@ -106,12 +91,10 @@ async def change_password(
     admin = caller.account
     if admin is None:
         raise HTTPException(400, "OIDC users have no password here")
-    ip = request.client.host if request.client else "unknown"
+    ip = client_ip(request)
     wait = await ctx.limiter.hit(ip, admin.email)
     if wait:
-        raise HTTPException(
-            429, "too many attempts; try again later", headers={"Retry-After": str(wait)}
-        )
+        raise too_many("attempts", wait)
     ok = await asyncio.to_thread(
         security.verify_password, body.currentPassword, admin.password_hash
     )

@@ -21,13 +21,13 @@ from notifq.api.deps import (
     require,
 )
 from notifq.api.errors import CampaignConflict, CampaignNotFound
+from notifq.api.routes.responses import AUTH, FORBIDDEN, UNAVAILABLE, Responses, error
 from notifq.api.schemas import (
     NAMESPACE_PATTERN,
     CampaignAccepted,
     CampaignCreate,
     CampaignDetailPublic,
     CampaignPublic,
-    ErrorPublic,
     MessagePagePublic,
     MessagePublic,
     MessageStatus,
@@ -39,21 +39,9 @@ from notifq.core.resource import FAILURES, REPORTS_GROUP
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
-Responses = dict[int | str, dict[str, Any]]
-AUTH: Responses = {401: {"model": ErrorPublic, "description": "Missing or invalid token"}}
-NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such campaign"}}
-CONFLICT: Responses = {
-    409: {"model": ErrorPublic, "description": "Not possible in the campaign's state"}
-}
-UNAVAILABLE: Responses = {
-    503: {"model": ErrorPublic, "description": "Kubernetes or Postgres unavailable"}
-}
-FORBIDDEN: Responses = {
-    403: {"model": ErrorPublic, "description": "Kubernetes RBAC does not allow it"}
-}
-LIMITED: Responses = {
-    429: {"model": ErrorPublic, "description": "Too many anonymous reads; see Retry-After"}
-}
+NOT_FOUND = error(404, "No such campaign")
+CONFLICT = error(409, "Not possible in the campaign's state")
+LIMITED = error(429, "Too many anonymous reads; see Retry-After")
 ACTION: Responses = {**AUTH, **FORBIDDEN, **NOT_FOUND, **CONFLICT, **UNAVAILABLE}
 
 
@@ -214,7 +202,7 @@ async def _detail(ctx: CtxDep, cid: uuid.UUID, location: kube.Location) -> Campa
     "/{campaign_id}/retry",
     responses={
         202: {"model": RetryPublic, "description": "Asked; the operator has not acted yet"},
-        400: {"model": ErrorPublic, "description": "Nothing to retry"},
+        **error(400, "Nothing to retry"),
         **ACTION,
     },
 )

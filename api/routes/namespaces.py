@@ -8,16 +8,14 @@ from fastapi import APIRouter
 
 from notifq.api.authz import Access
 from notifq.api.deps import CtxDep, CurrentCaller
-from notifq.api.schemas import ErrorPublic, NamespacesPublic
+from notifq.api.routes.responses import AUTH
+from notifq.api.schemas import NamespacesPublic
 
 router = APIRouter(tags=["namespaces"])
 PARALLEL_REVIEWS = 8
 
 
-@router.get(
-    "/namespaces",
-    responses={401: {"model": ErrorPublic, "description": "Missing or invalid token"}},
-)
+@router.get("/namespaces", responses=AUTH)
 async def list_namespaces(ctx: CtxDep, caller: CurrentCaller) -> NamespacesPublic:
     """Namespaces where Kubernetes lets the caller list campaigns, sorted, and the default.
 

@@ -18,9 +18,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from notifq.api.deps import Caller, CtxDep, CurrentCaller, require
-from notifq.api.routes.campaigns import AUTH, Responses
+from notifq.api.routes.responses import AUTH, error
 from notifq.api.schemas import (
-    ErrorPublic,
     SuppressionAdded,
     SuppressionCreate,
     SuppressionPagePublic,
@@ -30,7 +29,7 @@ from notifq.core import suppression
 from notifq.core.resource import REPORTS_GROUP
 
 router = APIRouter(prefix="/suppressions", tags=["suppressions"])
-NOT_FOUND: Responses = {404: {"model": ErrorPublic, "description": "No such entry"}}
+NOT_FOUND = error(404, "No such entry")
 _NAMESPACE = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")
 
 

@@ -1,5 +1,5 @@
-"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace; a moto
-server and a Mailpit of the test's own."""
+"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace, a
+moto server (S3, SES, SNS, SQS) per test module, and a Mailpit per test."""
 
 from __future__ import annotations
 
@@ -69,12 +69,13 @@ def api(api_factory: Callable[..., Api], control_plane: Any, namespace: str) -> 
     )
 
 
-@pytest.fixture
-def moto_url(tmp_path: Path) -> Iterator[str]:
-    """A moto server of this test's own (SES, SNS, S3): its URL."""
-    moto = testbed.Moto(tmp_path / "moto").start()
-    yield moto.url
-    moto.stop()
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
+    """A moto server for the test module (a module that needs buckets or a verified sender
+    overrides this fixture with one that asks for it and adds them)."""
+    server = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

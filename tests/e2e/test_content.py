@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from bystander import Bystander
-from harness import Stack, campaign, notifq_policy
+import testbed
+from bystander import start_bystander
+from harness import Stack, campaign, messages_by_recipient, notifq_policy
 from mailpit import Mailpit
 from moto_ses import aws_env, parts, ses_mails, verified_ses
 
@@ -37,39 +37,19 @@ def ses_bodies(url: str) -> dict[str, dict[str, str]]:
     return {mid: parts(mail) for mid, mail in ses_mails(url).items()}
 
 
-def start_bystander(stack: Stack) -> Bystander:
-    by = Bystander(stack, count=2_000)
-    by.start_workers(0)
-    by.start()
-    return by
-
-
-def bystander_done(by: Bystander) -> None:
-    result = by.wait()
-    print(f"bystander: {result.seconds} s, largest status gap {result.max_status_gap:.2f} s")
-    assert result.final.get("phase") == "Completed", result.final
-    assert result.final["sent"] == by.count
-
-
-def sent_rows(stack: Stack, uid: str) -> dict[str, tuple[str, str | None, Any]]:
+def sent_rows(stack: Stack, uid: str) -> dict[str, tuple[Any, ...]]:
     """recipient -> (status, provider message id, stored fields)."""
-    with stack.db() as conn:
-        got = conn.execute(
-            "SELECT recipient, status, provider_message_id, data FROM message "
-            "WHERE campaign_id = %s",
-            (uid,),
-        ).fetchall()
-    return {str(r[0]): (str(r[1]), r[2], r[3]) for r in got}
+    return messages_by_recipient(stack, uid, "status", "provider_message_id", "data")
 
 
 def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     stack_factory: Callable[..., Stack],
     namespace: str,
-    moto_url: str,
+    moto: testbed.Moto,
     request: pytest.FixtureRequest,
 ) -> None:
-    verified_ses(moto_url, SENDER)
-    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0", **aws_env(moto_url, SENDER))
+    verified_ses(moto.url, SENDER)
+    stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0", **aws_env(moto.url, SENDER))
     by = start_bystander(stack)
     # lists only from a labelled ConfigMap and a bucket a NotifqPolicy allows (fair use)
     policy = contextlib.ExitStack()
@@ -84,13 +64,7 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
         "label", "configmap", "people", "-n", namespace, "notifq.dev/recipients=true"
     )
     csv_ref = {"configMapRef": {"name": "people", "format": "csv"}}
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = moto.client("s3")
     s3.create_bucket(Bucket="lists")
     s3.put_object(Bucket="lists", Key="people.csv", Body=b"to,first\r\nemil@company.test,Emil\r\n")
     stack.apply(
@@ -134,7 +108,7 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     cr = stack.wait_phase(namespace, "letters", {"Completed", "CompletedWithFailures"}, 90)
     assert cr["status"]["phase"] == "Completed", cr["status"]
     assert cr["status"]["total"] == 2  # blank line dropped, duplicate address removed
-    recorded = ses_bodies(moto_url)
+    recorded = ses_bodies(moto.url)
     rows = sent_rows(stack, cr["metadata"]["uid"])
     assert set(rows) == {"ann@company.test", "bob@company.test"}
     ann, bob = (
@@ -155,7 +129,7 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     cr = stack.wait_phase(namespace, "records", {"Completed", "CompletedWithFailures"}, 90)
     assert cr["status"]["phase"] == "Completed", cr["status"]
     rows = sent_rows(stack, cr["metadata"]["uid"])
-    recorded = ses_bodies(moto_url)
+    recorded = ses_bodies(moto.url)
     cat, dan = (
         recorded[str(rows["cat@company.test"][1])],
         recorded[str(rows["dan@company.test"][1])],
@@ -169,7 +143,7 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
     ((_, (status, message_id, data)),) = sent_rows(stack, cr["metadata"]["uid"]).items()
     assert status == "sent"
     assert data == {"to": "emil@company.test", "first": "Emil"}
-    assert ses_bodies(moto_url)[str(message_id)]["subject"] == "S3 says hi to Emil"
+    assert ses_bodies(moto.url)[str(message_id)]["subject"] == "S3 says hi to Emil"
 
     for name, text in {
         "typo": "'nmae' is undefined: the template uses field 'nmae', which the recipient "
@@ -190,7 +164,7 @@ def test_csv_and_record_fields_reach_ses_and_a_missing_field_fails_validation(
         reason == "InvalidSpec" and "'nmae'" in message
         for reason, message in stack.events(namespace, "typo")
     )
-    bystander_done(by)
+    by.assert_completed()
 
 
 def test_html_and_text_arrive_as_multipart_alternative(
@@ -263,4 +237,4 @@ def test_html_and_text_arrive_as_multipart_alternative(
         gus["Text"].replace("\r\n", "\n").strip()
         == "Hi gus@company.test\n\nRead the news (https://news.test/0)."
     )
-    bystander_done(by)
+    by.assert_completed()

@@ -16,18 +16,28 @@ sent message carries, so the notifications here are built from what moto recorde
 
 from __future__ import annotations
 
-import email
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 import testbed
 from api_client import Api
-from harness import Stack, campaign, plugin_as, start_reports_api, user_kubeconfig, wait_until
+from harness import (
+    Stack,
+    campaign,
+    messages_by_recipient,
+    new_namespace,
+    plugin_as,
+    start_reports_api,
+    user_kubeconfig,
+    wait_until,
+)
+from moto_ses import ses_mails, verified_ses
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -36,40 +46,15 @@ KEYS = "k2:" + "b" * 40 + ",k1:" + "a" * 40
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
-    server = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
-    server.client("ses").verify_email_identity(EmailAddress=SENDER)
-    yield server
-    server.stop()
+def moto(moto: testbed.Moto) -> testbed.Moto:
+    """The module's moto server (conftest), with the sender verified for SES."""
+    verified_ses(moto.url, SENDER)
+    return moto
 
 
-def recorded_by_id(moto: testbed.Moto) -> dict[str, email.message.Message]:
-    """Every raw message the SES server recorded, parsed, by its SES message id."""
-    with httpx.Client() as c:
-        data = c.get(f"{moto.url}/moto-api/data.json", timeout=10).json()
-    return {
-        str(m["id"]): email.message_from_string(str(m["raw_data"]))
-        for m in data.get("ses", {}).get("RawMessage", [])
-    }
-
-
-def recorded(moto: testbed.Moto) -> list[email.message.Message]:
-    return list(recorded_by_id(moto).values())
-
-
-def statuses(stack: Stack, uid: str) -> dict[str, tuple[str, str | None]]:
-    with stack.db() as conn:
-        rows = conn.execute(
-            "SELECT recipient, status, last_error FROM message WHERE campaign_id = %s", (uid,)
-        ).fetchall()
-    return {r: (s, e) for r, s, e in rows}
-
-
-def events(stack: Stack, ns: str, name: str) -> list[str]:
-    out = stack.control_plane.kubectl(
-        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
-    )
-    return [e["reason"] for e in json.loads(out.stdout)["items"]]
+def recorded(moto: testbed.Moto) -> list[EmailMessage]:
+    """Every raw message the SES server recorded, parsed."""
+    return list(ses_mails(moto.url).values())
 
 
 def test_one_click_unsubscribe_end_to_end(
@@ -124,8 +109,7 @@ def test_one_click_unsubscribe_end_to_end(
     assert added.status_code == 201 and added.json() == {"added": 1}
 
     # the next campaign in the namespace skips both; the same list elsewhere is sent to
-    other_ns = f"by-{tag}"
-    stack.control_plane.kubectl("create", "namespace", other_ns)
+    other_ns = new_namespace(stack.control_plane)
     stack.apply(campaign("second", namespace, recipients={"list": people}, subject="Again"))
     stack.apply(campaign("bystander", other_ns, recipients={"list": people}, subject="Hi"))
     second = stack.wait_phase(namespace, "second", {"Completed", "CompletedWithFailures"}, 90)
@@ -134,7 +118,7 @@ def test_one_click_unsubscribe_end_to_end(
     assert second["status"]["phase"] == "Completed"
     assert (second["status"]["sent"], second["status"]["suppressed"]) == (1, 2)
     assert second["status"]["progress"] == "100%"
-    assert statuses(stack, second["metadata"]["uid"]) == {
+    assert messages_by_recipient(stack, second["metadata"]["uid"], "status", "last_error") == {
         ann: ("sent", None),
         bob: ("suppressed", "suppressed: unsubscribe"),
         cat: ("suppressed", "suppressed: manual: asked by phone"),
@@ -151,7 +135,7 @@ def test_one_click_unsubscribe_end_to_end(
     assert again.status_code == 404
 
 
-def bounce(message: email.message.Message, provider_id: str) -> str:
+def bounce(message: EmailMessage, provider_id: str) -> str:
     """An SES bounce notification for one recorded message (SES copies its headers)."""
     return json.dumps(
         {
@@ -203,8 +187,7 @@ def test_bounces_suppress_and_the_reputation_guard_suspends(
     )
     tag = uuid.uuid4().hex[:6]
     people = [f"p{i}-{tag}@company.test" for i in range(40)]
-    other_ns = f"by-{tag}"
-    stack.control_plane.kubectl("create", "namespace", other_ns)
+    other_ns = new_namespace(stack.control_plane)
     stack.apply(
         campaign("risky", namespace, recipients={"list": people}, subject="Hi", rateLimit=2)
     )
@@ -218,7 +201,7 @@ def test_bounces_suppress_and_the_reputation_guard_suspends(
             "AND status = 'sent' ORDER BY seq LIMIT 2",
             (uid,),
         ).fetchall()
-    by_id = recorded_by_id(moto)  # the bystander mails the same people: by SES message id
+    by_id = ses_mails(moto.url)  # the bystander mails the same people: by SES message id
     for recipient, provider_id in sent:
         assert by_id[provider_id]["To"] == recipient
         sns.publish(TopicArn=topic, Message=bounce(by_id[provider_id], provider_id))
@@ -236,7 +219,11 @@ def test_bounces_suppress_and_the_reputation_guard_suspends(
     assert st["pending"] > 0  # stopped before the end
     guard = {c["type"]: c for c in st["conditions"]}["ReputationGuard"]
     assert (guard["status"], guard["reason"]) == ("True", "RateOverLimit")
-    wait_until(lambda: "ReputationGuard" in events(stack, namespace, "risky"), 30, "the Event")
+    wait_until(
+        lambda: any(r == "ReputationGuard" for r, _ in stack.events(namespace, "risky")),
+        30,
+        "the Event",
+    )
     with stack.db() as conn:
         entries = conn.execute(
             "SELECT recipient, reason FROM suppression WHERE namespace = %s ORDER BY 1",
@@ -275,8 +262,7 @@ def test_suppressions_with_kubectl_and_the_users_own_rights(
     stack = stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0")
     cp = stack.control_plane
     reports_port = start_reports_api(stack)
-    other = f"by-{uuid.uuid4().hex[:6]}"
-    cp.kubectl("create", "namespace", other)
+    other = new_namespace(cp)
     rules = [{"apiGroups": ["reports.notifq.dev"], "resources": ["suppressions"],
               "verbs": ["list", "create", "delete"]}]  # fmt: skip
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",

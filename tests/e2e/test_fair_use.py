@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,6 +23,8 @@ from harness import (
     campaign,
     deliveries,
     events_of,
+    messages_by_recipient,
+    new_namespace,
     notifq_policy,
 )
 
@@ -30,12 +32,6 @@ from notifq.core import recipients as rcpt
 from notifq.core.resource import RECIPIENTS_LABEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def other_namespace(stack: Stack) -> str:
-    name = f"by-{uuid.uuid4().hex[:6]}"
-    stack.control_plane.kubectl("create", "namespace", name)
-    return name
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -84,7 +80,7 @@ def test_concurrency_limit_queues_in_order_and_size_limit_refuses(
         NOTIFQ_POLICY_RECHECK_SECONDS="600",  # only a freed slot or a policy change wakes
     )
     stack.start_worker(NOTIFQ_METRICS_PORT="0")
-    other = other_namespace(stack)
+    other = new_namespace(stack.control_plane)
     gen = {"generate": {"count": 50}}
     with notifq_policy(stack, f"p-{namespace}", namespace, maxActiveCampaigns=1, maxRecipients=100):
         stack.apply(campaign("first", namespace, recipients=gen, suspend=True))
@@ -166,7 +162,7 @@ def test_a_namespace_share_caps_its_sends_while_a_bystander_completes(
         NOTIFQ_MOCK_FAILURE_RATE="0",
         NOTIFQ_MOCK_LATENCY_MS="5",
     )
-    other = other_namespace(stack)
+    other = new_namespace(stack.control_plane)
     big, by = f"big-{namespace}.example.com", f"by-{namespace}.example.com"
     with notifq_policy(stack, f"p-{namespace}", namespace, providerSharePercent={"mock": 30}):
         for name, ns, domain in (("big", namespace, big), ("bystander", other, by)):
@@ -187,20 +183,9 @@ def test_a_namespace_share_caps_its_sends_while_a_bystander_completes(
     assert peak_all <= rate
 
 
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
-    server = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
-    yield server
-    server.stop()
-
-
 def message_rows(stack: Stack, uid: str) -> dict[str, tuple[Any, ...]]:
-    with stack.db() as conn:
-        rows = conn.execute(
-            "SELECT recipient, status, attempts, last_error FROM message WHERE campaign_id = %s",
-            (uid,),
-        ).fetchall()
-    return {str(r[0]): tuple(r[1:]) for r in rows}
+    """recipient -> (status, attempts, last error)."""
+    return messages_by_recipient(stack, uid, "status", "attempts", "last_error")
 
 
 def test_recipients_are_checked_for_their_channel_and_source(
@@ -226,7 +211,7 @@ def test_recipients_are_checked_for_their_channel_and_source(
         NOTIFQ_FROM_EMAIL="sender@notifq.test",
         **moto.env(),
     )
-    other = other_namespace(stack)
+    other = new_namespace(stack.control_plane)
     foreign = "arn:aws:sns:us-east-1:999999999999:endpoint/GCM/other/0000"
     stack.apply(campaign("bystander", other, recipients={"generate": {"count": 500}}))
     lists = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from bystander import Bystander
+from bystander import Bystander, start_bystander
 from cutting_proxy import CuttingProxy
 from harness import Stack, campaign, wait_until
 from mailpit import Mailpit, Security
@@ -98,18 +98,8 @@ def received(mp: Mailpit) -> Counter[str]:
     return Counter(t["Address"] for m in mp.messages() for t in m["To"])
 
 
-def start_bystander(stack: Stack) -> Bystander:
-    by = Bystander(stack, count=2_000)
-    by.start_workers(0)
-    by.start()
-    return by
-
-
 def assert_bystander_done(by: Bystander, mp: Mailpit) -> None:
-    result = by.wait()
-    print(f"bystander: {result.seconds} s, largest status gap {result.max_status_gap:.2f} s")
-    assert result.final.get("phase") == "Completed", result.final
-    assert result.final["sent"] == by.count
+    by.assert_completed()
     assert not any(a.endswith("@example.com") for a in received(mp))  # never through SMTP
 
 

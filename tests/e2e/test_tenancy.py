@@ -19,7 +19,7 @@ import pytest
 import rbac
 from api_client import Api, admin_cli
 from bystander import Bystander
-from harness import Stack, campaign
+from harness import Stack, campaign, new_namespace
 from oidc_issuer import running_issuer
 
 pytestmark = [
@@ -31,31 +31,12 @@ PASSWORD = "another long passphrase"
 ALL = ["create", "get", "list", "patch", "delete"]
 
 
-def login(api: Api, email: str, password: str = PASSWORD) -> dict[str, str]:
-    resp = api.client.post("/auth/login", json={"email": email, "password": password})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['token']}"}
-
-
-def new_namespace(control_plane: Any, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl("create", "namespace", name)
-    return name
-
-
 @pytest.fixture
 def by(stack_factory: Callable[..., Stack]) -> Bystander:
     """A started bystander (operator and one worker); each test waits for it at its end."""
     by = Bystander(stack_factory(workers=1, NOTIFQ_MOCK_FAILURE_RATE="0"), count=2_000)
     by.start()
     return by
-
-
-def assert_bystander_completed(by: Bystander) -> None:
-    m = by.wait()
-    assert m.seconds is not None, "the bystander did not complete"
-    assert m.final["sent"] + m.final["failed"] == by.count
-    print(f"bystander: {m.seconds:.1f} s (loop gap {m.max_status_gap:.1f} s)")
 
 
 def test_kubernetes_rbac_decides_every_rest_action(
@@ -75,8 +56,8 @@ def test_kubernetes_rbac_decides_every_rest_action(
               "--kube-group", f"{bob}-readers", password=PASSWORD)  # fmt: skip
     rbac.grant(control_plane, namespace, ALL, user=alice, failures=True)
     rbac.grant(control_plane, other, ["get", "list"], group=f"{bob}-readers")
-    as_alice = login(api, f"{alice}@example.com")
-    as_bob = login(api, f"{bob}@example.com")
+    as_alice = api.login(f"{alice}@example.com", PASSWORD)
+    as_bob = api.login(f"{bob}@example.com", PASSWORD)
     me = api.client.get("/auth/me", headers=as_bob).json()
     assert me["user"] == f"notifq:{bob}@example.com"
     assert me["groups"] == [f"{bob}-readers", "system:authenticated"]
@@ -140,7 +121,7 @@ def test_kubernetes_rbac_decides_every_rest_action(
     assert everyone["default"] == namespace
     assert api.client.get("/namespaces").status_code == 401
 
-    assert_bystander_completed(by)
+    by.assert_completed()
 
 
 def test_reads_need_a_token_unless_anonymous_reads_are_on(
@@ -183,7 +164,7 @@ def test_reads_need_a_token_unless_anonymous_reads_are_on(
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert anon.client.get("/campaigns", headers=anon.auth).status_code == 200  # not tokens
 
-    assert_bystander_completed(by)
+    by.assert_completed()
 
 
 def test_password_change_and_removal_revoke_tokens(
@@ -196,7 +177,7 @@ def test_password_change_and_removal_revoke_tokens(
     dave, erin = (f"{n}-{uuid.uuid4().hex[:6]}@example.com" for n in ("dave", "erin"))
     for who in (dave, erin):
         admin_cli(database_url, tmp_path, "create-admin", "--email", who, password=PASSWORD)
-    first, bystander_token = login(api, dave), login(api, erin)
+    first, bystander_token = api.login(dave, PASSWORD), api.login(erin, PASSWORD)
     assert api.client.get("/auth/me", headers=first).status_code == 200
 
     # over REST: the account's own password change revokes every token it holds
@@ -207,12 +188,12 @@ def test_password_change_and_removal_revoke_tokens(
         api.client.post("/auth/login", json={"email": dave, "password": PASSWORD}).status_code
         == 401
     )
-    second = login(api, dave, "a brand new passphrase")
+    second = api.login(dave, "a brand new passphrase")
     assert api.client.get("/auth/me", headers=second).status_code == 200
     # from the command line: set-password, then remove-admin
     admin_cli(database_url, tmp_path, "set-password", "--email", dave, password="third passphrase")
     assert api.client.get("/auth/me", headers=second).status_code == 401
-    third = login(api, dave, "third passphrase")
+    third = api.login(dave, "third passphrase")
     assert api.client.get("/auth/me", headers=third).status_code == 200
     admin_cli(database_url, tmp_path, "remove-admin", "--email", dave)
     assert api.client.get("/auth/me", headers=third).status_code == 401
@@ -227,7 +208,7 @@ def test_password_change_and_removal_revoke_tokens(
     ]
     assert answers == [400] * 4 + [429] * 2
 
-    assert_bystander_completed(by)
+    by.assert_completed()
 
 
 def test_oidc_id_tokens(
@@ -281,7 +262,7 @@ def test_oidc_id_tokens(
         for _ in range(5):  # made-up key ids do not make the API hammer the issuer
             assert create(issuer.token(kid=f"made-up-{uuid.uuid4().hex}")) == 401
         assert issuer.jwks_fetches <= fetches + 1
-    assert_bystander_completed(by)
+    by.assert_completed()
 
 
 def _yaml(manifest: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import psycopg
 import pytest
 import testbed
-from harness import campaign_row
+from harness import campaign_row, messages_in_order
 
 from notifq.core.db import open_pool
 from notifq.core.errors import InvalidCampaign
@@ -52,12 +52,7 @@ async def test_object_lines_become_rows_in_order(moto: testbed.Moto, database_ur
         cid = uuid.uuid4()
         src = await objects.open(BUCKET, "small.txt", batch=100)
         assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 4
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT seq, recipient, status, last_error FROM message WHERE campaign_id = %s "
-                "ORDER BY seq",
-                (cid,),
-            ).fetchall()
+        rows = messages_in_order(database_url, cid, "recipient", "status", "last_error")
         assert rows == [
             (0, "a@example.com", "pending", None),
             (1, "not-an-address", "failed", INVALID_ADDRESS),
@@ -113,10 +108,7 @@ async def test_an_interrupted_store_resumes_from_its_offset(
         assert offset == sum(len(p) + 1 for p in people[:count])  # whole lines
         resumed = await objects.open(BUCKET, "big.txt", batch=500)
         assert await storing.materialize(pool, row, resumed, state="active") == len(people)
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT seq, recipient FROM message WHERE campaign_id = %s ORDER BY seq", (cid,)
-            ).fetchall()
+        rows = messages_in_order(database_url, cid, "recipient")
         assert rows == list(enumerate(people))
     finally:
         await pool.close()
@@ -165,12 +157,7 @@ async def test_a_csv_object_stores_each_rows_fields(moto: testbed.Moto, database
         src = await objects.open(BUCKET, "people.csv", batch=10, fmt="csv")
         assert src.fields == {"email", "name", "n"}
         assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 25
-        with psycopg.connect(database_url) as conn:
-            got = conn.execute(
-                "SELECT seq, recipient, status, data FROM message WHERE campaign_id = %s "
-                "ORDER BY seq",
-                (cid,),
-            ).fetchall()
+        got = messages_in_order(database_url, cid, "recipient", "status", "data")
         assert [r[1] for r in got] == [f"u{i}@example.com" for i in range(25)]
         assert {r[2] for r in got} == {"pending"}
         assert got[13][3] == {"email": "u13@example.com", "name": "Name, 13", "n": "13"}
@@ -179,5 +166,43 @@ async def test_a_csv_object_stores_each_rows_fields(moto: testbed.Moto, database
             await storing.materialize(pool, campaign_row(uuid.uuid4()), short, state="active")
         with pytest.raises(InvalidCampaign, match=r"has no field 'mail' .*addressField"):
             await objects.open(BUCKET, "short.csv", fmt="csv", address_field="mail")
+    finally:
+        await pool.close()
+
+
+async def test_a_csv_value_may_span_lines(moto: testbed.Moto, database_url: str) -> None:
+    """RFC 4180 records whose quoted values hold line breaks (and doubled quotes) are one
+    recipient each, across batches and a resumed read; a quote never closed fails with
+    its row, and nothing of that list is stored."""
+    notes = [
+        "line one\r\nline two, with a comma" if i % 3 == 0 else f'said ""hi {i}""'
+        for i in range(12)
+    ]
+    body = "email,note\r\n" + "".join(f'u{i}@example.com,"{n}"\r\n' for i, n in enumerate(notes))
+    put(moto, "multi.csv", body)
+    put(moto, "open.csv", 'email,note\na@example.com,"never closed\nb@example.com,ok\n')
+    objects = ObjectStore("us-east-1", moto.url)
+    pool = await open_pool(database_url)
+    try:
+        cid = uuid.uuid4()
+        row = campaign_row(cid)
+        src = DiesAfter(await objects.open(BUCKET, "multi.csv", batch=5, fmt="csv"), 1)
+        with pytest.raises(RuntimeError):
+            await storing.materialize(pool, row, src, state="active")
+        count, offset = await progress(database_url, cid)
+        assert count == 5
+        assert body.encode()[offset - 2 : offset] == b"\r\n"  # a record's end
+        resumed = await objects.open(BUCKET, "multi.csv", batch=5, fmt="csv")
+        assert await storing.materialize(pool, row, resumed, state="active") == 12
+        got = messages_in_order(database_url, cid, "recipient", "data")
+        assert [r[1] for r in got] == [f"u{i}@example.com" for i in range(12)]
+        assert got[0][2]["note"] == "line one\r\nline two, with a comma"
+        assert got[1][2]["note"] == 'said "hi 1"'
+        assert got[9][2]["note"] == "line one\r\nline two, with a comma"
+        bad = uuid.uuid4()
+        unclosed = await objects.open(BUCKET, "open.csv", fmt="csv")
+        with pytest.raises(InvalidCampaign, match="row 1 opens a quoted value that is never"):
+            await storing.materialize(pool, campaign_row(bad), unclosed, state="active")
+        assert messages_in_order(database_url, bad, "recipient") == []
     finally:
         await pool.close()

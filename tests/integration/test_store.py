@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
-from harness import campaign_row
+from harness import campaign_row, messages_in_order
 
 from notifq.core import partitions, queries
 from notifq.core.db import open_pool
@@ -45,12 +45,7 @@ async def test_materialize_is_idempotent_and_validates(database_url: str) -> Non
         )
         counts = await store.counts(pool, cid)
         assert counts == {"pending": 2, "sent": 0, "failed": 3, "cancelled": 0, "suppressed": 0}
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT seq, recipient, status, last_error FROM message "
-                "WHERE campaign_id = %s ORDER BY seq",
-                (cid,),
-            ).fetchall()
+        rows = messages_in_order(database_url, cid, "recipient", "status", "last_error")
         # control characters: stored visibly (Postgres text holds no NUL), failed at once
         assert rows[1][1:] == ("tab\\x09here@example.com", "failed", CONTROL_CHARACTER)
         assert rows[4][1:] == ("nul\\x00@example.com", "failed", CONTROL_CHARACTER)
@@ -92,10 +87,7 @@ async def test_a_failed_store_shows_nothing_and_resumes_without_duplicates(
         src.die_after = None
         assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 25
         assert src.starts == [0, 20]  # two batches were committed before it died
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT seq, recipient FROM message WHERE campaign_id = %s ORDER BY seq", (cid,)
-            ).fetchall()
+        rows = messages_in_order(database_url, cid, "recipient")
         assert rows == list(enumerate(entries))
     finally:
         await pool.close()
@@ -130,12 +122,8 @@ async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
         cid = uuid.uuid4()
         src = GeneratedRecipients(1000, "example.org", ["first@company.com", "bad"])
         assert await storing.materialize(pool, campaign_row(cid), src, state="active") == 1002
-        with psycopg.connect(database_url) as conn:
-            rows = conn.execute(
-                "SELECT seq, recipient, status FROM message WHERE campaign_id = %s "
-                "AND seq IN (0, 1, 2, 1001) ORDER BY seq",
-                (cid,),
-            ).fetchall()
+        rows = messages_in_order(database_url, cid, "recipient", "status")
+        rows = [r for r in rows if r[0] in (0, 1, 2, 1001)]
         assert rows == [
             (0, "first@company.com", "pending"),
             (1, "bad", "failed"),

@@ -6,7 +6,8 @@ import pytest
 from starlette.requests import Request
 
 from notifq.api.authz import Identity
-from notifq.api.reports import _decode_continue, _encode_continue, identity_from_headers
+from notifq.api.reports import _decode_continue, _encode_continue
+from notifq.api.reports_protocol import decode_continue, identity_from_headers, page_of
 
 
 @pytest.mark.parametrize("seq", [-1, 0, 7, 2**31 - 1])
@@ -23,9 +24,23 @@ def test_no_token_is_the_first_page() -> None:
     assert _decode_continue("") == -1
 
 
-def _request(headers: list[tuple[str, str]]) -> Request:
+def _request(headers: list[tuple[str, str]], query: str = "") -> Request:
     raw = [(k.lower().encode(), v.encode()) for k, v in headers]
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": raw})
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": raw}
+    return Request({**scope, "query_string": query.encode()})
+
+
+def test_a_page_is_where_it_starts_and_its_limit() -> None:
+    assert page_of(_request([]), _decode_continue) == (-1, 100)
+    token = _encode_continue(41)
+    assert page_of(_request([], f"limit=1000&continue={token}"), _decode_continue) == (41, 1000)
+    assert page_of(_request([], "continue=YWJj"), decode_continue) == ("abc", 100)
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "continue=LTI"])
+def test_a_page_out_of_bounds_is_a_bad_request(query: str) -> None:
+    refused = page_of(_request([], query), _decode_continue)
+    assert not isinstance(refused, tuple) and refused.status_code == 400
 
 
 def test_identity_from_the_front_proxy_headers() -> None:
