@@ -13,6 +13,7 @@ fails over is shown in tests/unit/test_failover.py, on real botocore errors.)
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 SENDER = "campaigns@notifq.test"
+OPEN_SECONDS = 2
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def failover_env(ses_url: str, mp: Mailpit, **extra: str) -> dict[str, str]:
         "NOTIFQ_SMTP_FROM": SENDER,
         "NOTIFQ_PROVIDER_FAILOVER": json.dumps({"email": {"ses": "smtp"}}),
         "NOTIFQ_FAILOVER_FAILURE_THRESHOLD": "3",
-        "NOTIFQ_FAILOVER_OPEN_SECONDS": "2",  # half-open probes find it still down
+        "NOTIFQ_FAILOVER_OPEN_SECONDS": str(OPEN_SECONDS),  # probes find it still down
         "NOTIFQ_RATE_LIMIT_SES": "20",  # a campaign that lasts long enough to cut SES
         "NOTIFQ_CHUNK_SIZE": "25",  # jobs for both workers
         **extra,
@@ -138,6 +140,9 @@ def test_ses_down_mid_campaign_fails_over_to_smtp_exactly_once(
         breakers = metric(ports, "notifq_provider_breaker_open", provider="ses")
 
         proxy.up()  # SES is back: a half-open probe finds it, the breakers close
+        # every breaker last opened before this; once NOTIFQ_FAILOVER_OPEN_SECONDS passed,
+        # each worker's next slice is a probe (before that, all would go to the relay)
+        time.sleep(OPEN_SECONDS + 1)
         later = [f"later{i}@company.test" for i in range(40)]
         stack.apply(campaign("later", namespace, recipients={"list": later}))
         done = stack.wait_phase(namespace, "later", {"Completed", "CompletedWithFailures"}, 120)
