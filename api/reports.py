@@ -44,6 +44,12 @@ from notifq.core.resource import FAILURES, FAILURES_KIND
 log = logging.getLogger(__name__)
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> Response:
+    """Any route's database trouble (the details go to the log, never to the caller)."""
+    log.warning("reports: database unavailable: %s", exc)
+    return status(503, "ServiceUnavailable", "the database is unavailable; try again")
+
+
 def _encode_continue(seq: int) -> str:
     """The ``continue`` token of the page after the message ``seq``."""
     return encode_continue(str(seq))
@@ -153,5 +159,6 @@ def create_reports_app(pool: AsyncConnectionPool, authorize: Authorizer) -> Star
             Route("/healthz", healthy),
             Route("/livez", healthy),
             Route("/readyz", healthy),
-        ]
+        ],
+        exception_handlers={DatabaseUnavailable: _database_unavailable},
     )

@@ -3,8 +3,8 @@
 The supervisor compares the status it patched last with the one it is about to
 patch and posts what this returns, so ``kubectl describe campaign`` tells the
 campaign's story: accepted and stored, scheduled, started, suspended, resumed,
-retry requested, waiting for quota, cancelled, completed with counts, failed with
-the reason.
+retry requested, waiting for quota, a provider failed over, cancelled, completed with
+counts, failed with the reason.
 """
 
 from __future__ import annotations
@@ -62,6 +62,17 @@ def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:
     guard = new.get("reputationGuard") or {}
     if guard.get("trippedAt") and not (old.get("reputationGuard") or {}).get("trippedAt"):
         events.append(Event("Warning", "ReputationGuard", f"suspended: {guard.get('reason')}"))
+    seen = old.get("failover") or {}
+    for pair, n in sorted((new.get("failover") or {}).items()):
+        if pair not in seen:
+            primary, _, secondary = pair.partition(">")
+            events.append(
+                Event(
+                    "Warning",
+                    "ProviderFailover",
+                    f"{primary} down: {n} message(s) sent through {secondary} so far",
+                )
+            )
     if before == after:
         return events
     message = str(new.get("message") or "")

@@ -31,6 +31,7 @@ from notifq.core.templating import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplat
 from notifq.operator import (
     admission,
     enqueue,
+    failover_status,
     guard,
     metrics,
     quota_status,
@@ -557,6 +558,9 @@ async def report(
     )
     new.update(extra)
     feedback(new, res, stored, phase)
+    failover = await failover_status.read(ctx.redis, ctx.settings.queue_prefix, res.uid)
+    if failover or (failover is None and old.get("failover")):
+        new["failover"] = failover or old["failover"]
     await quota_status.annotate(
         ctx.redis, ctx.settings.queue_prefix, res.uid, old, new, res.generation
     )

@@ -8,7 +8,19 @@ MESSAGES = Counter(
     "notifq_worker_messages_total", "Message outcomes", ["provider", "channel", "outcome"]
 )
 """outcome: sent, failed (final), retry (transient failure, will be retried), throttled
-(refused for the provider's rate or daily quota; no attempt spent)."""
+(refused for the provider's rate or daily quota; no attempt spent), rerouted (found the
+provider down as its breaker opened: sent through the secondary at once, no attempt spent)."""
+
+FAILOVER = Counter(
+    "notifq_provider_failover_total",
+    "Messages handed to a secondary provider because their primary was down",
+    ["channel", "from", "to"],
+)
+BREAKER_OPEN = Gauge(
+    "notifq_provider_breaker_open",
+    "1 while this process counts the provider down (breaker open or half-open), else 0",
+    ["provider"],
+)
 
 SEND_SECONDS = Histogram(
     "notifq_worker_send_batch_seconds",

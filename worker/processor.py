@@ -18,6 +18,13 @@ backoff. Throttling answers do not count as attempts: they lower the
 provider's rate and the slice is sent again at the new pace. On the job's last
 attempt, or when a message has used all its attempts, a transient failure
 becomes final.
+
+Failover (:mod:`.breaker`): a ``provider: auto`` campaign's run whose primary is
+down goes to the primary's secondary. Messages that find the primary down just
+as its breaker opens are recorded ``pending`` without spending an attempt and
+sent again through the secondary in the same pass (a new claim, so the claim
+rules that keep a message from being sent twice hold as for any send); each row
+records the provider that sent it.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from notifq.core import recipients as rcpt
 from notifq.core.errors import DatabaseUnavailable
 from notifq.core.jobs import ChunkJob
+from notifq.core.queue import failover_key
 from notifq.core.renderpool import Limits, RenderPool
 from notifq.core.settings import WorkerSettings
 from notifq.worker import metrics, store
+from notifq.worker.breaker import Failover
 from notifq.worker.ceilings import Ceilings
 from notifq.worker.headers import MailHeaders
 from notifq.worker.lease import WorkerLease
@@ -55,6 +64,8 @@ UNLIMITED_QUOTA = 1e9
 """The provider rate the scheduler plans with when only the campaign has a limit."""
 DB_RETRY_DELAY = 2.0
 """Seconds a job waits in the queue when the database does not answer."""
+FAILOVER_COUNT_TTL = 14 * 24 * 3600
+"""Seconds a campaign's failover counts stay in Redis after their last change."""
 THROTTLED_DELAY = 1.0
 """Seconds a job waits after a Throttling answer from a provider without a planned rate."""
 
@@ -87,6 +98,8 @@ class Slice:
     claimed: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     throttled: list[int] = field(default_factory=list)
+    rerouted: list[int] = field(default_factory=list)
+    """Found the provider down as its breaker opened: to be sent through the secondary."""
     exhausted: str | None = None
     give_back: tuple[float, str] | None = None
     """Not sent: (seconds until the job should run again, why)."""
@@ -287,6 +300,7 @@ class ChunkProcessor:
         self.campaigns = store.CampaignCache(pool)
         self.in_flight = InFlight(settings.max_in_flight)
         self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
+        self.failover = Failover(settings)
         self.live_tokens: set[str] = set()
         self.active = 0
         self._idle = asyncio.Event()
@@ -358,7 +372,10 @@ class ChunkProcessor:
                 if not rows:
                     done.cursor = chunk.end
                     break
-            provider, run = same_provider_run(camp, rows, self.smtp_domains)
+            primary, run = same_provider_run(camp, rows, self.smtp_domains)
+            provider = (
+                self.failover.route(camp.channel, primary) if camp.provider == "auto" else primary
+            )
             quota = self.ceilings.get(provider)
             gate: Gate | None = None
             if quota or camp.rate_limit:
@@ -369,7 +386,7 @@ class ChunkProcessor:
                 )
                 gate = Gate(self.scheduler, self.settings, provider, quota, camp, share)
                 run = run[: gate.size]
-            result = await self._send_slice(camp, provider, run, last_attempt, gate)
+            result = await self._send_slice(camp, provider, primary, run, last_attempt, gate)
             if result.give_back is not None:
                 done.give_back, done.reason = result.give_back
                 return done  # the slice was not sent; the cursor stays before it
@@ -385,8 +402,11 @@ class ChunkProcessor:
                 )
                 done.give_back, done.reason = self.settings.ses_quota_interval, "exhausted"
                 return done
+            if result.rerouted:  # again at once, through the secondary
+                done.cursor = min(result.rerouted)
+                rows = []
             if result.throttled:
-                done.cursor = min(result.throttled)
+                done.cursor = min(result.throttled + result.rerouted)
                 rows = []
                 if quota:
                     await self.scheduler.throttled(provider, quota)
@@ -402,11 +422,13 @@ class ChunkProcessor:
         self,
         camp: store.CampaignInfo,
         provider_name: str,
+        primary: str,
         rows: list[store.PendingRow],
         last_attempt: bool,
         gate: Gate | None,
     ) -> Slice:
-        """Claim, render, pass the quota gate, send and record one slice."""
+        """Claim, render, pass the quota gate, send and record one slice (through
+        ``provider_name``: ``primary``, or its secondary while it is down)."""
         token = uuid.uuid4().hex
         held = list(self.live_tokens | self.outbox.tokens())
         self.live_tokens.add(token)
@@ -420,11 +442,62 @@ class ChunkProcessor:
             if isinstance(sent, Slice):
                 return sent
             claimed, outcomes, render_failures = sent
+            self.failover.record(provider_name, outcomes)
+            if provider_name != primary and outcomes:
+                metrics.FAILOVER.labels(camp.channel, primary, provider_name).inc(len(outcomes))
+                await self._count_failover(camp.id, f"{primary}>{provider_name}", outcomes)
+            reroute = (
+                provider_name == primary
+                and camp.provider == "auto"
+                and any(o.down for o in outcomes)
+                and self._reroutes(camp, primary, claimed, outcomes, last_attempt)
+            )
             return await self._deliver(
-                camp, provider_name, claimed, outcomes, render_failures, token, last_attempt
+                camp,
+                provider_name,
+                claimed,
+                outcomes,
+                render_failures,
+                token,
+                last_attempt=last_attempt,
+                reroute=reroute,
             )
         finally:
             self.live_tokens.discard(token)
+
+    def _reroutes(
+        self,
+        camp: store.CampaignInfo,
+        primary: str,
+        rows: list[store.PendingRow],
+        outcomes: list[Outcome],
+        last_attempt: bool,
+    ) -> bool:
+        """Whether the messages that found ``primary`` down go to its secondary at once.
+        A message on its last attempt opens the primary's breaker rather than fail."""
+        if self.failover.secondary(camp.channel, primary) is None:
+            return False
+        attempts = {r.seq: r.attempts for r in rows}
+        if last_attempt or any(
+            o.down and attempts[o.seq] + 1 >= camp.max_attempts for o in outcomes
+        ):
+            self.failover.breaker(primary).trip("a message found it down on its last attempt")
+        return self.failover.reroutes(camp.channel, primary)
+
+    async def _count_failover(self, cid: uuid.UUID, pair: str, outcomes: list[Outcome]) -> None:
+        """Count the campaign's messages the secondary accepted, for ``status.failover``
+        (before their rows are written: the status that shows them all sent counts them)."""
+        sent = sum(o.result == "sent" for o in outcomes)
+        if not sent:
+            return
+        key = failover_key(self.settings.queue_prefix, cid)
+        try:
+            async with self.scheduler.redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, pair, sent)
+                pipe.expire(key, FAILOVER_COUNT_TTL)
+                await pipe.execute()
+        except Exception as exc:  # a count for the status; the rows are the record
+            log.warning("campaign %s: failover count not kept: %s", cid, exc)
 
     async def _claim(self, a: Attempt) -> Claimed | None:
         """Claim the slice's rows that are still sendable, and render them."""
@@ -531,9 +604,12 @@ class ChunkProcessor:
         outcomes: list[Outcome],
         render_failures: list[store.Write],
         token: str,
+        *,
         last_attempt: bool,
+        reroute: bool = False,
     ) -> Slice:
-        """Record a sent slice's outcomes (holding its claim)."""
+        """Record a sent slice's outcomes (holding its claim); ``reroute``: the down ones go
+        to the secondary at once, without spending an attempt."""
         if provider_name not in self.providers:
             writes = [
                 store.Write(r.seq, "failed", f"no provider {provider_name!r}", provider_name, None)
@@ -541,7 +617,9 @@ class ChunkProcessor:
             ]
             await self._record(camp, token, writes)
             return Slice(claimed=len(rows), counts={"failed": len(rows)})
-        writes, counts = self._decide(camp, provider_name, rows, outcomes, last_attempt)
+        writes, counts = self._decide(
+            camp, provider_name, rows, outcomes, last_attempt=last_attempt, reroute=reroute
+        )
         writes.extend(render_failures)  # and the suppressed rows, never sent
         for w in render_failures:
             counts[w.status] = counts.get(w.status, 0) + 1
@@ -551,8 +629,9 @@ class ChunkProcessor:
             )
         await self._record(camp, token, writes)
         throttled = [o.seq for o in outcomes if o.result in ("throttled", "exhausted")]
+        rerouted = [o.seq for o in outcomes if reroute and o.down]
         exhausted = next((o.error for o in outcomes if o.result == "exhausted"), None)
-        return Slice(len(rows), counts, throttled, exhausted or None)
+        return Slice(len(rows), counts, throttled, rerouted, exhausted or None)
 
     async def _record(
         self, camp: store.CampaignInfo, token: str, writes: list[store.Write]
@@ -577,11 +656,13 @@ class ChunkProcessor:
         provider: str,
         rows: list[store.PendingRow],
         outcomes: list[Outcome],
+        *,
         last_attempt: bool,
+        reroute: bool = False,
     ) -> tuple[list[store.Write], dict[str, int]]:
         attempts = {r.seq: r.attempts for r in rows}
         writes: list[store.Write] = []
-        sent = failed = retry = throttled = 0
+        sent = failed = retry = throttled = rerouted = 0
         for o in outcomes:
             if o.result == "sent":
                 writes.append(store.Write(o.seq, "sent", None, provider, o.provider_id))
@@ -589,6 +670,9 @@ class ChunkProcessor:
             elif o.result in ("throttled", "exhausted"):
                 writes.append(store.Write(o.seq, "pending", o.error, provider, None, True))
                 throttled += 1
+            elif reroute and o.down:
+                writes.append(store.Write(o.seq, "pending", o.error, provider, None, True))
+                rerouted += 1
             elif (
                 o.result == "permanent" or last_attempt or attempts[o.seq] + 1 >= camp.max_attempts
             ):
@@ -603,7 +687,11 @@ class ChunkProcessor:
             ("failed", failed),
             ("retry", retry),
             ("throttled", throttled),
+            ("rerouted", rerouted),
         ):
             if n:
                 labels(provider, camp.channel, outcome).inc(n)
-        return writes, {"sent": sent, "failed": failed, "retry": retry, "throttled": throttled}
+        counts = {"sent": sent, "failed": failed, "retry": retry, "throttled": throttled}
+        if rerouted:
+            counts["rerouted"] = rerouted
+        return writes, counts

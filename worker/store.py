@@ -60,7 +60,8 @@ class Write:
     provider: str
     provider_id: str | None
     throttled: bool = False
-    """Answered Throttling: back to pending without spending an attempt."""
+    """Back to pending without spending an attempt: answered Throttling, or found the
+    provider down as the failover breaker opened (sent again through the secondary)."""
 
 
 class CampaignCache:

@@ -9,8 +9,12 @@ defined by SQLAlchemy models and changed only through Alembic migrations.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core.errors import DatabaseUnavailable
 
@@ -50,3 +54,20 @@ async def open_pool(
     except Exception as exc:
         raise DatabaseUnavailable(f"cannot connect to Postgres: {exc}") from exc
     return pool
+
+
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+"""What psycopg raises when Postgres cannot be reached or the connection broke."""
+CONNECTION_WAIT = 10.0
+"""Seconds :func:`connection` waits for a pooled connection."""
+
+
+@asynccontextmanager
+async def connection(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection whose trouble (none free within ``CONNECTION_WAIT`` seconds, a
+    broken one) is raised as :class:`DatabaseUnavailable`: the API answers it 503, not 500."""
+    try:
+        async with pool.connection(timeout=CONNECTION_WAIT) as conn:
+            yield conn
+    except UNAVAILABLE as exc:
+        raise DatabaseUnavailable(f"Postgres: {exc}") from exc

@@ -37,6 +37,12 @@ def quota_status_key(prefix: str, campaign_id: object) -> str:
     return f"{prefix}:quota:status:{campaign_id}"
 
 
+def failover_key(prefix: str, campaign_id: object) -> str:
+    """Hash where workers count a campaign's messages sent through a secondary provider
+    (field ``primary>secondary``) and the operator reads them for ``status.failover``."""
+    return f"{prefix}:failover:{campaign_id}"
+
+
 def share_key(prefix: str, namespace: str) -> str:
     """Hash the operator writes from a namespace's NotifqPolicy: provider (or ``*``) ->
     the namespace's share of that provider's quota (a fraction); the workers' quota

@@ -15,6 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret", "password"})
 
+CHANNEL_PROVIDERS: dict[str, frozenset[str]] = {
+    "email": frozenset({"ses", "smtp"}),
+    "sms": frozenset({"sns"}),
+    "push": frozenset({"sns"}),
+}
+"""The real providers that deliver each channel (the mock is for tests and demos only):
+what a failover pair may name."""
+
 
 class CommonSettings(BaseSettings):
     """Connection settings every component needs."""
@@ -384,6 +392,43 @@ class WorkerSettings(UnsubscribeSettings):
     """How long a job retries a status write through a database outage. After that the
     outcome stays in the worker's memory and is written when the database is back (the
     rows stay claimed meanwhile, so nothing is sent twice while the worker lives)."""
+
+    provider_failover: dict[str, dict[str, str]] = {}
+    """Secondary provider per channel and primary, used while the primary is down
+    (``{"email": {"ses": "smtp"}}``; JSON in the env): a campaign with ``provider: auto``
+    whose route leads to a primary that is down sends through its secondary instead (an
+    explicit provider is never switched). Only real providers that serve the channel may be
+    named (email: ``ses``, ``smtp``; sms and push: ``sns``, so none has a secondary yet);
+    the mock never. "Down" is the circuit breaker's word (docs/failover.md): throttling,
+    quotas and rejected recipients never fail over. Empty (the default): no failover."""
+
+    failover_failure_threshold: int = Field(default=5, ge=1, le=10_000)
+    """Consecutive sends that fail because the provider is unreachable or answers 5xx
+    (connection refused or lost, timeouts, ``ServiceUnavailable``) after which a worker
+    process counts the provider down and opens its breaker."""
+
+    failover_open_seconds: float = Field(default=30.0, ge=1)
+    """Seconds a provider's open breaker sends its messages to the secondary; then one
+    slice probes the primary (half-open): answered, the breaker closes; down, it opens
+    again for this long. At least 1: a probe per second at most, per worker process."""
+
+    @field_validator("provider_failover")
+    @classmethod
+    def _real_failover_pairs(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for channel, pairs in value.items():
+            serving = CHANNEL_PROVIDERS.get(channel)
+            if serving is None:
+                raise ValueError(f"provider_failover: unknown channel {channel!r}")
+            for primary, secondary in pairs.items():
+                for name in (primary, secondary):
+                    if name not in serving:
+                        raise ValueError(
+                            f"provider_failover: {name!r} is not a real provider of "
+                            f"{channel} (one of {', '.join(sorted(serving))})"
+                        )
+                if primary == secondary:
+                    raise ValueError(f"provider_failover: {primary!r} fails over to itself")
+        return value
 
     @field_validator("rate_limit_ses", mode="before")
     @classmethod

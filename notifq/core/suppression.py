@@ -4,6 +4,8 @@ Written by the operator (hard bounces and complaints from SES feedback), by the 
 (one-click unsubscribes, and admins' manual entries) and read by the workers, whose
 claim looks every recipient up right before the send (:mod:`notifq.worker.store`).
 Recipients are stored lower-cased; ``namespace = '*'`` suppresses in every namespace.
+Postgres trouble is raised as :class:`~notifq.core.errors.DatabaseUnavailable` (503 in
+the REST and the reports API).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg_pool import AsyncConnectionPool
+
+from notifq.core.db import connection
 
 GLOBAL = "*"
 """The namespace of entries that hold in every namespace."""
@@ -49,7 +53,7 @@ async def add(
     wanted = sorted({normalize(r) for r in recipients if r.strip()})
     if not wanted:
         return 0
-    async with pool.connection() as conn:
+    async with connection(pool) as conn:
         cur = await conn.execute(
             "INSERT INTO suppression (namespace, recipient, reason, detail, source) "
             "SELECT %s, r, %s, %s, %s FROM unnest(%s::text[]) AS r "
@@ -61,7 +65,7 @@ async def add(
 
 async def remove(pool: AsyncConnectionPool, namespace: str, recipient: str) -> bool:
     """Take one entry off the list; False when there was none."""
-    async with pool.connection() as conn:
+    async with connection(pool) as conn:
         cur = await conn.execute(
             "DELETE FROM suppression WHERE namespace = %s AND recipient = %s",
             (namespace, normalize(recipient)),
@@ -79,7 +83,7 @@ async def page(
 ) -> list[Entry]:
     """Entries of ``namespace`` in recipient order after ``after`` (keyset pagination), or
     the one entry of ``recipient``."""
-    async with pool.connection() as conn:
+    async with connection(pool) as conn:
         cur = await conn.execute(
             "SELECT namespace, recipient, reason, detail, source, created_at FROM suppression "
             "WHERE namespace = %s AND recipient > %s AND (%s::text IS NULL OR recipient = %s) "

@@ -1,17 +1,19 @@
-"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace, and a
-moto server (S3, SES, SNS, SQS) per test module."""
+"""Fixtures of the e2e tests: API servers on the test bed for a test's namespace, a
+moto server (S3, SES, SNS, SQS) per test module, and a Mailpit per test."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import testbed
 from api_client import ADMIN, PASSWORD, Api
+from mailpit import Mailpit
 
 from notifq.api.app import create_app
 from notifq.api.kube import CampaignClient
@@ -74,3 +76,11 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testbed.Moto]:
     server = testbed.Moto(tmp_path_factory.mktemp("moto")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
+    """A Mailpit SMTP server of this test's own."""
+    mp = Mailpit(tmp_path / "mailpit").start()
+    yield mp
+    mp.stop()

@@ -9,8 +9,7 @@ only. Each next to a bystander campaign in another namespace."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,13 +30,6 @@ CSV = (
     f"bob@company.test,{EVIL},Free\n"
     "ANN@company.test,Duplicate,Free\n"
 )
-
-
-@pytest.fixture
-def mailpit(tmp_path: Path) -> Iterator[Mailpit]:
-    mp = Mailpit(tmp_path / "mailpit").start()
-    yield mp
-    mp.stop()
 
 
 def ses_bodies(url: str) -> dict[str, dict[str, str]]:

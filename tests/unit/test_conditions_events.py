@@ -84,3 +84,12 @@ def test_events_for_a_campaign_life() -> None:
             "ses at 14.0/s, this campaign's share 7.0/s (limited by share)",
         )
     ]
+
+
+def test_a_provider_failover_is_an_event_once_per_pair() -> None:
+    sending = {"phase": "Processing", "total": 100}
+    over = {**sending, "failover": {"ses>smtp": 4}}
+    assert transitions(sending, over) == [
+        Event("Warning", "ProviderFailover", "ses down: 4 message(s) sent through smtp so far")
+    ]
+    assert transitions(over, {**sending, "failover": {"ses>smtp": 40}}) == []

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    HTTPClientError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -45,6 +45,18 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+DOWN_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+    }
+)
+"""Error codes that say the service itself is failing (with any 5xx status): the failover
+breaker counts them. Throttling, quotas and ``LimitExceeded`` are the service working."""
+
+
 class TargetRefused(Exception):
     """We refuse the target ourselves (never sent, never retried)."""
 
@@ -65,9 +77,20 @@ def classify(exc: Exception) -> tuple[Result, str]:
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
             return "transient", reason
         return "permanent", reason
-    if isinstance(exc, EndpointConnectionError | BotoConnectionError | BotoCoreError):
-        return "transient", f"{type(exc).__name__}: {exc}"
     return "transient", f"{type(exc).__name__}: {exc}"
+
+
+def is_down(exc: Exception) -> bool:
+    """Whether a boto3 call failed because the service is down rather than for the message:
+    no connection (refused, unreachable, timed out), a connection that broke or timed out
+    reading (``HTTPClientError``), or a 5xx answer that is not throttling."""
+    if isinstance(exc, EndpointConnectionError | BotoConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+        return code not in THROTTLE_CODES and (code in DOWN_CODES or status >= 500)
+    return False
 
 
 class AwsProvider:
@@ -113,7 +136,8 @@ class AwsProvider:
                 if not isinstance(r, Exception):
                     raise r
                 kind, reason = classify(r)
-                out.append(Outcome(m.seq, kind, reason[:1000]))
+                down = kind == "transient" and is_down(r)
+                out.append(Outcome(m.seq, kind, reason[:1000], down=down))
             else:
                 out.append(Outcome(m.seq, "sent", provider_id=r))
         return out

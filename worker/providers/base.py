@@ -39,6 +39,10 @@ class Outcome:
     result: Result
     error: str | None = None
     provider_id: str | None = None
+    down: bool = False
+    """The provider itself failed, not this message (``transient`` only): it could not be
+    reached, the connection broke, or it answered 5xx / ``ServiceUnavailable``. What the
+    failover breaker counts (:mod:`notifq.worker.breaker`); throttling never is."""
 
 
 def header_lines(m: Outbound) -> str:

@@ -93,7 +93,7 @@ class MockProvider:
             await asyncio.sleep(self.latency)  # the batch is in flight concurrently
         if self.outage is not None and self.outage.exists():
             return [
-                Outcome(m.seq, "transient", "ServiceUnavailable: mock provider outage")
+                Outcome(m.seq, "transient", "ServiceUnavailable: mock provider outage", down=True)
                 for m in messages
             ]
         out: list[Outcome] = []

@@ -42,10 +42,12 @@ MAX_ERROR = 1000
 class ConnectFailed(Exception):
     """No connection to the relay could be opened; every message of the group shares it."""
 
-    def __init__(self, result: Result, reason: str) -> None:
+    def __init__(self, result: Result, reason: str, *, down: bool = False) -> None:
         super().__init__(reason)
         self.result = result
         self.reason = reason
+        self.down = down
+        """The relay could not be reached at all (no answer to speak of): it is down."""
 
 
 def reply_result(code: int) -> Result:
@@ -72,7 +74,11 @@ def connect_failure(exc: Exception) -> ConnectFailed:
     if isinstance(exc, smtplib.SMTPResponseException):
         kind: Result = "exhausted" if reply_result(exc.smtp_code) == "permanent" else "transient"
         return ConnectFailed(kind, reply_text("connection", exc.smtp_code, exc.smtp_error))
-    return ConnectFailed("transient", f"SMTP connection failed: {type(exc).__name__}: {exc}")
+    # refused, unreachable, timed out, dropped before its greeting: the relay is down (a
+    # relay that answers 421 or 4xx at the greeting is up and busy: not down)
+    return ConnectFailed(
+        "transient", f"SMTP connection failed: {type(exc).__name__}: {exc}", down=True
+    )
 
 
 def encoded_words(text: str, chars: int = 30) -> str:
@@ -165,7 +171,7 @@ class SmtpProvider:
                 outcome, conn = self._send_one(conn, m)
             except ConnectFailed as exc:
                 log.warning("smtp: %s", exc.reason)
-                out.extend(Outcome(r.seq, exc.result, exc.reason) for r in group[i:])
+                out.extend(Outcome(r.seq, exc.result, exc.reason, down=exc.down) for r in group[i:])
                 return out
             except Exception as exc:  # never lose the group's other outcomes
                 log.exception("smtp: unexpected error sending #%d", m.seq)
@@ -216,7 +222,7 @@ class SmtpProvider:
                 if stage != "DATA" and not fresh_try:
                     continue  # nothing was accepted yet: once more on a fresh connection
                 reason = f"SMTP connection lost during {stage}: {type(exc).__name__}: {exc}"
-                return Outcome(m.seq, "transient", reason[:MAX_ERROR]), None
+                return Outcome(m.seq, "transient", reason[:MAX_ERROR], down=True), None
             conn.sent += 1
             if self.pool.per_connection and conn.sent >= self.pool.per_connection:
                 self.pool.release(conn)  # closes it: the relay's per-connection limit
