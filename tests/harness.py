@@ -56,10 +56,34 @@ class Stack(testbed.Stack):
             testbed.wait_for(done, timeout, f"campaign {name} to reach {phases}", interval=0.5)
         except TimeoutError as exc:
             raise AssertionError(
-                f"{exc}\nstatus: {last.get('status')}\n"
-                f"operator log:\n{self.operator.tail() if self.operator else ''}"
+                f"{exc}\nstatus: {last.get('status')}\n{self.diagnose(last)}"
             ) from exc
         return last
+
+    def diagnose(self, cr: dict[str, Any]) -> str:
+        """What a stuck campaign's failure message shows: the campaign's rows by status and
+        claim, and the tails of the operator's and the workers' logs."""
+        parts: list[str] = []
+        uid = cr.get("metadata", {}).get("uid")
+        if uid:
+            try:
+                with self.db() as conn:
+                    rows = conn.execute(
+                        "SELECT c.state, m.status, m.claim_owner IS NOT NULL, count(*), "
+                        "max(m.attempts), max(m.last_error) FROM message m "
+                        "JOIN campaign c ON c.id = m.campaign_id WHERE m.campaign_id = %s "
+                        "GROUP BY 1, 2, 3",
+                        (uid,),
+                    ).fetchall()
+                parts.append(f"campaign {uid} rows (state, status, claimed, n, attempts, error):")
+                parts.extend(f"  {r}" for r in rows)
+            except Exception as exc:  # the database may be what is wrong
+                parts.append(f"rows of {uid} not read: {exc}")
+        if self.operator:
+            parts.append(f"operator log:\n{self.operator.tail()}")
+        for w in self.workers:
+            parts.append(f"{w.log_path.name}:\n{w.tail(25)}")
+        return "\n".join(parts)
 
     def db(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.database_url, autocommit=True)

@@ -92,6 +92,13 @@ async def run(settings: WorkerSettings) -> None:
     fractional_block_timeouts(worker)
     worker.on("failed", lambda job, err: log.info("job %s attempt failed: %s", job.id, err))
     worker.on("error", lambda err, *_: log.warning("worker error: %s", err))
+    worker.on(
+        "stalled",
+        lambda job_id, *_: log.warning(
+            "job %s stalled (its lock ran out while it ran): back to wait, it runs again",
+            job_id,
+        ),
+    )
     depth = asyncio.create_task(_report_depth(settings, redis))
     log.info(
         "worker started: queue=%s concurrency=%d max_in_flight=%d lease=%s",

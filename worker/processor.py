@@ -120,8 +120,9 @@ class Attempt:
     provider: str
     rows: list[store.PendingRow]
     token: str
-    held: list[str]
-    """Claim tokens this process holds (its rows are not taken over from itself)."""
+    abandoned: list[str]
+    """This process's claim tokens of slices that ended leaving rows claimed: free to
+    claim again (never a live slice's token; see :class:`Abandoned`)."""
     epoch: int
     """The worker lease's epoch when the attempt began (a lapse since voids it)."""
 
@@ -277,6 +278,27 @@ class InFlight:
                 self._changed.notify_all()
 
 
+class Abandoned:
+    """Claim tokens of this process's slices that ended without writing or releasing
+    their rows (an error in between). Only these, never a running slice's, let this
+    process claim its own claimed rows again: two runs of one chunk (BullMQ delivers
+    a job at least once) then never take each other's rows, whatever the order of
+    their claims. The oldest are forgotten past ``limit``; their rows wait for the
+    claim lease (``claim_lease_seconds``) to run out instead."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self._tokens: dict[str, None] = {}
+
+    def add(self, token: str) -> None:
+        self._tokens[token] = None
+        while len(self._tokens) > self.limit:
+            del self._tokens[next(iter(self._tokens))]
+
+    def tokens(self) -> list[str]:
+        return list(self._tokens)
+
+
 class ChunkProcessor:
     def __init__(
         self,
@@ -301,7 +323,7 @@ class ChunkProcessor:
         self.in_flight = InFlight(settings.max_in_flight)
         self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
         self.failover = Failover(settings)
-        self.live_tokens: set[str] = set()
+        self.abandoned = Abandoned()
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -343,6 +365,14 @@ class ChunkProcessor:
             await job.moveToDelayed(int((time.time() + done.give_back) * 1000) + 1, token)
             raise DelayedError(f"given back for {done.give_back:.3f}s ({done.reason})")
         metrics.JOBS.labels("retry" if done.counts["retry"] else "done").inc()
+        if done.counts["skipped"] or done.busy:
+            log.log(
+                logging.INFO if done.busy else logging.DEBUG,
+                "chunk %s: %d message(s) skipped (campaign not active), %d held by another sender",
+                job.id,
+                done.counts["skipped"],
+                done.busy,
+            )
         if "cursor" in job.data:
             await job.updateData({k: v for k, v in job.data.items() if k != "cursor"})
         if done.counts["retry"]:
@@ -430,11 +460,9 @@ class ChunkProcessor:
         """Claim, render, pass the quota gate, send and record one slice (through
         ``provider_name``: ``primary``, or its secondary while it is down)."""
         token = uuid.uuid4().hex
-        held = list(self.live_tokens | self.outbox.tokens())
-        self.live_tokens.add(token)
         epoch = self.lease.epoch
         try:
-            attempt = Attempt(camp, provider_name, rows, token, held, epoch)
+            attempt = Attempt(camp, provider_name, rows, token, self.abandoned.tokens(), epoch)
             if gate is None:
                 sent = await self._send_unpaced(attempt)
             else:
@@ -462,8 +490,12 @@ class ChunkProcessor:
                 last_attempt=last_attempt,
                 reroute=reroute,
             )
-        finally:
-            self.live_tokens.discard(token)
+        except BaseException:
+            # rows this slice claimed may be left claimed (an error between claim and
+            # write, or a cancel); outcomes kept in the outbox still hold theirs
+            if token not in self.outbox.tokens():
+                self.abandoned.add(token)
+            raise
 
     def _reroutes(
         self,
@@ -507,7 +539,7 @@ class ChunkProcessor:
             [r.seq for r in a.rows],
             token=a.token,
             owner=self.lease.id,
-            live_tokens=a.held,
+            abandoned=a.abandoned,
             lease_seconds=self.settings.claim_lease_seconds,
             grace_seconds=self.lease.grace,
             namespace=a.camp.namespace,
@@ -627,6 +659,11 @@ class ChunkProcessor:
             metrics.MESSAGES.labels(provider_name, camp.channel, "suppressed").inc(
                 counts["suppressed"]
             )
+        if len(writes) < len(rows):  # a provider answered for fewer than it was given
+            log.warning(
+                "campaign %s: %d claimed row(s) unanswered", camp.id, len(rows) - len(writes)
+            )
+            self.abandoned.add(token)
         await self._record(camp, token, writes)
         throttled = [o.seq for o in outcomes if o.result in ("throttled", "exhausted")]
         rerouted = [o.seq for o in outcomes if reroute and o.down]

@@ -63,7 +63,7 @@ async def test_expired_rows_go_with_their_partition(database_url: str) -> None:
             list(range(10)),
             token="t",
             owner=lease.id,
-            live_tokens=[],
+            abandoned=[],
             lease_seconds=60,
             grace_seconds=0,
         )
@@ -97,7 +97,7 @@ async def test_worker_statements_read_one_partition(database_url: str) -> None:
                     "seqs": [1, 2],
                     "lo": 1,
                     "hi": 2,
-                    "live": [],
+                    "abandoned": [],
                     "grace": 0,
                     "ns": "ns",
                 },

@@ -22,15 +22,20 @@ from notifq.worker import store
 
 
 async def _claim(
-    pool: AsyncConnectionPool, cid: uuid.UUID, n: int, ns: str
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    n: int,
+    ns: str,
+    token: str = "t0",
+    abandoned: tuple[str, ...] = (),
 ) -> list[store.PendingRow]:
     return await store.claim(
         pool,
         cid,
         list(range(n)),
-        token=uuid.uuid4().hex,
+        token=token,
         owner="w",
-        live_tokens=[],
+        abandoned=abandoned,
         lease_seconds=60,
         grace_seconds=0,
         namespace=ns,
@@ -73,18 +78,8 @@ async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: 
         assert {k for k, v in other.items() if v} == {people[1], people[2]}
 
         token = uuid.uuid4().hex
-        rows = await _claim(pool, cid, 6, ns)  # claims are this owner's: taken again
-        await store.claim(
-            pool,
-            cid,
-            [r.seq for r in rows],
-            token=token,
-            owner="w",
-            live_tokens=[],
-            lease_seconds=60,
-            grace_seconds=0,
-            namespace=ns,
-        )
+        # this owner's claims, left by an ended slice (t0 abandoned): taken again
+        rows = await _claim(pool, cid, 6, ns, token, abandoned=("t0",))
         writes = [
             store.Write(r.seq, "suppressed", f"suppressed: {r.suppressed}", "none", None)
             if r.suppressed
