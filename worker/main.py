@@ -60,7 +60,9 @@ async def run(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await open_pool(settings.database_url, max_size=max(4, settings.concurrency + 2))
+    pool = await open_pool(
+        settings.database_url, max_size=max(4, settings.concurrency + 2), custom_plans=True
+    )
     providers = build_providers(settings)
     redis = Redis.from_url(settings.redis_url)
     scheduler = QuotaScheduler(
