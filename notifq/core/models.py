@@ -161,7 +161,14 @@ class Message(Base):
         CheckConstraint(
             "status IN ('pending', 'sent', 'failed', 'cancelled', 'suppressed')", name="status"
         ),
-        Index("ix_message_campaign_status_seq", "campaign_id", "status", "seq"),
+        # only the rows looked up by status (migration 0012): none when a list is stored
+        Index(
+            "ix_message_failed",
+            "campaign_id",
+            "status",
+            "seq",
+            postgresql_where=text("status IN ('failed', 'suppressed')"),
+        ),
         {"postgresql_partition_by": "LIST (campaign_id)"},
     )
 

@@ -44,9 +44,10 @@ def index(cid: uuid.UUID) -> list[sql.Composed]:
         sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {pk} ON {t} (campaign_id, seq)").format(
             t=t, pk=sql.Identifier(f"pk_{cid.hex}")
         ),
-        sql.SQL("CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq)").format(
-            t=t, ix=sql.Identifier(f"ix_{cid.hex}_status_seq")
-        ),
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
+            "WHERE status IN ('failed', 'suppressed')"
+        ).format(t=t, ix=sql.Identifier(f"ix_{cid.hex}_failed")),
     ]
 
 

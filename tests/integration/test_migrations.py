@@ -32,7 +32,8 @@ def test_upgrade_downgrade_upgrade(postgres: testbed.Postgres) -> None:
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'message'"
             ).fetchall()
         }
-    assert "ix_message_campaign_status_seq" in idx
+    assert "ix_message_failed" in idx
+    assert "ix_message_campaign_status_seq" not in idx
     assert "ix_message_campaign_status" not in idx
 
 
