@@ -283,19 +283,24 @@ class Abandoned:
     their rows (an error in between). Only these, never a running slice's, let this
     process claim its own claimed rows again: two runs of one chunk (BullMQ delivers
     a job at least once) then never take each other's rows, whatever the order of
-    their claims. The oldest are forgotten past ``limit``; their rows wait for the
-    claim lease (``claim_lease_seconds``) to run out instead."""
+    their claims. A token is forgotten once its claims ran out anyway (``max_age``, the
+    claim lease) or past ``limit`` (the oldest first: their rows wait for the claim lease
+    to run out instead)."""
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(self, max_age: float, limit: int = 1000) -> None:
+        self.max_age = max_age
         self.limit = limit
-        self._tokens: dict[str, None] = {}
+        self._tokens: dict[str, float] = {}
 
     def add(self, token: str) -> None:
-        self._tokens[token] = None
+        self._tokens[token] = time.monotonic()
         while len(self._tokens) > self.limit:
             del self._tokens[next(iter(self._tokens))]
 
     def tokens(self) -> list[str]:
+        old = time.monotonic() - self.max_age
+        while self._tokens and next(iter(self._tokens.values())) < old:
+            del self._tokens[next(iter(self._tokens))]
         return list(self._tokens)
 
 
@@ -323,7 +328,7 @@ class ChunkProcessor:
         self.in_flight = InFlight(settings.max_in_flight)
         self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
         self.failover = Failover(settings)
-        self.abandoned = Abandoned()
+        self.abandoned = Abandoned(settings.claim_lease_seconds)
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
