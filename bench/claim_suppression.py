@@ -50,7 +50,7 @@ async def one_pass(
             seqs = list(range(lo, min(total, lo + SLICE)))
             params = {
                 "token": "t", "owner": "bench", "lease": 60, "cid": cid, "seqs": seqs,
-                "lo": seqs[0], "hi": seqs[-1], "abandoned": [], "grace": 0, "ns": ns,
+                "lo": seqs[0], "hi": seqs[-1], "live": [], "horizon": "", "grace": 0, "ns": ns,
             }  # fmt: skip
             t0 = time.perf_counter()
             cur = await conn.execute(sql, params, prepare=True)

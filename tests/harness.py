@@ -69,20 +69,34 @@ class Stack(testbed.Stack):
             try:
                 with self.db() as conn:
                     rows = conn.execute(
-                        "SELECT c.state, m.status, m.claim_owner IS NOT NULL, count(*), "
-                        "max(m.attempts), max(m.last_error) FROM message m "
+                        "SELECT c.state, m.status, m.claim_owner, count(DISTINCT m.claim_token), "
+                        "count(*), max(m.attempts), max(m.last_error), "
+                        "(SELECT w.expires_at > now() FROM worker_lease w "
+                        " WHERE w.id = m.claim_owner) FROM message m "
                         "JOIN campaign c ON c.id = m.campaign_id WHERE m.campaign_id = %s "
                         "GROUP BY 1, 2, 3",
                         (uid,),
                     ).fetchall()
-                parts.append(f"campaign {uid} rows (state, status, claimed, n, attempts, error):")
+                parts.append(
+                    f"campaign {uid} rows (state, status, claim owner, claim tokens, n, "
+                    "attempts, error, owner's lease live):"
+                )
                 parts.extend(f"  {r}" for r in rows)
             except Exception as exc:  # the database may be what is wrong
                 parts.append(f"rows of {uid} not read: {exc}")
         if self.operator:
             parts.append(f"operator log:\n{self.operator.tail()}")
         for w in self.workers:
-            parts.append(f"{w.log_path.name}:\n{w.tail(25)}")
+            try:
+                lines = w.log_path.read_text(errors="replace").splitlines()
+            except OSError:
+                lines = []
+            notable = [
+                ln for ln in lines if any(k in ln for k in (" WARNING ", " ERROR ", "failed:"))
+            ]
+            notable = notable[-30:]
+            parts.append(f"{w.log_path.name}, warnings and errors:\n" + "\n".join(notable))
+            parts.append(f"{w.log_path.name}, last lines:\n" + "\n".join(lines[-15:]))
         return "\n".join(parts)
 
     def db(self) -> psycopg.Connection[Any]:

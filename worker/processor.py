@@ -120,9 +120,11 @@ class Attempt:
     provider: str
     rows: list[store.PendingRow]
     token: str
-    abandoned: list[str]
-    """This process's claim tokens of slices that ended leaving rows claimed: free to
-    claim again (never a live slice's token; see :class:`Abandoned`)."""
+    live: list[str]
+    """Claim tokens this process's running slices (and its outbox) held when this attempt
+    began; with ``horizon``, see :class:`ClaimTokens`."""
+    horizon: str
+    """Tokens below it were made before this attempt began."""
     epoch: int
     """The worker lease's epoch when the attempt began (a lapse since voids it)."""
 
@@ -278,30 +280,36 @@ class InFlight:
                 self._changed.notify_all()
 
 
-class Abandoned:
-    """Claim tokens of this process's slices that ended without writing or releasing
-    their rows (an error in between). Only these, never a running slice's, let this
-    process claim its own claimed rows again: two runs of one chunk (BullMQ delivers
-    a job at least once) then never take each other's rows, whatever the order of
-    their claims. A token is forgotten once its claims ran out anyway (``max_age``, the
-    claim lease) or past ``limit`` (the oldest first: their rows wait for the claim lease
-    to run out instead)."""
+class ClaimTokens:
+    """This process's claim tokens: ordered by when they were made, and the running ones.
 
-    def __init__(self, max_age: float, limit: int = 1000) -> None:
-        self.max_age = max_age
-        self.limit = limit
-        self._tokens: dict[str, float] = {}
+    A claim of this process is free to take again when its slice ended without writing or
+    releasing it (an error in between). Which ended is decided from a snapshot: a token
+    made before the snapshot (below its ``horizon``) and not running at that moment had
+    ended by then, so whatever it still holds is left over. A token made after the
+    snapshot is never taken, whether it runs or not: two runs of one chunk (BullMQ
+    delivers a job at least once) never take each other's fresh claims, whichever of
+    them claims first. (A list of running tokens alone, read when a slice begins, misses
+    the ones made after it: both runs then sent the same rows.)
+    """
 
-    def add(self, token: str) -> None:
-        self._tokens[token] = time.monotonic()
-        while len(self._tokens) > self.limit:
-            del self._tokens[next(iter(self._tokens))]
+    def __init__(self) -> None:
+        self._made = 0
+        self.running: set[str] = set()
 
-    def tokens(self) -> list[str]:
-        old = time.monotonic() - self.max_age
-        while self._tokens and next(iter(self._tokens.values())) < old:
-            del self._tokens[next(iter(self._tokens))]
-        return list(self._tokens)
+    def new(self) -> str:
+        """A token that sorts after every earlier one (16 hex digits, then random)."""
+        self._made += 1
+        token = f"{self._made:016x}{uuid.uuid4().hex[:16]}"
+        self.running.add(token)
+        return token
+
+    def horizon(self) -> str:
+        """Every token made so far sorts below it except the newest."""
+        return f"{self._made:016x}"
+
+    def ended(self, token: str) -> None:
+        self.running.discard(token)
 
 
 class ChunkProcessor:
@@ -328,7 +336,7 @@ class ChunkProcessor:
         self.in_flight = InFlight(settings.max_in_flight)
         self.smtp_domains = frozenset(d.lower() for d in settings.smtp_domains)
         self.failover = Failover(settings)
-        self.abandoned = Abandoned(settings.claim_lease_seconds)
+        self.tokens = ClaimTokens()
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -464,10 +472,11 @@ class ChunkProcessor:
     ) -> Slice:
         """Claim, render, pass the quota gate, send and record one slice (through
         ``provider_name``: ``primary``, or its secondary while it is down)."""
-        token = uuid.uuid4().hex
+        token = self.tokens.new()
+        live = list(self.tokens.running | self.outbox.tokens())
         epoch = self.lease.epoch
         try:
-            attempt = Attempt(camp, provider_name, rows, token, self.abandoned.tokens(), epoch)
+            attempt = Attempt(camp, provider_name, rows, token, live, self.tokens.horizon(), epoch)
             if gate is None:
                 sent = await self._send_unpaced(attempt)
             else:
@@ -495,12 +504,8 @@ class ChunkProcessor:
                 last_attempt=last_attempt,
                 reroute=reroute,
             )
-        except BaseException:
-            # rows this slice claimed may be left claimed (an error between claim and
-            # write, or a cancel); outcomes kept in the outbox still hold theirs
-            if token not in self.outbox.tokens():
-                self.abandoned.add(token)
-            raise
+        finally:
+            self.tokens.ended(token)
 
     def _reroutes(
         self,
@@ -544,7 +549,8 @@ class ChunkProcessor:
             [r.seq for r in a.rows],
             token=a.token,
             owner=self.lease.id,
-            abandoned=a.abandoned,
+            live=a.live,
+            horizon=a.horizon,
             lease_seconds=self.settings.claim_lease_seconds,
             grace_seconds=self.lease.grace,
             namespace=a.camp.namespace,
@@ -664,11 +670,6 @@ class ChunkProcessor:
             metrics.MESSAGES.labels(provider_name, camp.channel, "suppressed").inc(
                 counts["suppressed"]
             )
-        if len(writes) < len(rows):  # a provider answered for fewer than it was given
-            log.warning(
-                "campaign %s: %d claimed row(s) unanswered", camp.id, len(rows) - len(writes)
-            )
-            self.abandoned.add(token)
         await self._record(camp, token, writes)
         throttled = [o.seq for o in outcomes if o.result in ("throttled", "exhausted")]
         rerouted = [o.seq for o in outcomes if reroute and o.down]

@@ -136,7 +136,8 @@ WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'p
   AND (
     m.claim_token IS NULL
     OR m.claimed_until < now()
-    OR (m.claim_owner = %(owner)s AND m.claim_token = ANY(%(abandoned)s::text[]))
+    OR (m.claim_owner = %(owner)s AND m.claim_token COLLATE "C" < %(horizon)s COLLATE "C"
+        AND m.claim_token <> ALL(%(live)s::text[]))
     OR (m.claim_owner <> %(owner)s AND NOT EXISTS (
       SELECT 1 FROM worker_lease w WHERE w.id = m.claim_owner
         AND greatest(w.expires_at, pg_postmaster_start_time() + make_interval(secs => %(grace)s))
@@ -150,9 +151,10 @@ RETURNING m.seq, m.recipient, m.attempts, m.data,
 # One statement claims the rows just before they are sent: still pending, campaign still
 # active (so cancel and suspend act within one slice), and not claimed by a live sender.
 # A claim is free when it ran out, when its worker's lease ran out (that worker died or
-# stalled), or when it is this worker's own and its slice ended without writing or
-# releasing it (an abandoned token: never a running slice's, so two runs of one chunk in
-# one process cannot take each other's rows, whichever claims first). After a
+# stalled), or when it is this worker's own and its slice had ended when this one began:
+# made before it (below ``horizon``) and not running then (not in ``live``). Claims made
+# after this slice began are never taken, so two runs of one chunk in one process cannot
+# take each other's rows, whichever claims first (see processor.ClaimTokens). After a
 # database restart every worker gets ``grace`` seconds to renew its lease first.
 # The claim also looks each row's recipient up in the suppression list (its namespace's
 # entries and the global ones, one index probe per row in the same statement): a
@@ -166,7 +168,8 @@ async def claim(
     *,
     token: str,
     owner: str,
-    abandoned: Sequence[str],
+    live: Sequence[str],
+    horizon: str,
     lease_seconds: float,
     grace_seconds: float,
     namespace: str = "",
@@ -186,7 +189,8 @@ async def claim(
                 "seqs": list(seqs),
                 "lo": min(seqs),
                 "hi": max(seqs),
-                "abandoned": list(abandoned),
+                "live": list(live),
+                "horizon": horizon,
                 "grace": grace_seconds,
                 "ns": namespace,
             },

@@ -34,30 +34,34 @@ async def test_one_live_sender_per_message(database_url: str) -> None:
     )
     seqs = list(range(10))
 
-    async def take(lease: WorkerLease, token: str, abandoned: list[str]) -> list[int]:
+    async def take(
+        lease: WorkerLease, token: str, live: list[str], horizon: str = "~"
+    ) -> list[int]:
         rows = await store.claim(
             pool,
             cid,
             seqs,
             token=token,
             owner=lease.id,
-            abandoned=abandoned,
+            live=live,
+            horizon=horizon,
             lease_seconds=600,
             grace_seconds=0,
         )
         return [r.seq for r in rows]
 
     try:
-        assert await take(a, "a1", []) == seqs
+        assert await take(a, "a1", [], horizon="a1") == seqs
         assert await take(b, "b1", []) == []  # a live worker holds them
-        assert await take(a, "a2", []) == []  # a running slice of the same worker holds them
+        assert await take(a, "a2", ["a1"]) == []  # a running slice of the same worker holds them
+        # a1 made after a2 began (above a2's horizon): never taken, running or not
+        assert await take(a, "a2", [], horizon="a1") == []
         # the holder records; a stranger's write with another token changes nothing
         sent = [store.Write(s, "sent", None, "mock", None) for s in seqs[:5]]
         assert await store.write_once(pool, cid, "b1", sent) == 0
         assert await store.write_once(pool, cid, "a1", sent) == 5
-        assert await take(a, "a3", []) == []  # a1 has not ended: its rows are still its own
-        # a1's slice ended without writing the rest (abandoned): its worker takes them
-        assert await take(a, "a3", ["a1"]) == seqs[5:]
+        # a1's slice ended without writing the rest: a later slice of its worker takes them
+        assert await take(a, "a3", [], horizon="a3") == seqs[5:]
         # worker a dies: its lease runs out, b may claim and send what a left
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(
@@ -101,7 +105,13 @@ async def test_cancel_stops_claims_and_a_send_in_flight_is_still_recorded(
         state="active",
     )
     try:
-        kw = {"owner": lease.id, "abandoned": [], "lease_seconds": 600, "grace_seconds": 0}
+        kw = {
+            "owner": lease.id,
+            "live": [],
+            "horizon": "",
+            "lease_seconds": 600,
+            "grace_seconds": 0,
+        }
         held = await store.claim(pool, cid, [0, 1], token="t1", **kw)  # type: ignore[arg-type]
         assert [r.seq for r in held] == [0, 1]
         await op_store.cancel(pool, cid)  # while 0 and 1 are with the provider

@@ -34,7 +34,8 @@ async def _send(
         sorted(outcomes),
         token=token,
         owner="w",
-        abandoned=[],
+        live=[],
+        horizon="",
         lease_seconds=60,
         grace_seconds=0,
     )
@@ -126,7 +127,8 @@ async def test_counters_follow_every_write(database_url: str) -> None:
             [5],
             token=token,
             owner="w",
-            abandoned=[],
+            live=[],
+            horizon="",
             lease_seconds=60,
             grace_seconds=0,
         )

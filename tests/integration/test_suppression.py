@@ -27,7 +27,7 @@ async def _claim(
     n: int,
     ns: str,
     token: str = "t0",
-    abandoned: tuple[str, ...] = (),
+    horizon: str = "",
 ) -> list[store.PendingRow]:
     return await store.claim(
         pool,
@@ -35,7 +35,8 @@ async def _claim(
         list(range(n)),
         token=token,
         owner="w",
-        abandoned=abandoned,
+        live=[],
+        horizon=horizon,
         lease_seconds=60,
         grace_seconds=0,
         namespace=ns,
@@ -78,8 +79,8 @@ async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: 
         assert {k for k, v in other.items() if v} == {people[1], people[2]}
 
         token = uuid.uuid4().hex
-        # this owner's claims, left by an ended slice (t0 abandoned): taken again
-        rows = await _claim(pool, cid, 6, ns, token, abandoned=("t0",))
+        # this owner's claims, left by a slice that ended (t0, made earlier): taken again
+        rows = await _claim(pool, cid, 6, ns, token, horizon="t1")
         writes = [
             store.Write(r.seq, "suppressed", f"suppressed: {r.suppressed}", "none", None)
             if r.suppressed
