@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from notifq.core import partitions, queries
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
-from notifq.operator.batches import Generated, Listed
+from notifq.operator.batches import GENERATE_BATCH, Generated, Listed
 from notifq.operator.sources import Batches, GeneratedRecipients
 from notifq.operator.store import CampaignRow
 
@@ -47,6 +47,8 @@ class Checks:
 
     push_prefixes: tuple[str, ...] = ()
     """SNS ARN prefixes push targets must lie under (``NOTIFQ_PUSH_ARN_PREFIXES``)."""
+    parallel: int = 1
+    """Statements a generated batch is written with at once (``NOTIFQ_STORE_PARALLEL``)."""
     max_recipients: int | None = None
     """The namespace's largest campaign: a list found longer while it is read (object
     storage) is refused and its rows dropped."""
@@ -88,10 +90,21 @@ async def materialize(
         if stored and etag is not None and version != etag:
             await _forget(conn, camp)
             raise InvalidCampaign("the recipients object changed while it was being stored")
-        await conn.execute(partitions.create(cid))
+        cur = await conn.execute("SELECT to_regclass(%s)", (partitions.name(cid),))
+        created = await cur.fetchone()
+        if created is None or created[0] is None:  # a resumed store keeps its table's shape
+            await conn.execute(partitions.create(cid, _splits(src, checks.parallel)))
+        # rows past the last recorded batch are a batch cut short (its parts commit one
+        # by one, :func:`_generate`): it is written again whole
+        await conn.execute(
+            sql.SQL("DELETE FROM {t} WHERE seq >= %s").format(
+                t=sql.Identifier(partitions.name(cid))
+            ),
+            (int(stored),),
+        )
         t0 = time.perf_counter()
         try:
-            stored = await _fill(conn, camp, src, int(stored), int(offset), checks)
+            stored = await _fill(pool, conn, camp, src, int(stored), int(offset), checks)
         except Deleted:
             await conn.execute(partitions.drop(cid))
             return None
@@ -99,7 +112,7 @@ async def materialize(
             await _forget(conn, camp)
             raise
         t1 = time.perf_counter()
-        await _index(pool, conn, camp)
+        await _index(pool, conn, camp, checks.parallel)
         t2 = time.perf_counter()
         async with conn.transaction():
             cur = await conn.execute(
@@ -167,6 +180,7 @@ async def _forget(conn: AsyncConnection, camp: CampaignRow) -> None:
 
 
 async def _fill(
+    pool: AsyncConnectionPool,
     conn: AsyncConnection,
     camp: CampaignRow,
     src: Batches,
@@ -183,14 +197,7 @@ async def _fill(
             raise InvalidCampaign(checks.limit_message or "too many recipients")
         async with conn.transaction():
             if isinstance(batch, Generated):
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} (campaign_id, seq, recipient, status) "
-                        "SELECT %s, g, 'user' || (g - %s) || %s, 'pending' "
-                        "FROM generate_series(%s::int, %s::int) g"
-                    ).format(t=table),
-                    (camp.id, batch.shift, "@" + batch.domain, seq, seq + batch.count - 1),
-                )
+                await _generate(pool, conn, table, camp, batch, seq, checks.parallel)
                 seq += batch.count
                 offset = 0
             else:
@@ -205,6 +212,76 @@ async def _fill(
             if cur.rowcount == 0:
                 raise Deleted  # rolls this batch back; the caller drops the table
     return seq
+
+
+GENERATE = (
+    "INSERT INTO {t} (campaign_id, seq, recipient, status) "
+    "SELECT %s, g, 'user' || (g - %s) || %s, 'pending' "
+    "FROM generate_series(%s::int, %s::int) g"
+)
+
+MIN_PART = 100_000
+"""Fewest generated rows worth a statement (and a connection) of their own."""
+
+
+def _parts(first: int, count: int, parallel: int) -> list[int]:
+    """Bounds of the parts a generated batch of ``count`` rows from ``first`` is written
+    in: ``[first, ..., first + count]``, up to ``parallel`` parts of ``MIN_PART`` or more."""
+    n = max(1, min(parallel, count // MIN_PART))
+    return [first + count * i // n for i in range(n + 1)]
+
+
+def _splits(src: Batches, parallel: int) -> list[int]:
+    """Where a campaign's table is split into ranges (:func:`partitions.create`): at the
+    start of every part of a generated list written in more than one, so each range is
+    filled by one statement in order; none (one plain table) for every other list."""
+    if not isinstance(src, GeneratedRecipients):
+        return []
+    shift = len(src.include)
+    bounds: list[int] = []
+    for first in range(shift, shift + src.count, GENERATE_BATCH):
+        parts = _parts(first, min(GENERATE_BATCH, shift + src.count - first), parallel)
+        bounds += parts[:-1]
+    if len(bounds) == -(-src.count // GENERATE_BATCH):  # one part per batch: no gain
+        return []
+    return [b for b in bounds if b > 0]
+
+
+async def _generate(
+    pool: AsyncConnectionPool,
+    conn: AsyncConnection,
+    table: sql.Identifier,
+    camp: CampaignRow,
+    batch: Generated,
+    seq: int,
+    parallel: int,
+) -> None:
+    """Write one generated batch from row ``seq`` as up to ``parallel`` statements at once
+    (an INSERT of generated rows is one process's work in Postgres: split, each part has a
+    core, and each fills a range of the table of its own, :func:`_splits`). The first part
+    runs in ``conn``'s open transaction, which records the batch; the others commit on
+    their own connections first, so a failure can leave some of them stored without the
+    record: :func:`materialize` deletes rows past the record before it writes."""
+    bounds = _parts(seq, batch.count, parallel)
+
+    async def part(c: AsyncConnection, lo: int, hi: int) -> None:
+        await c.execute(
+            sql.SQL(GENERATE).format(t=table),
+            (camp.id, batch.shift, "@" + batch.domain, lo, hi - 1),
+        )
+
+    async def pooled(lo: int, hi: int) -> None:
+        async with pool.connection() as other:
+            await part(other, lo, hi)
+
+    done = await asyncio.gather(
+        part(conn, bounds[0], bounds[1]),
+        *(pooled(bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)),
+        return_exceptions=True,  # every part has ended before the batch's fate is decided
+    )
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _count(conn: AsyncConnection, camp: CampaignRow, src: Batches, total: int) -> None:
@@ -263,23 +340,47 @@ async def _copy(
     return seq
 
 
-async def _index(pool: AsyncConnectionPool, conn: AsyncConnection, camp: CampaignRow) -> None:
-    """Build the table's indexes once: both at the same time on two connections (each is
-    a scan and a sort of the whole table), then the primary key from the unique one. A
-    crash anywhere leaves each index built or not at all; the next attempt builds what is
+async def _index(
+    pool: AsyncConnectionPool, conn: AsyncConnection, camp: CampaignRow, parallel: int
+) -> None:
+    """Build the table's indexes once. A plain table: both at the same time on two
+    connections (each is a scan and a sort of the whole table), then the primary key from
+    the unique one. A table of ranges: each range's own, ``parallel`` ranges at a time
+    (each a sort of rows already in order), then the table's, made of theirs. A crash
+    anywhere leaves each index built or not at all; the next attempt builds what is
     missing."""
     cur = await conn.execute(partitions.INDEXED, (f"pk_{camp.id.hex}",))
     row = await cur.fetchone()
     if row and row[0]:
         return
-    first, *others = partitions.index(camp.id)
+    cur = await conn.execute(partitions.LEAVES, (partitions.name(camp.id),))
+    leaves = [r[0] for r in await cur.fetchall()]
 
     async def build(stmt: sql.Composed) -> None:
         async with pool.connection() as other:
             await other.execute(stmt)
 
-    await asyncio.gather(conn.execute(first), *(build(s) for s in others))
-    await conn.execute(partitions.primary_key(camp.id))
+    if not leaves:
+        first, *others = partitions.index(camp.id)
+        await asyncio.gather(conn.execute(first), *(build(s) for s in others))
+        await conn.execute(partitions.primary_key(camp.id))
+        return
+    room = asyncio.Semaphore(max(1, parallel))
+
+    async def build_leaf(table: str) -> None:
+        async with room, pool.connection() as other:
+            done = await other.execute(
+                partitions.INDEXED, (f"pk_{table.removeprefix(partitions.PREFIX)}",)
+            )
+            found = await done.fetchone()
+            if not (found and found[0]):
+                await other.execute(partitions.leaf_index(table))
+
+    done = await asyncio.gather(*(build_leaf(t) for t in leaves), return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    await conn.execute(partitions.parent_index(camp.id))
 
 
 async def discard(pool: AsyncConnectionPool, cid: uuid.UUID) -> None:

@@ -10,6 +10,7 @@ step; expiring a campaign's rows is dropping one table, not a DELETE of millions
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from psycopg import sql
 
@@ -21,17 +22,74 @@ def name(cid: uuid.UUID) -> str:
     return f"{PREFIX}{cid.hex}"
 
 
-def create(cid: uuid.UUID) -> sql.Composed:
+def create(cid: uuid.UUID, splits: Sequence[int] = ()) -> sql.Composed:
     """A table shaped like ``message`` for one campaign's rows, not attached yet: its CHECK
-    constraint lets ``ATTACH PARTITION`` skip the validating scan."""
-    return sql.SQL(
+    constraint lets ``ATTACH PARTITION`` skip the validating scan.
+
+    With ``splits`` (ascending seqs), the table is itself partitioned by range of ``seq``
+    at them, each range a table of its own (:func:`leaf`, numbered from 0): parts of a
+    list written at once each fill one table in order and are indexed on their own
+    (:func:`leaf_index`), instead of interleaving their rows in one table whose index
+    build then sorts them. One statement string, so one transaction: the table and its
+    ranges exist together or not at all."""
+    t = sql.Identifier(name(cid))
+    table = sql.SQL(
         "CREATE TABLE IF NOT EXISTS {t} (LIKE message INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
         "CONSTRAINT {ck} CHECK (campaign_id = {cid}))"
-    ).format(
-        t=sql.Identifier(name(cid)),
-        ck=sql.Identifier(f"ck_{cid.hex}_campaign"),
-        cid=sql.Literal(str(cid)),
-    )
+    ).format(t=t, ck=sql.Identifier(f"ck_{cid.hex}_campaign"), cid=sql.Literal(str(cid)))
+    if not splits:
+        return table
+    edges: list[sql.Composable] = [
+        sql.SQL("MINVALUE"),
+        *(sql.Literal(int(x)) for x in splits),
+        sql.SQL("MAXVALUE"),
+    ]
+    ranges = [
+        sql.SQL("CREATE TABLE {r} PARTITION OF {t} FOR VALUES FROM ({lo}) TO ({hi})").format(
+            r=sql.Identifier(leaf(cid, i)), t=t, lo=edges[i], hi=edges[i + 1]
+        )
+        for i in range(len(edges) - 1)
+    ]
+    return sql.SQL("; ").join([table + sql.SQL(" PARTITION BY RANGE (seq)"), *ranges])
+
+
+def leaf(cid: uuid.UUID, i: int) -> str:
+    """Range ``i`` of a campaign's table created with splits (:func:`create`)."""
+    return f"{name(cid)}_{i}"
+
+
+LEAVES = (
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname"
+)
+"""The ranges of a campaign's table (parameter: its :func:`name`); none: a plain table."""
+
+
+def leaf_index(table: str) -> sql.Composed:
+    """The primary key and the failed-status index of one range (:func:`leaf`), built
+    with one sort of it; a no-op once done (the caller checks ``pk_<suffix>`` with
+    :data:`INDEXED` first: adding a primary key twice is an error)."""
+    t = sql.Identifier(table)
+    suffix = table.removeprefix(PREFIX)
+    pk = sql.Identifier(f"pk_{suffix}")
+    return sql.SQL(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {pk} ON {t} (campaign_id, seq); "
+        "ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY USING INDEX {pk}; "
+        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
+        "WHERE status IN ('failed', 'suppressed')"
+    ).format(t=t, pk=pk, ix=sql.Identifier(f"ix_{suffix}_failed"))
+
+
+def parent_index(cid: uuid.UUID) -> sql.Composed:
+    """The indexes of a table partitioned by ranges, once every range has its own
+    (:func:`leaf_index`): made of theirs, nothing is built. The primary key comes last,
+    so :data:`INDEXED` on ``pk_<hex>`` says all is done."""
+    t = sql.Identifier(name(cid))
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
+        "WHERE status IN ('failed', 'suppressed'); "
+        "ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY (campaign_id, seq)"
+    ).format(t=t, ix=sql.Identifier(f"ix_{cid.hex}_failed"), pk=sql.Identifier(f"pk_{cid.hex}"))
 
 
 def index(cid: uuid.UUID) -> list[sql.Composed]:

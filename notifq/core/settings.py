@@ -192,6 +192,10 @@ class OperatorSettings(CommonSettings):
     transaction; an operator restarted while storing goes on after the last commit. Bounds
     the operator's memory for object lists (about 100 bytes per recipient)."""
 
+    store_parallel: int = Field(default=2, ge=1, le=16)
+    """Statements a generated list is written with at once (each a Postgres process, so a
+    core of the database's; parts of at least 100,000 rows). 1 writes it in one statement."""
+
     ses_events_queue_url: str | None = None
     """SQS queue that receives SES bounce and complaint notifications (SES -> SNS -> SQS);
     the operator's leader consumes it. Unset: no feedback is read."""

@@ -7,11 +7,13 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+import pytest
 from harness import campaign_row
 
+from notifq.core import partitions
 from notifq.core.db import open_pool
 from notifq.operator import retention, store, storing
-from notifq.operator.sources import InlineRecipients
+from notifq.operator.sources import GeneratedRecipients, InlineRecipients
 from notifq.worker import store as worker_store
 from notifq.worker.lease import WorkerLease
 
@@ -120,5 +122,71 @@ async def test_worker_statements_read_one_partition(database_url: str) -> None:
                 assert f"message_{other.hex}" not in plan, (what, plan)
                 assert "Seq Scan on message_" not in plan, (what, plan)
                 print(f"{what}:\n{plan}")
+    finally:
+        await pool.close()
+
+
+async def test_a_list_stored_in_ranges_is_claimed_across_them_and_expires_whole(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated list written in parts is a table of ranges (one per part, and one for
+    the include rows): attached with its indexes, claimed across a range boundary by a
+    worker, and dropped whole by retention; a plain-table bystander keeps its rows."""
+    monkeypatch.setattr(storing, "MIN_PART", 100)
+    pool = await open_pool(database_url)
+    ranged, bystander = uuid.uuid4(), uuid.uuid4()
+    try:
+        src = GeneratedRecipients(600, "example.org", ["a@company.com", "b@company.com"])
+        checks = storing.Checks(parallel=2)
+        assert (
+            await storing.materialize(
+                pool, campaign_row(ranged), src, state="active", checks=checks
+            )
+            == 602
+        )
+        listed = InlineRecipients([f"r{i}@example.com" for i in range(50)])
+        assert await storing.materialize(pool, campaign_row(bystander), listed, state="active")
+        table = f"message_{ranged.hex}"
+        with psycopg.connect(database_url) as conn:
+            leaves = [r[0] for r in conn.execute(partitions.LEAVES, (table,)).fetchall()]
+            keys = conn.execute(
+                "SELECT conname FROM pg_constraint WHERE contype = 'p' AND conname LIKE %s "
+                "ORDER BY 1",
+                (f"pk_{ranged.hex}%",),
+            ).fetchall()
+        assert leaves == [f"{table}_{i}" for i in range(3)]
+        assert [k[0] for k in keys] == [f"pk_{ranged.hex}"] + [
+            f"pk_{ranged.hex}_{i}" for i in range(3)
+        ]
+        lease = WorkerLease(pool, 10)
+        await lease.renew()
+        claimed = await worker_store.claim(
+            pool,
+            ranged,
+            list(range(295, 310)),  # ranges: [0, 2) [2, 302) [302, 602)
+            token="t",
+            owner=lease.id,
+            live=[],
+            horizon="",
+            lease_seconds=60,
+            grace_seconds=0,
+        )
+        assert [(r.seq, r.recipient) for r in claimed] == [
+            (s, f"user{s - 2}@example.org") for s in range(295, 310)
+        ]
+        await store.snapshot(pool, ranged, "Completed", 602, 0, True)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE campaign SET finished_at = now() - interval '3 days' WHERE id = %s",
+                (ranged,),
+            )
+        assert ranged in await retention.expire(pool, days=2)
+        with psycopg.connect(database_url) as conn:
+            gone = conn.execute(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE %s", (f"%{ranged.hex}%",)
+            ).fetchone()
+        assert gone == (0,)
+        assert not conn_rows(database_url, ranged)
+        assert conn_rows(database_url, bystander) == 50
     finally:
         await pool.close()

@@ -4,6 +4,7 @@ and a deletion wins over storing at any moment."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -130,6 +131,65 @@ async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
             (2, "user0@example.org", "pending"),
             (1001, "user999@example.org", "pending"),
         ]
+    finally:
+        await pool.close()
+
+
+async def test_a_generated_list_is_written_in_parts_at_once_and_a_cut_batch_redone(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generated batch is written as several statements on several connections. A part
+    that fails after the others committed leaves their rows without the batch's record;
+    the next attempt deletes them and writes the batch again: every row once, in order.
+    A listed campaign stored at the same time is untouched."""
+    monkeypatch.setattr(storing, "MIN_PART", 100)
+    checks = storing.Checks(parallel=3)
+    pool = await open_pool(database_url)
+    try:
+        cid, bystander = uuid.uuid4(), uuid.uuid4()
+        src = GeneratedRecipients(1000, "example.org", ["first@company.com"])
+        table = f"message_{cid.hex}"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            # the table materialize makes: a range for the include row, one per part
+            conn.execute(partitions.create(cid, storing._splits(src, 3)))
+            # the first part (rows 1-333, written in the batch's transaction) fails
+            conn.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT boom CHECK (seq = 0 OR seq > 333)')
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await storing.materialize(pool, campaign_row(cid), src, state="active", checks=checks)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            left = conn.execute(f'SELECT min(seq), count(*) FROM "{table}"').fetchone()
+            conn.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT boom')
+        # the include row's batch is recorded; the other two parts of the generated one
+        # committed without their record
+        assert left == (0, 1 + 1001 - 334)
+        listed = InlineRecipients([f"u{i}@example.com" for i in range(150)])
+        totals = await asyncio.gather(
+            storing.materialize(pool, campaign_row(cid), src, state="active", checks=checks),
+            storing.materialize(pool, campaign_row(bystander), listed, state="active"),
+        )
+        assert list(totals) == [1001, 150]
+        rows = messages_in_order(database_url, cid, "recipient")
+        assert rows == [(0, "first@company.com")] + [
+            (i + 1, f"user{i}@example.org") for i in range(1000)
+        ]
+        with psycopg.connect(database_url) as conn:
+            leaves = conn.execute(partitions.LEAVES, (table,)).fetchall()
+            sizes = conn.execute(
+                f'SELECT tableoid::regclass::text, count(*) FROM "{table}" GROUP BY 1 ORDER BY 1'
+            ).fetchall()
+        assert sizes == [
+            (f"{table}_0", 1),
+            (f"{table}_1", 333),
+            (f"{table}_2", 333),
+            (f"{table}_3", 334),
+        ]
+        assert [r[0] for r in leaves] == [r[0] for r in sizes]
+        assert messages_in_order(database_url, bystander, "recipient") == [
+            (i, f"u{i}@example.com") for i in range(150)
+        ]
+        with psycopg.connect(database_url) as conn:
+            bad = conn.execute(queries.COUNTER_MISMATCHES).fetchall()
+        assert [r for r in bad if r[0] in (cid, bystander)] == []
     finally:
         await pool.close()
 
