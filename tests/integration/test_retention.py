@@ -9,6 +9,7 @@ import uuid
 import psycopg
 import pytest
 from harness import campaign_row
+from psycopg_pool import AsyncConnectionPool
 
 from notifq.core import partitions
 from notifq.core.db import open_pool
@@ -22,6 +23,25 @@ def conn_rows(database_url: str, cid: uuid.UUID) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM message WHERE campaign_id = %s", (cid,)).fetchone()
     return int(row[0]) if row else 0
+
+
+async def claim(
+    pool: AsyncConnectionPool, cid: uuid.UUID, seqs: list[int]
+) -> list[worker_store.PendingRow]:
+    """The rows ``seqs`` of ``cid`` as a worker claims them (a fresh worker's lease)."""
+    lease = WorkerLease(pool, 10)
+    await lease.renew()
+    return await worker_store.claim(
+        pool,
+        cid,
+        seqs,
+        token="t",
+        owner=lease.id,
+        live=[],
+        horizon="",
+        lease_seconds=60,
+        grace_seconds=0,
+    )
 
 
 async def test_expired_rows_go_with_their_partition(database_url: str) -> None:
@@ -57,19 +77,7 @@ async def test_expired_rows_go_with_their_partition(database_url: str) -> None:
         stored = await store.get(pool, old)
         assert stored is not None and stored.expired_at is not None
         # the bystander still works: its rows are there and can be claimed
-        lease = WorkerLease(pool, 10)
-        await lease.renew()
-        claimed = await worker_store.claim(
-            pool,
-            running,
-            list(range(10)),
-            token="t",
-            owner=lease.id,
-            live=[],
-            horizon="",
-            lease_seconds=60,
-            grace_seconds=0,
-        )
+        claimed = await claim(pool, running, list(range(10)))
         assert [r.seq for r in claimed] == list(range(10))
     finally:
         await pool.close()
@@ -158,19 +166,8 @@ async def test_a_list_stored_in_ranges_is_claimed_across_them_and_expires_whole(
         assert [k[0] for k in keys] == [f"pk_{ranged.hex}"] + [
             f"pk_{ranged.hex}_{i}" for i in range(3)
         ]
-        lease = WorkerLease(pool, 10)
-        await lease.renew()
-        claimed = await worker_store.claim(
-            pool,
-            ranged,
-            list(range(295, 310)),  # ranges: [0, 2) [2, 302) [302, 602)
-            token="t",
-            owner=lease.id,
-            live=[],
-            horizon="",
-            lease_seconds=60,
-            grace_seconds=0,
-        )
+        # ranges: [0, 2) [2, 302) [302, 602)
+        claimed = await claim(pool, ranged, list(range(295, 310)))
         assert [(r.seq, r.recipient) for r in claimed] == [
             (s, f"user{s - 2}@example.org") for s in range(295, 310)
         ]
