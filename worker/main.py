@@ -2,14 +2,23 @@
 
 On a signal it stops taking jobs, finishes the ones in flight (their status
 writes included) and exits 0, well inside a 30 s grace period.
+
+If BullMQ's consumer loop (``Worker.run()``, the only thing that takes jobs) ends
+without being asked to, the process does not live on without it: that loop cancels
+the jobs it had in flight as it ends, so their slices stay claimed, and a process
+that kept its lease would hold those rows for the claim lease and consume nothing.
+It logs the cause at ERROR, writes what its outbox holds, drops its lease (other
+workers take its claims at once, as after a normal stop) and exits 1, so that
+Kubernetes starts it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+import sys
+from typing import Any
 
 from bullmq import Worker
 from prometheus_client import start_http_server
@@ -53,7 +62,18 @@ def fractional_block_timeouts(worker: Worker) -> None:
     conn.capabilities = {**conn.capabilities, "canDoubleTimeout": True}
 
 
-async def run(settings: WorkerSettings) -> None:
+def consumer_end(task: asyncio.Task[Any]) -> str:
+    """How the consumer loop's task ended, for the log."""
+    if task.cancelled():
+        return "cancelled (a CancelledError reached its loop)"
+    exc = task.exception()
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"
+    return "returned (bullmq printed the error that ended it above)"
+
+
+async def run(settings: WorkerSettings) -> int:
+    """The worker until it is stopped; the process's exit status."""
     # first of all: a SIGTERM while starting up (a rolling update, a scale-down) stops
     # the worker cleanly once it is up, instead of killing it on the default action
     stop = asyncio.Event()
@@ -89,6 +109,7 @@ async def run(settings: WorkerSettings) -> None:
             "maxStalledCount": 5,
             "drainDelay": 1,
             "runRetryDelay": settings.reconnect_delay_ms,
+            "autorun": False,  # its loop runs in a task of ours, watched below
         },
     )
     fractional_block_timeouts(worker)
@@ -102,6 +123,8 @@ async def run(settings: WorkerSettings) -> None:
         ),
     )
     depth = asyncio.create_task(_report_depth(settings, redis))
+    consumer = asyncio.create_task(worker.run())
+    stopped = asyncio.create_task(stop.wait())
     log.info(
         "worker started: queue=%s concurrency=%d max_in_flight=%d lease=%s",
         settings.queue_name,
@@ -109,18 +132,33 @@ async def run(settings: WorkerSettings) -> None:
         settings.max_in_flight,
         lease.id,
     )
-    await stop.wait()
-    log.info("signal received: finishing in-flight jobs")
-    # Pause first: the run loop (and with it the renewal of job locks) keeps going
-    # until our jobs are done. Closing at once stops lock renewal while jobs still
-    # run, so another worker could take them over and send them again.
-    await worker.pause(do_not_wait_active=True)
-    await processor.drained()
+    await asyncio.wait({consumer, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if stop.is_set():
+        log.info("signal received: finishing in-flight jobs")
+        # Pause first: the run loop (and with it the renewal of job locks) keeps going
+        # until our jobs are done. Closing at once stops lock renewal while jobs still
+        # run, so another worker could take them over and send them again.
+        await worker.pause(do_not_wait_active=True)
+        await processor.drained()
+    else:
+        status = 1
+        log.error(
+            "the consumer loop ended without a stop: %s; its jobs in flight were cancelled. "
+            "Leaving (exit 1) without the worker lease, so that other workers take this "
+            "worker's claimed rows at once and Kubernetes starts it again",
+            consumer_end(consumer),
+            exc_info=None if consumer.cancelled() else consumer.exception(),
+        )
+    stopped.cancel()
     await outbox.close(wait=10)
-    await worker.close()
+    try:
+        await worker.close()
+    except Exception as exc:  # a consumer that died may leave it half closed
+        log.warning("closing the queue worker: %s", exc)
     depth.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await depth
+    consumer.cancel()  # ended with the close, or ended before
+    await asyncio.gather(depth, consumer, return_exceptions=True)
     await ceilings.close()
     for p in providers.values():
         await p.close()
@@ -128,7 +166,11 @@ async def run(settings: WorkerSettings) -> None:
     await lease.stop()
     await redis.aclose()
     await pool.close()
-    log.info("worker stopped cleanly")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    if status == 0:
+        log.info("worker stopped cleanly")
+    return status
 
 
 def main() -> None:
@@ -138,7 +180,7 @@ def main() -> None:
     )
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    asyncio.run(run(settings))
+    sys.exit(asyncio.run(run(settings)))
 
 
 if __name__ == "__main__":
