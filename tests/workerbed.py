@@ -16,6 +16,7 @@ from harness import campaign_row
 from redis.asyncio import Redis
 
 from notifq.core.db import open_pool
+from notifq.core.jobs import ChunkJob, chunk_of
 from notifq.core.settings import WorkerSettings
 from notifq.operator import storing
 from notifq.operator.sources import InlineRecipients
@@ -90,6 +91,11 @@ async def store_campaign(pool: Any, n: int, **row: Any) -> uuid.UUID:
     people = InlineRecipients([f"u{i}@example.com" for i in range(n)])
     await storing.materialize(pool, fields, people, state="active")
     return cid
+
+
+async def one_chunk(pool: Any, n: int, **row: Any) -> ChunkJob:
+    """An active campaign of ``n`` messages (:func:`store_campaign`), as its one chunk."""
+    return chunk_of(await store_campaign(pool, n, **row), 0, n, n)
 
 
 async def statuses(pool: Any, cid: uuid.UUID) -> dict[str, int]:

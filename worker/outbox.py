@@ -50,14 +50,26 @@ class Outbox:
             self._task = asyncio.create_task(self._flush_loop())
 
     async def flush(self) -> bool:
-        """Write what it can; True when empty."""
+        """Write what it can; True when empty.
+
+        While the database does not answer (:func:`store.transient`) the round stops and
+        the item tried goes to the back of the line, so none waits behind one that keeps
+        failing. An item the database refuses for good is dropped, its claim released
+        (:func:`store.refused`). An item stays in the list while it is written: its token
+        is still held (:meth:`tokens`).
+        """
         while self.items:
-            item = self.items[0]
+            item = self.items[0]  # add() only appends: it stays first until removed here
             try:
                 await store.write_once(self.pool, item.cid, item.token, item.writes)
             except Exception as exc:
-                log.info("outbox: database still unavailable (%s)", exc)
-                return False
+                if store.transient(exc):
+                    self.items.append(self.items.pop(0))
+                    log.info("outbox: database still unavailable (%s)", exc)
+                    return False
+                await store.refused(self.pool, item.cid, item.token, item.writes, exc)
+                self.items.pop(0)
+                continue
             self.items.pop(0)
             log.info("outbox: wrote %d kept outcome(s) of %s", len(item.writes), item.cid)
         return True

@@ -233,6 +233,55 @@ WHERE m.campaign_id = %s AND m.seq BETWEEN %s AND %s AND m.seq = u.seq
 # holder writes; a send accepted after the campaign was cancelled is still recorded.
 
 
+def storable(text: str | None) -> str | None:
+    """``text`` as a Postgres text column takes it: without NUL characters, and with what
+    UTF-8 cannot encode (lone surrogates, as undecodable bytes become) replaced by ``?``."""
+    if text is None:
+        return None
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+"""Errors that pass by themselves: connection exceptions, transaction rollbacks (deadlock,
+serialization failure), insufficient resources, object not in prerequisite state (a lock
+not available), operator intervention (shutdown, cancel) and system errors."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether the same write may succeed later: the database could not be reached, or it
+    did not finish the statement for reasons of its own. Anything else (a constraint, data
+    it does not take, a program limit, a bug) will fail again."""
+    if isinstance(exc, (psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        return exc.sqlstate is None or exc.sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
+async def refused(
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    token: str,
+    writes: Sequence[Write],
+    exc: BaseException,
+) -> None:
+    """Outcomes the database refused for good: logged at ERROR and their claim released, so
+    that the rows are sent again rather than held (a duplicate of what was sent, in place of
+    a message never recorded)."""
+    log.error(
+        "campaign %s: the database refused %d outcome(s) for good, not recorded; their "
+        "rows are released and will be sent again: %s: %s",
+        cid,
+        len(writes),
+        type(exc).__name__,
+        exc,
+    )
+    try:
+        await release(pool, cid, token)
+    except Exception as err:  # they wait for this worker's next run or the claim lease
+        log.warning("campaign %s: claim %s not released: %s", cid, token, err)
+
+
 COUNTER_SQL = """
 UPDATE campaign SET sent_count = sent_count + %s, failed_count = failed_count + %s,
   updated_at = now() WHERE id = %s
@@ -257,9 +306,9 @@ async def write_once(
     params = (
         [w.seq for w in writes],
         [w.status for w in writes],
-        [w.error for w in writes],
+        [storable(w.error) for w in writes],
         [w.provider for w in writes],
-        [w.provider_id for w in writes],
+        [storable(w.provider_id) for w in writes],
         [0 if w.throttled or w.status == "suppressed" else 1 for w in writes],
         cid,
         min(w.seq for w in writes),
@@ -287,13 +336,16 @@ async def write(
     retry_seconds: float,
     counter: bool = False,
 ) -> int:
-    """:func:`write_once`, retried through database outages for ``retry_seconds``."""
+    """:func:`write_once`, retried through database outages (and deadlocks, serialization
+    failures: :func:`transient`) for ``retry_seconds``."""
     deadline = time.monotonic() + retry_seconds
     delay = 0.2
     while True:
         try:
             return await write_once(pool, cid, token, writes, counter=counter)
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            if not transient(exc):
+                raise
             if time.monotonic() >= deadline:
                 raise DatabaseUnavailable(f"status write failed: {exc}") from exc
             log.warning("status write failed (%s); retrying in %.1fs", exc, delay)
