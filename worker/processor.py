@@ -189,8 +189,23 @@ class Gate:
             await asyncio.sleep(admitted.wait)
 
     async def answered(self, admitted: Admission, *, sent: bool) -> None:
-        """The admitted sends were answered by the provider (or, not ``sent``, never left)."""
-        await self.scheduler.answered(self.window, admitted, sent=sent)
+        """The admitted sends were answered by the provider (or, not ``sent``, never left).
+
+        Never raises: it is bookkeeping, and after a send the outcomes must be written
+        whatever Redis answers. Sends not marked answered keep their room in the windows
+        until it expires (``WINDOW_TTL_MS``): the quota bound holds, the pace is lower."""
+        try:
+            await self.scheduler.answered(self.window, admitted, sent=sent)
+        except Exception as exc:
+            log.warning(
+                "campaign %s: quota windows not told that %d send(s) through %s were %s "
+                "(their room frees when it expires): %s",
+                self.camp.id,
+                admitted.n,
+                self.provider,
+                "answered" if sent else "not made",
+                exc,
+            )
 
     async def book(self, n: int, missed: float | None = None) -> float | GiveBack:
         """The booked slot for ``n`` sends (``time.monotonic()`` clock), or give the job back.
@@ -679,7 +694,8 @@ class ChunkProcessor:
     async def _record(
         self, camp: store.CampaignInfo, token: str, writes: list[store.Write]
     ) -> None:
-        """Write outcomes; after the retry budget they wait in the outbox (claims kept)."""
+        """Write outcomes; after the retry budget they wait in the outbox (claims kept). Ones
+        the database refuses for good are logged and their claim released (then raised)."""
         try:
             await store.write(
                 self.pool,
@@ -691,6 +707,9 @@ class ChunkProcessor:
             )
         except DatabaseUnavailable:
             self.outbox.add(camp.id, token, writes)
+            raise
+        except Exception as exc:  # refused for good (store.write retries what passes)
+            await store.refused(self.pool, camp.id, token, writes, exc)
             raise
 
     @staticmethod

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import testbed
-from workerbed import claimed, one_chunk, statuses, store_campaign, worker
+from redis.asyncio import Redis
+from workerbed import claimed, one_chunk, sends, statuses, store_campaign, worker
 
 from notifq.core.db import open_pool
+from notifq.core.settings import WorkerSettings
 from notifq.worker import store
 from notifq.worker.lease import WorkerLease
 from notifq.worker.outbox import Outbox, Pending
@@ -107,3 +112,99 @@ async def test_error_texts_with_nul_and_lone_surrogates_are_recorded(
             assert await cur.fetchall() == [
                 ("pending", 1, "ServiceUnavailable: badreply ?end", None)
             ]
+
+
+class BreaksWindows(MockProvider):
+    """The mock, but once it accepted a batch the campaign's quota window in Redis is no
+    longer a sorted set: the bookkeeping after the send gets a real Redis error."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        super().__init__(settings)
+        self.prefix = settings.queue_prefix
+        self.redis = Redis.from_url(settings.redis_url)
+
+    async def send_many(self, channel: str, messages: list[Outbound]) -> list[Outcome]:
+        out = await super().send_many(channel, messages)
+        key = f"{self.prefix}:quota:w:c:{messages[0].campaign}"
+        await self.redis.delete(key)
+        await self.redis.set(key, "not a window")
+        return out
+
+    async def close(self) -> None:
+        await super().close()
+        await self.redis.aclose()
+
+
+async def test_a_redis_error_after_a_paced_send_does_not_keep_its_outcomes_from_the_rows(
+    database_url: str, redis_server: testbed.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    n = 4  # one slice under the campaign's rate limit
+    async with worker(database_url, redis_server.url, tmp_path, BreaksWindows) as (processor, pool):
+        chunk = await one_chunk(pool, n, rate_limit=100)
+        done = await processor.process(chunk, chunk.start, last_attempt=False)
+        assert done.counts["sent"] == n
+        assert await statuses(pool, chunk.campaign_id) == {"sent": n}
+    assert sorted(sends(tmp_path).values()) == [1] * n
+    assert any(
+        r.levelno == logging.WARNING and "WRONGTYPE" in r.getMessage() for r in caplog.records
+    )
+
+
+@asynccontextmanager
+async def trigger_on_sent(pool: Any, cid: uuid.UUID, body: str) -> AsyncIterator[None]:
+    """A row trigger with ``body`` (PL/pgSQL) on the campaign's rows set to ``sent``: the
+    database itself answers the outcome write with an error. ``{seq}`` in ``body`` names a
+    sequence of the trigger's own."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    async with pool.connection() as conn:
+        await conn.execute(f"CREATE SEQUENCE {name}")
+        await conn.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {body.replace('{seq}', name)} RETURN NEW; END $$"
+        )
+        await conn.execute(
+            f"CREATE TRIGGER {name} BEFORE UPDATE ON message FOR EACH ROW "
+            f"WHEN (NEW.campaign_id = '{cid}' AND NEW.status = 'sent') "
+            f"EXECUTE FUNCTION {name}()"
+        )
+    try:
+        yield
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(f"DROP TRIGGER {name} ON message")
+            await conn.execute(f"DROP FUNCTION {name}()")
+            await conn.execute(f"DROP SEQUENCE {name}")
+
+
+@pytest.mark.parametrize(
+    ("errcode", "passes"), [("deadlock_detected", True), ("check_violation", False)]
+)
+async def test_an_error_answered_to_the_outcome_write_after_a_send(
+    database_url: str,
+    redis_server: testbed.Redis,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    errcode: str,
+    passes: bool,
+) -> None:
+    """A deadlock (answered once) is written again; an error that does not pass is logged at
+    ERROR and the claim released: the rows are neither recorded nor held."""
+    n = 10
+    raised = "nextval('{seq}') = 1" if passes else "true"
+    body = f"IF {raised} THEN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '{errcode}'; END IF;"
+    async with worker(database_url, redis_server.url, tmp_path) as (processor, pool):
+        chunk = await one_chunk(pool, n)
+        cid = chunk.campaign_id
+        async with trigger_on_sent(pool, cid, body):
+            if passes:
+                done = await processor.process(chunk, chunk.start, last_attempt=False)
+                assert done.counts["sent"] == n
+            else:
+                with pytest.raises(psycopg.errors.CheckViolation):
+                    await processor.process(chunk, chunk.start, last_attempt=False)
+        assert await statuses(pool, cid) == {"sent" if passes else "pending": n}
+        assert await claimed(pool, cid) == 0
+    assert sorted(sends(tmp_path).values()) == [1] * n
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert any("refused (test)" in text for _, text in logged)
+    assert any(level == logging.ERROR and str(cid) in text for level, text in logged) != passes
