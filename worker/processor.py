@@ -273,6 +273,35 @@ def same_provider_run(
     return provider, rows
 
 
+def warn_unanswered(
+    camp: store.CampaignInfo,
+    chunk: int,
+    provider: str,
+    rows: list[store.PendingRow],
+    outcomes: list[Outcome],
+    not_sent: list[store.Write],
+) -> None:
+    """Warn when a provider answered for fewer messages than it was given. Nothing is
+    written for the others: they stay claimed, and this worker's next run of the chunk
+    takes them again at once (:class:`ClaimTokens`), another worker once the claim lease
+    ran out."""
+    answered = {o.seq for o in outcomes} | {w.seq for w in not_sent}
+    missing = sum(r.seq not in answered for r in rows)
+    if missing:
+        given = len(rows) - len(not_sent)
+        log.warning(
+            "campaign %s (%s) chunk %d: provider %s answered %d of %d message(s); the %d "
+            "unanswered stay claimed until a later run of the chunk takes them",
+            camp.id,
+            camp.name,
+            chunk,
+            provider,
+            given - missing,
+            given,
+            missing,
+        )
+
+
 class InFlight:
     """Messages handed to providers and not answered yet, at most ``limit`` per process."""
 
@@ -444,7 +473,9 @@ class ChunkProcessor:
                 )
                 gate = Gate(self.scheduler, self.settings, provider, quota, camp, share)
                 run = run[: gate.size]
-            result = await self._send_slice(camp, provider, primary, run, last_attempt, gate)
+            result = await self._send_slice(
+                camp, provider, primary, run, last_attempt, gate, chunk=chunk.chunk
+            )
             if result.give_back is not None:
                 done.give_back, done.reason = result.give_back
                 return done  # the slice was not sent; the cursor stays before it
@@ -484,8 +515,10 @@ class ChunkProcessor:
         rows: list[store.PendingRow],
         last_attempt: bool,
         gate: Gate | None,
+        *,
+        chunk: int,
     ) -> Slice:
-        """Claim, render, pass the quota gate, send and record one slice (through
+        """Claim, render, pass the quota gate, send and record one slice of ``chunk`` (through
         ``provider_name``: ``primary``, or its secondary while it is down)."""
         token = self.tokens.new()
         live = list(self.tokens.running | self.outbox.tokens())
@@ -499,6 +532,8 @@ class ChunkProcessor:
             if isinstance(sent, Slice):
                 return sent
             claimed, outcomes, render_failures = sent
+            if provider_name in self.providers:
+                warn_unanswered(camp, chunk, provider_name, claimed, outcomes, render_failures)
             self.failover.record(provider_name, outcomes)
             if provider_name != primary and outcomes:
                 metrics.FAILOVER.labels(camp.channel, primary, provider_name).inc(len(outcomes))

@@ -14,10 +14,12 @@ left (an error between claim and write) are claimed again by its next run, at on
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import pytest
 import testbed
-from workerbed import claimed, sends, statuses, store_campaign, worker
+from workerbed import claimed, one_chunk, sends, statuses, store_campaign, worker
 
 from notifq.core.jobs import chunk_of
 from notifq.worker.providers.base import Outbound, Outcome
@@ -36,6 +38,18 @@ class FailsOnce(MockProvider):
         if not self.failed:
             self.failed = True
             raise RuntimeError("unexpected")
+        return await super().send_many(channel, messages)
+
+
+class AnswersHalfOnce(MockProvider):
+    """The mock, but for its first batch it sends and answers only the first half."""
+
+    halved = False
+
+    async def send_many(self, channel: str, messages: list[Outbound]) -> list[Outcome]:
+        if not self.halved:
+            self.halved = True
+            messages = messages[: len(messages) // 2]
         return await super().send_many(channel, messages)
 
 
@@ -75,3 +89,26 @@ async def test_rows_left_claimed_by_a_failed_slice_are_sent_by_the_next_run(
         assert done.counts["sent"] == n
         assert await statuses(pool, cid) == {"sent": n}
         assert sorted(sends(tmp_path).values()) == [1] * n
+
+
+async def test_messages_a_provider_did_not_answer_are_named_and_sent_by_the_next_run(
+    database_url: str, redis_server: testbed.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    n = 10  # one slice
+    mock = AnswersHalfOnce
+    async with worker(database_url, redis_server.url, tmp_path, mock) as (processor, pool):
+        chunk = await one_chunk(pool, n)
+        first = await processor.process(chunk, chunk.start, last_attempt=False)
+        assert first.counts["sent"] == n // 2
+        assert await claimed(pool, chunk.campaign_id) == n // 2  # unanswered: left claimed
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any(
+            str(chunk.campaign_id) in w and f"chunk {chunk.chunk}" in w and "5 of 10" in w
+            for w in warned
+        ), warned
+        # the operator's sweep gives the chunk a job again: this worker takes its own leftover
+        # claims at once (the horizon rule)
+        second = await processor.process(chunk, chunk.start, last_attempt=False)
+        assert second.counts["sent"] == n // 2
+        assert await statuses(pool, chunk.campaign_id) == {"sent": n}
+    assert sorted(sends(tmp_path).values()) == [1] * n
