@@ -43,7 +43,7 @@ from bullmq import DelayedError, UnrecoverableError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core import recipients as rcpt
-from notifq.core.errors import DatabaseUnavailable
+from notifq.core.errors import DatabaseUnavailable, OutcomesRefused
 from notifq.core.jobs import ChunkJob
 from notifq.core.queue import failover_key
 from notifq.core.renderpool import Limits, RenderPool
@@ -730,7 +730,8 @@ class ChunkProcessor:
         self, camp: store.CampaignInfo, token: str, writes: list[store.Write]
     ) -> None:
         """Write outcomes; after the retry budget they wait in the outbox (claims kept). Ones
-        the database refuses for good are logged and their claim released (then raised)."""
+        the database refuses for good are logged and their claim released, and the job's
+        attempt fails (:class:`OutcomesRefused`)."""
         try:
             await store.write(
                 self.pool,
@@ -745,7 +746,9 @@ class ChunkProcessor:
             raise
         except Exception as exc:  # refused for good (store.write retries what passes)
             await store.refused(self.pool, camp.id, token, writes, exc)
-            raise
+            # not a DB_ERRORS one, even when exc is (a program limit): that job would be
+            # given back without spending an attempt, over and over
+            raise OutcomesRefused(f"campaign {camp.id}: outcomes refused: {exc}") from exc
 
     @staticmethod
     def _decide(

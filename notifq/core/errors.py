@@ -11,6 +11,11 @@ class DatabaseUnavailable(NotifqError):
     """Postgres could not be reached or a statement failed for infrastructure reasons."""
 
 
+class OutcomesRefused(NotifqError):
+    """Postgres refused to record outcomes for good (not a connection problem): the job's
+    attempt fails, instead of the job being given back as for an unavailable database."""
+
+
 class RedisUnavailable(NotifqError):
     """Redis could not be reached (the job queue and the login limiter live there)."""
 
