@@ -73,6 +73,9 @@ def leaf_index(table: str) -> sql.Composed:
     suffix = table.removeprefix(PREFIX)
     pk = sql.Identifier(f"pk_{suffix}")
     return sql.SQL(
+        # one process per range: the ranges are built side by side, a core each, and a
+        # range's rows fit a sort in memory (parallel sort workers always spill to disk)
+        "SET LOCAL max_parallel_maintenance_workers = 0; "
         "CREATE UNIQUE INDEX IF NOT EXISTS {pk} ON {t} (campaign_id, seq); "
         "ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY USING INDEX {pk}; "
         "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
