@@ -89,6 +89,8 @@ class Pass:
     reason: str = ""
     busy: int = 0
     """Rows that another live sender held when this job came to them."""
+    ended: str = ""
+    """Why the pass stopped reading rows (logged when it sent nothing)."""
 
 
 @dataclass
@@ -422,14 +424,21 @@ class ChunkProcessor:
             await job.moveToDelayed(int((time.time() + done.give_back) * 1000) + 1, token)
             raise DelayedError(f"given back for {done.give_back:.3f}s ({done.reason})")
         metrics.JOBS.labels("retry" if done.counts["retry"] else "done").inc()
-        if done.counts["skipped"] or done.busy:
-            log.log(
-                logging.INFO if done.busy else logging.DEBUG,
-                "chunk %s: %d message(s) skipped (campaign not active), %d held by another sender",
+        if not (done.counts["sent"] or done.counts["failed"] or done.counts["retry"]):
+            # a run that sent nothing is rare (the operator adds jobs for pending rows only):
+            # say why, so that a stuck chunk explains itself
+            log.info(
+                "chunk %s (attempt %d, from %d): nothing sent; %d skipped, %d held by "
+                "another sender; stopped at: %s",
                 job.id,
+                job.attemptsMade + 1,
+                cursor,
                 done.counts["skipped"],
                 done.busy,
+                done.ended or "a slice",
             )
+        elif done.busy:
+            log.info("chunk %s: %d message(s) held by another sender", job.id, done.busy)
         if "cursor" in job.data:
             await job.updateData({k: v for k, v in job.data.items() if k != "cursor"})
         if done.counts["retry"]:
@@ -446,17 +455,20 @@ class ChunkProcessor:
         while True:
             camp = await self.campaigns.get(chunk.campaign_id)
             if camp is None or camp.state != "active":
+                done.ended = "no campaign row" if camp is None else f"campaign {camp.state}"
                 done.counts["skipped"] += chunk.end - done.cursor
                 done.busy = 0
                 done.cursor = chunk.end
                 return done
             if not rows:
                 if done.cursor >= chunk.end:
+                    done.ended = "end of chunk"
                     break
                 rows = await store.fetch_pending(
                     self.pool, camp.id, done.cursor, chunk.end, self.settings.write_batch
                 )
                 if not rows:
+                    done.ended = f"no pending row in [{done.cursor}, {chunk.end})"
                     done.cursor = chunk.end
                     break
             primary, run = same_provider_run(camp, rows, self.smtp_domains)
