@@ -683,6 +683,15 @@ class Cluster:
             60,
             "the default ServiceAccount",
         )
+        # cluster DNS answers only once CoreDNS has read the Services and Endpoints (its
+        # ready plugin); before that a pod's first lookup fails ("Temporary failure in name
+        # resolution": a cluster test saw it on a loaded machine right after `up`)
+        wait_for(
+            lambda: self._all_alive() and _healthy(f"http://{NODE_IP}:8181/ready"),
+            120,
+            "CoreDNS ready (Services and Endpoints read)",
+            0.5,
+        )
 
     def images(self) -> list[images.Built]:
         return images.build_all(self.node_bin / "pause")
