@@ -22,6 +22,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
@@ -237,14 +238,14 @@ def _splits(src: Batches, parallel: int) -> list[int]:
     filled by one statement in order; none (one plain table) for every other list."""
     if not isinstance(src, GeneratedRecipients):
         return []
-    shift = len(src.include)
-    bounds: list[int] = []
-    for first in range(shift, shift + src.count, GENERATE_BATCH):
-        parts = _parts(first, min(GENERATE_BATCH, shift + src.count - first), parallel)
-        bounds += parts[:-1]
-    if len(bounds) == -(-src.count // GENERATE_BATCH):  # one part per batch: no gain
+    shift, end = len(src.include), len(src.include) + src.count
+    batches = [
+        _parts(first, min(GENERATE_BATCH, end - first), parallel)
+        for first in range(shift, end, GENERATE_BATCH)
+    ]
+    if all(len(bounds) == 2 for bounds in batches):  # one part per batch: no gain
         return []
-    return [b for b in bounds if b > 0]
+    return [start for bounds in batches for start in bounds[:-1] if start > 0]
 
 
 async def _generate(
@@ -274,12 +275,16 @@ async def _generate(
         async with pool.connection() as other:
             await part(other, lo, hi)
 
-    done = await asyncio.gather(
+    await _all(
         part(conn, bounds[0], bounds[1]),
         *(pooled(bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)),
-        return_exceptions=True,  # every part has ended before the batch's fate is decided
     )
-    for outcome in done:
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run ``steps`` at once; the first error is raised once every step has ended (none is
+    left running on a connection while the caller goes on)."""
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
         if isinstance(outcome, BaseException):
             raise outcome
 
@@ -376,10 +381,7 @@ async def _index(
             if not (found and found[0]):
                 await other.execute(partitions.leaf_index(table))
 
-    done = await asyncio.gather(*(build_leaf(t) for t in leaves), return_exceptions=True)
-    for outcome in done:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await _all(*(build_leaf(t) for t in leaves))
     await conn.execute(partitions.parent_index(camp.id))
 
 

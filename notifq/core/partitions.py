@@ -16,6 +16,9 @@ from psycopg import sql
 
 PREFIX = "message_"
 
+FAILED_ONLY = "WHERE status IN ('failed', 'suppressed')"
+"""The predicate of the status index (migration 0012): only rows looked up by status."""
+
 
 def name(cid: uuid.UUID) -> str:
     """The table of one campaign's messages (attached to ``message`` once stored)."""
@@ -78,8 +81,7 @@ def leaf_index(table: str) -> sql.Composed:
         "SET LOCAL max_parallel_maintenance_workers = 0; "
         "CREATE UNIQUE INDEX IF NOT EXISTS {pk} ON {t} (campaign_id, seq); "
         "ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY USING INDEX {pk}; "
-        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
-        "WHERE status IN ('failed', 'suppressed')"
+        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) " + FAILED_ONLY
     ).format(t=t, pk=pk, ix=sql.Identifier(f"ix_{suffix}_failed"))
 
 
@@ -89,8 +91,7 @@ def parent_index(cid: uuid.UUID) -> sql.Composed:
     so :data:`INDEXED` on ``pk_<hex>`` says all is done."""
     t = sql.Identifier(name(cid))
     return sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
-        "WHERE status IN ('failed', 'suppressed'); "
+        "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) " + FAILED_ONLY + "; "
         "ALTER TABLE {t} ADD CONSTRAINT {pk} PRIMARY KEY (campaign_id, seq)"
     ).format(t=t, ix=sql.Identifier(f"ix_{cid.hex}_failed"), pk=sql.Identifier(f"pk_{cid.hex}"))
 
@@ -106,8 +107,7 @@ def index(cid: uuid.UUID) -> list[sql.Composed]:
             t=t, pk=sql.Identifier(f"pk_{cid.hex}")
         ),
         sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) "
-            "WHERE status IN ('failed', 'suppressed')"
+            "CREATE INDEX IF NOT EXISTS {ix} ON {t} (campaign_id, status, seq) " + FAILED_ONLY
         ).format(t=t, ix=sql.Identifier(f"ix_{cid.hex}_failed")),
     ]
 
