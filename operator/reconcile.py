@@ -313,6 +313,7 @@ async def _store(
     checks = storing.Checks(
         push_prefixes=tuple(ctx.settings.push_arn_prefixes),
         parallel=ctx.settings.store_parallel,
+        max_chunks=ctx.settings.max_chunks,
         max_recipients=limits.max_recipients,
         limit_message=admission.POLICY_PREFIX + admission.size_message(res.namespace, limits, None),
     )

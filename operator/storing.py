@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from notifq.core import partitions, queries
+from notifq.core import jobs, partitions, queries
 from notifq.core import recipients as rcpt
 from notifq.core.errors import InvalidCampaign
 from notifq.operator.batches import GENERATE_BATCH, Generated, Listed
@@ -55,6 +55,10 @@ class Checks:
     storage) is refused and its rows dropped."""
     limit_message: str = ""
     """The message of that refusal (names the limit and the policy)."""
+    max_chunks: int | None = None
+    """Most chunks of the campaign (``NOTIFQ_MAX_CHUNKS``): its chunk size is set when the
+    list is attached and its length known (:func:`jobs.chunk_size_for`); None keeps the
+    row's."""
 
 
 async def materialize(
@@ -124,14 +128,17 @@ async def materialize(
                 deleted = True
             else:
                 deleted = False
+                chunk = camp.chunk_size
+                if checks.max_chunks is not None:
+                    chunk = jobs.chunk_size_for(stored, chunk, checks.max_chunks)
                 await conn.execute(partitions.attach(cid))
                 # rows written into the table directly: counted here, in the attach's
                 # transaction (the triggers on message count every write from now on)
-                await _count(conn, camp, src, stored)
+                await _count(conn, cid, chunk, src, stored)
                 await conn.execute(
-                    "UPDATE campaign SET total = %s, materialized_at = now(), "
+                    "UPDATE campaign SET total = %s, chunk_size = %s, materialized_at = now(), "
                     "started_at = now(), updated_at = now() WHERE id = %s",
-                    (stored, cid),
+                    (stored, chunk, cid),
                 )
         if deleted:
             await conn.execute(partitions.drop(cid))
@@ -289,15 +296,17 @@ async def _all(*steps: Awaitable[None]) -> None:
             raise outcome
 
 
-async def _count(conn: AsyncConnection, camp: CampaignRow, src: Batches, total: int) -> None:
-    """Counters of the stored table (in the attach's transaction): of a generated list
-    computed, not scanned (only its ``include`` rows are read)."""
-    table = sql.Identifier(partitions.name(camp.id))
-    params: dict[str, object] = {"chunk": camp.chunk_size}
+async def _count(
+    conn: AsyncConnection, cid: uuid.UUID, chunk: int, src: Batches, total: int
+) -> None:
+    """Counters of the stored table per ``chunk`` rows (in the attach's transaction): of a
+    generated list computed, not scanned (only its ``include`` rows are read)."""
+    table = sql.Identifier(partitions.name(cid))
+    params: dict[str, object] = {"chunk": chunk}
     query = queries.COUNT_PARTITION
     if isinstance(src, GeneratedRecipients):
         query = queries.COUNT_GENERATED_PARTITION
-        params.update(cid=camp.id, shift=len(src.include), total=total)
+        params.update(cid=cid, shift=len(src.include), total=total)
     await conn.execute(sql.SQL(query).format(table=table), params)
 
 

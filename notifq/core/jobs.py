@@ -59,6 +59,12 @@ def job_id(campaign_id: uuid.UUID, chunk: int) -> str:
     return f"{campaign_id}.{chunk}"
 
 
+def chunk_size_for(total: int, chunk_size: int, max_chunks: int) -> int:
+    """Messages per chunk of a campaign of ``total``: ``chunk_size``, or the least multiple
+    of it that cuts the campaign in at most ``max_chunks`` chunks."""
+    return chunk_size * max(1, -(-total // (chunk_size * max_chunks)))
+
+
 def chunks(campaign_id: uuid.UUID, total: int, chunk_size: int) -> list[ChunkJob]:
     """Every chunk of a campaign of ``total`` messages."""
     return [

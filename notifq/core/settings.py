@@ -111,6 +111,13 @@ class OperatorSettings(CommonSettings):
     chunk_size: int = Field(default=500, ge=1, le=10_000)
     """Messages per BullMQ job. Chunks cut Redis round trips and batch status writes."""
 
+    max_chunks: int = Field(default=500, ge=1)
+    """Most chunks (BullMQ jobs, counter rows) of one campaign: a list of more than
+    ``chunk_size`` times this many messages gets bigger chunks, a multiple of
+    ``chunk_size`` (a million messages: 500 jobs of 2,000). Each chunk costs an enqueue, a
+    check in every sweep and a counter row in every status read, so a huge campaign's
+    costs stay bounded; 500 jobs are still far more than a fleet's job slots."""
+
     status_interval: float = Field(default=1.0, gt=0)
     """Seconds between status reconciliations of an active campaign (bounds status lag)."""
 

@@ -259,6 +259,7 @@ def test_stop_at_any_moment(
     env = dict(PACED, NOTIFQ_MOCK_OUTAGE_FILE=str(outage))
     if moment == "during-enqueue":
         env["NOTIFQ_CHUNK_SIZE"] = "2"  # 50,000 jobs: enqueueing takes seconds
+        env["NOTIFQ_MAX_CHUNKS"] = "50000"
     stack = stack_factory(workers=2, **env)
     bystander = Bystander(stack, control_plane)
     stack.wait_phase(bystander.namespace, "bystander", {"Processing", "Completed"})

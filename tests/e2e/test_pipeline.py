@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Stack, assert_status_matches_db, campaign, mock_log, wait_until
+from harness import (
+    Stack,
+    assert_status_matches_db,
+    campaign,
+    mock_log,
+    new_namespace,
+    wait_until,
+)
 
 
 def test_campaign_with_failures_completes(
@@ -82,6 +89,42 @@ def test_campaign_with_failures_completes(
     assert "MessageRejected" in rows["reject-me@example.com"][2]
     assert rows["not-an-address@"] == ("failed", 0, "invalid address")
     assert load_failed == (0,)
+
+
+def test_a_huge_campaign_is_cut_in_at_most_max_chunks_beside_a_small_one(
+    stack_factory: Callable[..., Stack], namespace: str
+) -> None:
+    """``NOTIFQ_MAX_CHUNKS`` bounds a campaign's jobs and counter rows: a list longer than
+    chunk size times that gets bigger chunks, set when it is attached; a small campaign of
+    another namespace keeps the configured size. Both deliver every message once."""
+    stack = stack_factory(
+        NOTIFQ_CHUNK_SIZE="10", NOTIFQ_MAX_CHUNKS="8", NOTIFQ_MOCK_FAILURE_RATE="0"
+    )
+    other = new_namespace(stack.control_plane)
+    domain = f"huge-{namespace}.test"
+    gen = {"generate": {"count": 1000, "domain": domain, "include": ["a@x.test"]}}
+    stack.apply(campaign("huge", namespace, provider="mock", recipients=gen))
+    small = [f"s{i}@small-{other}.test" for i in range(25)]
+    stack.apply(campaign("small", other, provider="mock", recipients={"list": small}))
+    for ns, name in ((namespace, "huge"), (other, "small")):
+        stack.wait_phase(ns, name, {"Completed"}, timeout=120)
+        assert_status_matches_db(stack, ns, name)
+    huge, by = stack.get(namespace, "huge"), stack.get(other, "small")
+    assert (huge["status"]["sent"], by["status"]["sent"]) == (1001, 25)
+    with stack.db() as conn:
+        shape = {
+            name: conn.execute(
+                "SELECT c.chunk_size, count(k.chunk), max(k.sent) FROM campaign c "
+                "JOIN message_count k ON k.campaign_id = c.id WHERE c.id = %s "
+                "GROUP BY c.chunk_size",
+                (cr["metadata"]["uid"],),
+            ).fetchone()
+            for name, cr in (("huge", huge), ("small", by))
+        }
+    # 1,001 messages in at most 8 chunks: 130 each (a multiple of 10), the last one 91
+    assert shape == {"huge": (130, 8, 130), "small": (10, 3, 10)}
+    sends = mock_log(stack)
+    assert len(sends) == 1026 and set(sends.values()) == {1}
 
 
 def test_suspend_stops_sends_and_resume_finishes(

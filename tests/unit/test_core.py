@@ -21,6 +21,16 @@ def test_chunks_cover_every_message_once() -> None:
     assert jobs.chunk_of(cid, 2, 1001, 500) == cs[2]
 
 
+def test_a_huge_campaign_gets_bigger_chunks_and_at_most_max_chunks() -> None:
+    assert jobs.chunk_size_for(0, 500, 500) == 500
+    assert jobs.chunk_size_for(250_000, 500, 500) == 500  # 500 chunks: as configured
+    assert jobs.chunk_size_for(250_001, 500, 500) == 1000
+    assert jobs.chunk_size_for(1_000_000, 500, 500) == 2000
+    for total in (1, 999, 250_001, 1_000_000, 9_999_999):
+        size = jobs.chunk_size_for(total, 500, 500)
+        assert size % 500 == 0 and len(jobs.chunks(uuid.uuid4(), total, size)) <= 500
+
+
 def test_payload_round_trip_and_rejects_garbage() -> None:
     c = jobs.ChunkJob(uuid.uuid4(), 3, 1500, 2000)
     assert jobs.ChunkJob.from_data(c.to_data()) == c
