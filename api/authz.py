@@ -108,7 +108,28 @@ def subject_access_reviewer(api_client: Any, cache_seconds: float = 0.0) -> Auth
         cache.put(key, allowed, cache_seconds)
         return allowed
 
+    asking: dict[tuple[object, ...], asyncio.Future[bool]] = {}
+
     async def authorize(access: Access) -> bool:
-        return await asyncio.to_thread(review, access)
+        # a cached answer without a thread; one review per question at a time, however
+        # many requests ask it when its answer expires (no burst of reviews, each a new
+        # connection to the API server past the client's pool)
+        key = access.key()
+        known: bool | None = cache.get(key)
+        if known is not None:
+            return known
+        pending = asking.get(key)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = asyncio.ensure_future(asyncio.to_thread(review, access))
+            asking[key] = pending
+
+            def done(future: asyncio.Future[bool]) -> None:
+                if asking.get(key) is future:
+                    del asking[key]
+                if not future.cancelled():
+                    future.exception()  # retrieved, even when every asker went away
+
+            pending.add_done_callback(done)
+        return await asyncio.shield(pending)
 
     return authorize

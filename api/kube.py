@@ -204,6 +204,16 @@ class CampaignClient:
                 return location
         raise CampaignNotFound(f"campaign {uid} not found")
 
+    def known(self, uid: uuid.UUID) -> Location | None:
+        """Where campaign ``uid`` lives, if this process has found it before (no call)."""
+        with self._lock:
+            return self._names.get(uid)
+
+    def remember(self, uid: uuid.UUID, location: Location) -> None:
+        """Keep where campaign ``uid`` lives (a uid's namespace and name never change; a
+        deleted campaign's entry goes when a read finds it gone)."""
+        self._remember(uid, location)
+
     def fetch(self, uid: uuid.UUID, location: Location) -> Resource:
         """The campaign ``uid`` at ``location`` (a re-created namesake is not it)."""
         res = self.get(*location)

@@ -57,9 +57,16 @@ Namespace = Annotated[
 
 
 async def _locate(ctx: CtxDep, cid: uuid.UUID) -> kube.Location:
-    """Where campaign ``cid`` lives (404 if nowhere); reads no resource."""
+    """Where campaign ``cid`` lives (404 if nowhere); reads no resource. Found once (the
+    operator's row, else the resources' metadata), it is kept: a read costs no query."""
+    known = ctx.campaigns.known(cid)
+    if known is not None:
+        return known
     hint = await store.campaign_location(ctx.pool, cid)
-    return await asyncio.to_thread(ctx.campaigns.locate, cid, hint)
+    if hint is not None:
+        ctx.campaigns.remember(cid, hint)
+        return hint
+    return await asyncio.to_thread(ctx.campaigns.locate, cid)
 
 
 async def _authorized(ctx: CtxDep, caller: Caller, cid: uuid.UUID, verb: str) -> kube.Resource:
