@@ -49,7 +49,8 @@ async def _fetch(
     try:
         async with pool.connection(timeout=10) as conn:
             cur = await conn.execute(sql, params)
-            return list(await cur.fetchall()) if cur.description else []
+            # rownumber, not description: None without a result, and it builds no columns
+            return list(await cur.fetchall()) if cur.rownumber is not None else []
     except (PsycopgError, PoolTimeout) as exc:
         raise DatabaseUnavailable(f"Postgres: {exc}") from exc
 

@@ -42,6 +42,17 @@ def test_valid_token_round_trips() -> None:
     assert body["exp"] - body["iat"] == 60
 
 
+def test_a_verified_token_is_kept_until_it_expires_and_only_for_its_secret() -> None:
+    token = security.issue_token(SUB, SECRET, 2, version=5)
+    assert security.decode_token(token, SECRET) == (SUB, 5)
+    assert security.VERIFIED.get((SECRET, token)) == (SUB, 5)  # the next read skips the check
+    with pytest.raises(security.InvalidToken):  # another secret checks it afresh
+        security.decode_token(token, "another-secret-of-32-characters!" * 2)
+    time.sleep(2.1)
+    with pytest.raises(security.InvalidToken):  # expired: checked again, and refused
+        security.decode_token(token, SECRET)
+
+
 def test_alg_none_is_refused() -> None:
     with pytest.raises(security.InvalidToken):
         security.decode_token(forge({"alg": "none", "typ": "JWT"}, claims()), SECRET)
