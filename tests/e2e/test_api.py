@@ -370,12 +370,14 @@ def test_retry_flow_with_operator(
     outage = tmp_path / "outage"
     outage.touch()  # the mock provider throttles every send while this file exists
     stack = stack_factory(
-        workers=1,
-        NOTIFQ_MOCK_FAILURE_RATE="0",
-        NOTIFQ_MOCK_OUTAGE_FILE=str(outage),
-        NOTIFQ_MOCK_LATENCY_MS="3000",
+        workers=1, NOTIFQ_MOCK_FAILURE_RATE="0", NOTIFQ_MOCK_OUTAGE_FILE=str(outage)
     )
-    cid = api.create(name="flaky", recipientCount=300, retry={"attempts": 1})["campaignId"]
+    # 30 sends a second: the retried messages take 10 s, so they are still under way when
+    # the answer and the next read are made (unpaced, one worker once re-sent all 300
+    # before the API first looked)
+    cid = api.create(name="flaky", recipientCount=300, retry={"attempts": 1}, rateLimit=30)[
+        "campaignId"
+    ]
 
     def reached(status: str) -> Callable[[], bool]:
         return lambda: api.detail(cid)["status"] == status
@@ -402,7 +404,6 @@ def test_retry_flow_with_operator(
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"retriedCount": 300, "status": "processing"}
     # answered once the operator acted: the very next read shows the retry under way
-    # (each send takes the mock's 3 s: a fast worker once finished them all before)
     after = api.detail(cid)
     assert after["status"] == "processing" and after["progress"]["failed"] == 0
     wait_until(reached("completed"), 90, "the retried messages to be sent")
