@@ -185,22 +185,19 @@ class CampaignClient:
             raise _unavailable(exc) from exc
         return dict(out)
 
-    def locate(self, uid: uuid.UUID, hint: Location | None = None) -> Location:
-        """Where the campaign whose metadata.uid is ``uid`` lives, from the cache, the
-        ``hint`` (the database) or the metadata index of every namespace (never a spec);
-        :class:`CampaignNotFound` if nowhere. Reads no resource: the caller checks the
-        user's rights there first, then :meth:`fetch`es it."""
-        with self._lock:
-            cached = self._names.get(uid)
+    def locate(self, uid: uuid.UUID) -> Location:
+        """Where the campaign whose metadata.uid is ``uid`` lives, from the cache or the
+        metadata index of every namespace (never a spec); :class:`CampaignNotFound` if
+        nowhere. Reads no resource: the caller checks the user's rights there first, then
+        :meth:`fetch`es it."""
+        cached = self.known(uid)
         if cached is not None:
             return cached
-        if hint is not None:
-            return hint
         for item in self.index(None):
             meta = item["metadata"]
             if meta.get("uid") == str(uid):
                 location = (str(meta["namespace"]), str(meta["name"]))
-                self._remember(uid, location)
+                self.remember(uid, location)
                 return location
         raise CampaignNotFound(f"campaign {uid} not found")
 
@@ -209,22 +206,19 @@ class CampaignClient:
         with self._lock:
             return self._names.get(uid)
 
-    def remember(self, uid: uuid.UUID, location: Location) -> None:
-        """Keep where campaign ``uid`` lives (a uid's namespace and name never change; a
-        deleted campaign's entry goes when a read finds it gone)."""
-        self._remember(uid, location)
-
     def fetch(self, uid: uuid.UUID, location: Location) -> Resource:
         """The campaign ``uid`` at ``location`` (a re-created namesake is not it)."""
         res = self.get(*location)
         if res is not None and res["metadata"].get("uid") == str(uid):
-            self._remember(uid, location)
+            self.remember(uid, location)
             return res
         with self._lock:
             self._names.pop(uid, None)
         raise CampaignNotFound(f"campaign {uid} not found")
 
-    def _remember(self, uid: uuid.UUID, location: Location) -> None:
+    def remember(self, uid: uuid.UUID, location: Location) -> None:
+        """Keep where campaign ``uid`` lives (a uid's namespace and name never change; a
+        deleted campaign's entry goes when a read finds it gone)."""
         with self._lock:
             self._names[uid] = location
             self._names.move_to_end(uid)
@@ -250,7 +244,7 @@ class CampaignClient:
         except HTTPError as exc:
             raise _unavailable(exc) from exc
         res = dict(out)
-        self._remember(uuid.UUID(res["metadata"]["uid"]), (namespace, res["metadata"]["name"]))
+        self.remember(uuid.UUID(res["metadata"]["uid"]), (namespace, res["metadata"]["name"]))
         self._forget_index()
         return res
 
