@@ -7,6 +7,8 @@ admin account from ``NOTIFQ_ADMIN_EMAIL`` / ``NOTIFQ_ADMIN_PASSWORD`` if set.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import notifq
 from notifq.api import accounts, security
+from notifq.api.account_cache import AccountCache
 from notifq.api.authz import Authorizer, subject_access_reviewer
 from notifq.api.context import ApiContext
 from notifq.api.errors import (
@@ -45,7 +48,7 @@ from notifq.api.routes import (
     suppressions,
     unsubscribe,
 )
-from notifq.core.db import open_pool
+from notifq.core.db import libpq_url, open_pool
 from notifq.core.errors import DatabaseUnavailable, RedisUnavailable
 from notifq.core.settings import ApiSettings
 
@@ -192,6 +195,12 @@ def oidc_verifier(settings: ApiSettings) -> OidcVerifier | None:
     )
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -228,7 +237,10 @@ def create_app(
                     settings.admin_kube_groups,
                 )
             a = authorize or subject_access_reviewer(c.api_client, settings.authz_cache_seconds)
-            app.state.ctx = ApiContext(settings, p, r, c, a, oidc_verifier(settings))
+            kept = AccountCache(settings.account_cache_seconds)
+            listener = asyncio.create_task(kept.listen(libpq_url(settings.database_url)))
+            stack.push_async_callback(_stop, listener)
+            app.state.ctx = ApiContext(settings, p, r, c, a, oidc_verifier(settings), accounts=kept)
             log.info("notifq API; default namespace %s", settings.namespace)
             yield
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from notifq.api.account_cache import AccountCache
 from notifq.api.authz import Authorizer
 from notifq.api.kube import CampaignClient
 from notifq.api.oidc import OidcVerifier
@@ -25,6 +26,9 @@ class ApiContext:
     """Asks Kubernetes whether a user may do something (``authz``)."""
     oidc: OidcVerifier | None = None
     """Verifies the configured issuer's ID tokens; None: OIDC is off."""
+    accounts: AccountCache = field(default_factory=lambda: AccountCache(0))
+    """Account rows kept between requests while their changes are heard (``account_cache``);
+    the default keeps none."""
     anonymous_answers: TtlCache = field(default_factory=lambda: TtlCache(1_000))
     """Answers to anonymous reads, shared by every anonymous caller for a moment."""
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from notifq.api import accounts, oidc, security
+from notifq.api import oidc, security
 from notifq.api.accounts import AdminRow
 from notifq.api.authz import Access, Identity
 from notifq.api.context import ApiContext
@@ -57,8 +57,9 @@ async def authenticate(ctx: ApiContext, token: str) -> Caller:
 
     A token claiming the configured OIDC issuer is verified against the issuer's keys
     (RS256/ES256 only); any other must be ours (HS256), name an existing account and carry
-    its current token version (one primary-key read: a changed password or a removed
-    account revokes every token at once)."""
+    its current token version (a changed password or a removed account revokes every
+    token at once: the row is read, or kept only while its changes are heard, see
+    ``account_cache``)."""
     verifier = ctx.oidc
     if verifier is not None and oidc.unverified_issuer(token) == verifier.issuer:
         try:
@@ -71,7 +72,7 @@ async def authenticate(ctx: ApiContext, token: str) -> Caller:
         admin_id = uuid.UUID(sub)
     except (security.InvalidToken, ValueError) as exc:
         raise _unauthorized("invalid or expired token") from exc
-    admin = await accounts.by_id(ctx.pool, admin_id)
+    admin = await ctx.accounts.by_id(ctx.pool, admin_id)
     if admin is None or admin.token_version != version:
         raise _unauthorized("invalid or expired token")
     return Caller(admin.identity(), admin)

@@ -106,5 +106,6 @@ async def change_password(
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     await accounts.set_password(ctx.pool, admin.id, new_hash)
+    ctx.accounts.forget(admin.id)  # this replica at once, before its notification arrives
     log.info("account %s changed its password; its tokens are revoked", admin.email)
     return Response(status_code=204)

@@ -487,6 +487,13 @@ class ApiSettings(UnsubscribeSettings):
     there?) is reused, allowed or denied; a changed RoleBinding takes effect within this
     time. 0: ask for every request."""
 
+    account_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """How long the API keeps an account row it read (a local token's account is checked
+    on every request: its token version revokes old tokens). A change is heard at once
+    from Postgres (``NOTIFY notifq_admin``, migration 0013) and drops the row; rows are
+    kept only while the API listens, so this bounds only a notification never heard.
+    0: read the account for every request."""
+
     oidc_issuer_url: str | None = None
     """OIDC issuer whose ID tokens the API accepts as bearer tokens (as kube-apiserver's
     ``--oidc-issuer-url``); keys from its discovery document's JWKS. Unset: no OIDC.
