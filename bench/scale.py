@@ -8,13 +8,16 @@
   rows' own ``updated_at``), ``pg_cpu_s`` (Postgres CPU; the benchmark queries nothing
   while the campaigns drain).
 - ``api-1m``: ``detail_p50_ms``/``detail_p99_ms`` of ``GET /campaigns/{id}`` on a finished
-  campaign of 1,000,000 messages, 8 connections, with bench/api_load.py's aiohttp loop;
-  then the same with its httpx loop (``httpx_*``). The client shares the machine's two
-  cores with the API: httpx spends 1.8-2.8 ms of CPU per request of its own (more than
-  the API's ~0.7 ms), so its latencies mostly measure the client queueing for a core;
-  the aiohttp loop takes about a fifth of that, which is what a load generator must do
-  (wrk and friends exist for the same reason). Both are printed; with each, the API
-  process's CPU per request (``api_cpu_ms_per_request``, steadier than latencies).
+  campaign of 1,000,000 messages, 8 connections, with ``wrk`` (bench/api_load.py's first
+  choice; hack/setup.sh installs it; ``client`` names the tool), then the same with
+  bench/api_load.py's aiohttp and httpx loops (``aiohttp_*``, ``httpx_*``; without wrk
+  the aiohttp loop's are the ``detail_*``). The clients share the machine's two cores
+  with the API: httpx spends 1.8-2.8 ms of CPU per request of its own (more than the
+  API), so its latencies mostly measure the client queueing for a core; the aiohttp
+  loop takes about a fifth of that, but its 8 connections share one Python loop, whose
+  own scheduling is in every latency it reports; wrk, in C, takes the least and drives
+  each connection on its own. With each, the API process's CPU per request
+  (``api_cpu_ms_per_request``, steadier than latencies).
 
 Both only create Campaign resources and read the database with plain ``count(*)``, so
 they run against any notifq version that has the same resource.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import sys
 import time
 from typing import Any
@@ -31,7 +35,7 @@ from typing import Any
 import httpx
 import psycopg
 import testbed
-from api_load import account_env, aiohttp_load, bearer, grant_reads, httpx_load
+from api_load import account_env, aiohttp_load, bearer, grant_reads, httpx_load, wrk_load
 from procstat import proc_stat
 
 from notifq.core.phases import FINAL_PHASES
@@ -179,22 +183,34 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     detail = httpx.get(target, timeout=120, headers=auth).json()
     assert detail["progress"]["sent"] == count, detail
     api_pid = api_proc.pid
-    p50, p99, rps, cpu = _load(aiohttp_load, target, seconds, conns, api_pid, auth)
-    h50, h99, hrps, hcpu = _load(httpx_load, target, seconds, conns, api_pid, auth)
-    return {
-        "case": "api-1m",
-        "messages": count,
-        "connections": conns,
-        "client": "aiohttp",
-        "detail_p50_ms": round(p50, 1),
-        "detail_p99_ms": round(p99, 1),
-        "detail_rps": round(rps),
-        "api_cpu_ms_per_request": round(cpu, 2),
-        "httpx_p50_ms": round(h50, 1),
-        "httpx_p99_ms": round(h99, 1),
-        "httpx_rps": round(hrps),
-        "httpx_api_cpu_ms_per_request": round(hcpu, 2),
-    }
+    row: dict[str, Any] = {"case": "api-1m", "messages": count, "connections": conns}
+    clients = [("aiohttp", aiohttp_load), ("httpx", httpx_load)]
+    if shutil.which("wrk"):
+        clients.insert(0, ("wrk", _wrk))
+    for i, (tool, loop) in enumerate(clients):
+        p50, p99, rps, cpu = _load(loop, target, seconds, conns, api_pid, auth)
+        # the first client's figures are the case's; the others' are named after them
+        prefix = "detail_" if i == 0 else f"{tool}_"
+        cpu_key = "api_cpu_ms_per_request" if i == 0 else f"{tool}_api_cpu_ms_per_request"
+        if i == 0:
+            row["client"] = tool
+        row[f"{prefix}p50_ms"] = round(p50, 1)
+        row[f"{prefix}p99_ms"] = round(p99, 1)
+        row[f"{prefix}rps"] = round(rps)
+        row[cpu_key] = round(cpu, 2)
+    return row
+
+
+async def _wrk(
+    url: str,
+    seconds: float,
+    connections: int,
+    request_timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> tuple[float, float, float]:
+    """bench/api_load.py's wrk run, shaped like its Python loops."""
+    del request_timeout  # wrk's own (2 s) is far above any latency here
+    return await asyncio.to_thread(wrk_load, url, seconds, connections, headers or {}, echo=False)
 
 
 def _load(

@@ -4,7 +4,8 @@
 #   1. apt: PostgreSQL, Redis, openssl (servers are started per run by hack/testbed.py),
 #      Chromium for the dashboard's browser tests (never a test tool's own browser),
 #      and the one-node cluster's runtime and image tools (hack/cluster.py: containerd,
-#      runc, CNI plugins, iptables, ipset for kube-router; buildah, podman, debootstrap for hack/images.py)
+#      runc, CNI plugins, iptables, ipset for kube-router; buildah, podman, debootstrap for hack/images.py),
+#      and wrk (the HTTP load generator of bench/api_load.py and the api-1m case)
 #   2. a virtualenv in .venv: the locked dependencies (requirements/dev.txt) and notifq editable
 #   3. etcd, kube-apiserver, kubectl and helm built from the Go module proxy into a cache,
 #      and Mailpit (the SMTP tests' server; hack/build-mailpit.sh), likewise
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 log() { echo "[setup] $*" >&2; }
 
-APT_PACKAGES=(postgresql redis-server openssl procps chromium fonts-dejavu-core
+APT_PACKAGES=(postgresql redis-server openssl procps chromium fonts-dejavu-core wrk
   containerd runc containernetworking-plugins iptables ipset conntrack buildah podman debootstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
