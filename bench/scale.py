@@ -30,6 +30,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -184,9 +185,14 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
     assert detail["progress"]["sent"] == count, detail
     api_pid = api_proc.pid
     row: dict[str, Any] = {"case": "api-1m", "messages": count, "connections": conns}
-    clients = [("aiohttp", aiohttp_load), ("httpx", httpx_load)]
-    if shutil.which("wrk"):
-        clients.insert(0, ("wrk", _wrk))
+    clients: list[tuple[str, Callable[..., Awaitable[tuple[float, float, float]]]]] = [
+        ("aiohttp", aiohttp_load),
+        ("httpx", httpx_load),
+    ]
+    if shutil.which("wrk"):  # its own timeout (2 s) is far above any latency here
+        clients.insert(0, ("wrk", lambda url, seconds, conns, request_timeout, headers:
+                               asyncio.to_thread(wrk_load, url, seconds, conns, headers,
+                                                 echo=False)))  # fmt: skip
     for i, (tool, loop) in enumerate(clients):
         p50, p99, rps, cpu = _load(loop, target, seconds, conns, api_pid, auth)
         # the first client's figures are the case's; the others' are named after them
@@ -199,18 +205,6 @@ def run_api(stack: Any, count: int = 1_000_000, seconds: float = 15, conns: int 
         row[f"{prefix}rps"] = round(rps)
         row[cpu_key] = round(cpu, 2)
     return row
-
-
-async def _wrk(
-    url: str,
-    seconds: float,
-    connections: int,
-    request_timeout: float = 5.0,
-    headers: dict[str, str] | None = None,
-) -> tuple[float, float, float]:
-    """bench/api_load.py's wrk run, shaped like its Python loops."""
-    del request_timeout  # wrk's own (2 s) is far above any latency here
-    return await asyncio.to_thread(wrk_load, url, seconds, connections, headers or {}, echo=False)
 
 
 def _load(
