@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -143,6 +144,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def _freeze_startup_objects() -> None:
+    """Leave the objects of start-up (modules, the app: about 135,000) out of every later
+    garbage collection. Requests promote a few short-lived objects each into the oldest
+    generation, so under load a full collection ran every 4-7 s and walked all of them,
+    stopping every request for 105-120 ms. api-1m with wrk, alternating with this off:
+    p99 13.1-13.3 ms against 53.5-76.2 ms, API CPU 0.96-1.03 against 1.33 ms per
+    request."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(host: str, port: int) -> None:
     """The REST API and, when ``reports_port`` is set, the aggregated reports API; either
     stopping stops the other (each passes SIGTERM on to the other as uvicorn restores the
@@ -150,9 +162,11 @@ async def _serve(host: str, port: int) -> None:
     from notifq.api.app import create_app
 
     settings = get_api_settings()
+    app = create_app(settings)
+    _freeze_startup_objects()
     # X-Forwarded-For is believed only from the trusted proxies (login limiter keys, logs).
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host,
         port,
         log_config=None,
