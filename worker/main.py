@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from notifq.core.db import open_pool
 from notifq.core.queue import backlog, queue_opts
 from notifq.core.settings import WorkerSettings, get_worker_settings
+from notifq.core.startup import freeze_startup_objects
 from notifq.worker import metrics
 from notifq.worker.ceilings import Ceilings
 from notifq.worker.lease import WorkerLease
@@ -122,6 +123,7 @@ async def run(settings: WorkerSettings) -> int:
             job_id,
         ),
     )
+    freeze_startup_objects()  # set up: full collections walk only what comes next
     depth = asyncio.create_task(_report_depth(settings, redis))
     consumer = asyncio.create_task(worker.run())
     stopped = asyncio.create_task(stop.wait())
