@@ -56,6 +56,8 @@ class AccountCache:
         self.generation = 0
         """Raised by every notification and every change of ``listening``."""
         self._rows: dict[uuid.UUID, tuple[float, AdminRow]] = {}
+        self._listened = False
+        """Whether the last connection got as far as ``LISTEN`` (ends a quiet outage)."""
 
     async def by_id(self, pool: AsyncConnectionPool, admin_id: uuid.UUID) -> AdminRow | None:
         """The account, from the cache when it is known unchanged, else read (and kept)."""
@@ -99,23 +101,32 @@ class AccountCache:
         not kept meanwhile). Run it as a task for the life of the API."""
         if self.ttl <= 0:
             return
+        quiet = False  # an outage is logged once at WARNING (a down Postgres fails each second)
         while True:
             try:
                 await self._listen_once(conninfo)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: stop keeping rows, connect again
-                log.warning("account changes not heard (%s); accounts are read per request", exc)
+                quiet = quiet and not self._listened
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "account changes not heard (%s); accounts are read per request",
+                    exc,
+                )
+                quiet = True
             finally:
                 self._set_listening(False)
             await asyncio.sleep(retry_seconds)
 
     async def _listen_once(self, conninfo: str) -> None:
+        self._listened = False
         conn = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, connect_timeout=10, application_name=APPLICATION
         )
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
+            self._listened = True
             self._set_listening(True)
             log.info("listening for account changes; account rows are kept up to %ss", self.ttl)
             while True:
