@@ -56,15 +56,14 @@ class AccountCache:
         self.generation = 0
         """Raised by every notification and every change of ``listening``."""
         self._rows: dict[uuid.UUID, tuple[float, AdminRow]] = {}
-        self._listened = False
-        """Whether the last connection got as far as ``LISTEN`` (ends a quiet outage)."""
+        self._quiet = False
+        """An outage was logged at WARNING and no connection has listened since: its next
+        failures are logged at DEBUG (a Postgres that is down fails every second)."""
 
     async def by_id(self, pool: AsyncConnectionPool, admin_id: uuid.UUID) -> AdminRow | None:
         """The account, from the cache when it is known unchanged, else read (and kept)."""
-        if self.listening:
-            hit = self._rows.get(admin_id)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+        if self.is_kept(admin_id):
+            return self._rows[admin_id][1]
         generation = self.generation
         row = await accounts.by_id(pool, admin_id)
         if row is not None and self.ttl > 0 and self.listening and generation == self.generation:
@@ -101,32 +100,27 @@ class AccountCache:
         not kept meanwhile). Run it as a task for the life of the API."""
         if self.ttl <= 0:
             return
-        quiet = False  # an outage is logged once at WARNING (a down Postgres fails each second)
         while True:
             try:
-                await self._listen_once(conninfo)
+                await self._listen_once(conninfo)  # rows are kept only while it runs
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any failure: stop keeping rows, connect again
-                quiet = quiet and not self._listened
+            except Exception as exc:  # any failure: connect again
                 log.log(
-                    logging.DEBUG if quiet else logging.WARNING,
+                    logging.DEBUG if self._quiet else logging.WARNING,
                     "account changes not heard (%s); accounts are read per request",
                     exc,
                 )
-                quiet = True
-            finally:
-                self._set_listening(False)
+                self._quiet = True
             await asyncio.sleep(retry_seconds)
 
     async def _listen_once(self, conninfo: str) -> None:
-        self._listened = False
         conn = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, connect_timeout=10, application_name=APPLICATION
         )
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
-            self._listened = True
+            self._quiet = False
             self._set_listening(True)
             log.info("listening for account changes; account rows are kept up to %ss", self.ttl)
             while True:
