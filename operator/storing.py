@@ -23,7 +23,9 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from itertools import zip_longest
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -49,7 +51,7 @@ class Checks:
     push_prefixes: tuple[str, ...] = ()
     """SNS ARN prefixes push targets must lie under (``NOTIFQ_PUSH_ARN_PREFIXES``)."""
     parallel: int = 1
-    """Statements a generated batch is written with at once (``NOTIFQ_STORE_PARALLEL``)."""
+    """COPYs a generated batch is written with at once (``NOTIFQ_STORE_PARALLEL``)."""
     max_recipients: int | None = None
     """The namespace's largest campaign: a list found longer while it is read (object
     storage) is refused and its rows dropped."""
@@ -99,6 +101,7 @@ async def materialize(
         created = await cur.fetchone()
         if created is None or created[0] is None:  # a resumed store keeps its table's shape
             await conn.execute(partitions.create(cid, _splits(src, checks.parallel)))
+        await conn.execute(partitions.prepare(cid))
         # rows past the last recorded batch are a batch cut short (its parts commit one
         # by one, :func:`_generate`): it is written again whole
         await conn.execute(
@@ -131,6 +134,7 @@ async def materialize(
                 chunk = camp.chunk_size
                 if checks.max_chunks is not None:
                     chunk = jobs.chunk_size_for(stored, chunk, checks.max_chunks)
+                await conn.execute(partitions.settle(cid))
                 await conn.execute(partitions.attach(cid))
                 # rows written into the table directly: counted here, in the attach's
                 # transaction (the triggers on message count every write from now on)
@@ -205,7 +209,7 @@ async def _fill(
             raise InvalidCampaign(checks.limit_message or "too many recipients")
         async with conn.transaction():
             if isinstance(batch, Generated):
-                await _generate(pool, conn, table, camp, batch, seq, checks.parallel)
+                await _generate(pool, conn, table, batch, seq, checks.parallel)
                 seq += batch.count
                 offset = 0
             else:
@@ -223,10 +227,15 @@ async def _fill(
 
 
 GENERATE = (
-    "INSERT INTO {t} (campaign_id, seq, recipient, status) "
-    "SELECT %s, g, 'user' || (g - %s) || %s, 'pending' "
-    "FROM generate_series(%s::int, %s::int) g"
+    "SELECT k.part, (SELECT string_agg(g::text || E'\\t' || 'user' || (g - %(shift)s)::text "
+    "|| %(domain)s, E'\\n') || E'\\n' FROM generate_series(k.lo, k.hi) g) "
+    "FROM unnest(%(part)s::int[], %(lo)s::int[], %(hi)s::int[]) AS k (part, lo, hi)"
 )
+"""The text of a generated batch, made by Postgres: one row per block of ``TEXT_BLOCK``
+rows (the part it belongs to, then COPY lines ``<seq>\\t<address>``)."""
+
+TEXT_BLOCK = 50_000
+"""Generated rows per block of text (about 1.5 MiB)."""
 
 MIN_PART = 100_000
 """Fewest generated rows worth a statement (and a connection) of their own."""
@@ -259,33 +268,87 @@ async def _generate(
     pool: AsyncConnectionPool,
     conn: AsyncConnection,
     table: sql.Identifier,
-    camp: CampaignRow,
     batch: Generated,
     seq: int,
     parallel: int,
 ) -> None:
-    """Write one generated batch from row ``seq`` as up to ``parallel`` statements at once
-    (an INSERT of generated rows is one process's work in Postgres: split, each part has a
-    core, and each fills a range of the table of its own, :func:`_splits`). The first part
-    runs in ``conn``'s open transaction, which records the batch; the others commit on
-    their own connections first, so a failure can leave some of them stored without the
-    record: :func:`materialize` deletes rows past the record before it writes."""
+    """Write one generated batch from row ``seq`` as up to ``parallel`` COPYs at once, fed
+    by one statement that makes their text (:data:`GENERATE`) on a connection of its own;
+    the operator passes blocks of text along, never a row (each COPY is a Postgres process,
+    so a core; each fills a range of the table of its own, :func:`_splits`).
+
+    Why COPY: it writes a page of rows at a time (one WAL record per page, not per row),
+    and the campaign and status come from the table's defaults (:func:`partitions.prepare`).
+    A million rows took 1.12-1.32 s and 1.7-2.1 s of Postgres CPU this way, against
+    1.42-1.87 s and 2.3-3.0 s as INSERT ... SELECT from ``generate_series`` (2 cores).
+
+    The first part runs in ``conn``'s open transaction, which records the batch; the others
+    commit on their own connections first, so a failure can leave some of them stored
+    without the record: :func:`materialize` deletes rows past the record before it writes.
+    """
     bounds = _parts(seq, batch.count, parallel)
-
-    async def part(c: AsyncConnection, lo: int, hi: int) -> None:
-        await c.execute(
-            sql.SQL(GENERATE).format(t=table),
-            (camp.id, batch.shift, "@" + batch.domain, lo, hi - 1),
+    parts = len(bounds) - 1
+    blocks = [  # the parts' blocks taken in turn, so every COPY is fed at once
+        block
+        for turn in zip_longest(
+            *(
+                [
+                    (i, lo, min(lo + TEXT_BLOCK, bounds[i + 1]) - 1)
+                    for lo in range(bounds[i], bounds[i + 1], TEXT_BLOCK)
+                ]
+                for i in range(parts)
+            )
         )
+        for block in turn
+        if block is not None
+    ]
+    feeds: list[asyncio.Queue[str | BaseException | None]] = [
+        asyncio.Queue(maxsize=2) for _ in range(parts)
+    ]
 
-    async def pooled(lo: int, hi: int) -> None:
-        async with pool.connection() as other:
-            await part(other, lo, hi)
+    async def write(i: int) -> None:
+        feed = feeds[i]
+        text: str | BaseException | None = ""
+        try:
+            async with AsyncExitStack() as stack:
+                c = conn if i == 0 else await stack.enter_async_context(pool.connection())
+                cur = await stack.enter_async_context(c.cursor())
+                copy = await stack.enter_async_context(cur.copy(COPY_GENERATED.format(t=table)))
+                while (text := await feed.get()) is not None:
+                    if isinstance(text, BaseException):
+                        raise text
+                    await copy.write(text)
+        except BaseException:
+            while text is not None:  # to the end of the feed: the maker never waits on it
+                text = await feed.get()
+            raise
 
-    await _all(
-        part(conn, bounds[0], bounds[1]),
-        *(pooled(bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)),
-    )
+    async def make() -> None:
+        failure: BaseException | None = None
+        try:
+            async with pool.connection() as maker, maker.cursor() as cur:
+                params = {
+                    "shift": batch.shift,
+                    "domain": "@" + _escape(batch.domain),
+                    "part": [b[0] for b in blocks],
+                    "lo": [b[1] for b in blocks],
+                    "hi": [b[2] for b in blocks],
+                }
+                async for part, text in cur.stream(GENERATE, params):
+                    await feeds[part].put(text)
+        except BaseException as exc:  # every part fails with it: none ends as if whole
+            failure = exc
+            raise
+        finally:
+            for feed in feeds:
+                if failure is not None:
+                    await feed.put(failure)
+                await feed.put(None)
+
+    await _all(make(), *(write(i) for i in range(parts)))
+
+
+COPY_GENERATED = sql.SQL("COPY {t} (seq, recipient) FROM STDIN")
 
 
 async def _all(*steps: Awaitable[None]) -> None:
@@ -330,20 +393,20 @@ async def _copy(
     push_prefixes: tuple[str, ...],
 ) -> int:
     """COPY one batch of listed recipients (and their fields, when they have some) from
-    row ``seq``; the next seq."""
-    cid = str(camp.id)
+    row ``seq``; the next seq. The campaign is the table's default
+    (:func:`partitions.prepare`)."""
     buf: list[str] = []
     fields = batch.data
     for i, r in enumerate(batch.entries):
         if batch.validate and (why := rcpt.problem(camp.channel, r, push_prefixes)) is not None:
-            line = f"{cid}\t{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}"
+            line = f"{seq}\t{_escape(rcpt.printable(r))}\tfailed\t{why}"
         else:
-            line = f"{cid}\t{seq}\t{_escape(r)}\tpending\t\\N"
+            line = f"{seq}\t{_escape(r)}\tpending\t\\N"
         if fields is not None:
             line += "\t" + _escape(json.dumps(fields[i], ensure_ascii=False))
         buf.append(line + "\n")
         seq += 1
-    columns = "campaign_id, seq, recipient, status, last_error"
+    columns = "seq, recipient, status, last_error"
     if fields is not None:
         columns += ", data"
     async with (
@@ -357,26 +420,19 @@ async def _copy(
 async def _index(
     pool: AsyncConnectionPool, conn: AsyncConnection, camp: CampaignRow, parallel: int
 ) -> None:
-    """Build the table's indexes once. A plain table: both at the same time on two
-    connections (each is a scan and a sort of the whole table), then the primary key from
-    the unique one. A table of ranges: each range's own, ``parallel`` ranges at a time
-    (each a sort of rows already in order), then the table's, made of theirs. A crash
-    anywhere leaves each index built or not at all; the next attempt builds what is
-    missing."""
+    """Build the table's primary key once (its failed-status index was kept while rows
+    were written, :func:`partitions.prepare`). A plain table: one sort of it. A table of
+    ranges: each range's own, ``parallel`` ranges at a time (each a sort of rows already
+    in order), then the table's, made of theirs. A crash anywhere leaves each index built
+    or not at all; the next attempt builds what is missing."""
     cur = await conn.execute(partitions.INDEXED, (f"pk_{camp.id.hex}",))
     row = await cur.fetchone()
     if row and row[0]:
         return
     cur = await conn.execute(partitions.LEAVES, (partitions.name(camp.id),))
     leaves = [r[0] for r in await cur.fetchall()]
-
-    async def build(stmt: sql.Composed) -> None:
-        async with pool.connection() as other:
-            await other.execute(stmt)
-
     if not leaves:
-        first, *others = partitions.index(camp.id)
-        await asyncio.gather(conn.execute(first), *(build(s) for s in others))
+        await conn.execute(partitions.index(camp.id))
         await conn.execute(partitions.primary_key(camp.id))
         return
     room = asyncio.Semaphore(max(1, parallel))

@@ -132,7 +132,7 @@ class OperatorSettings(CommonSettings):
     deletions and the autoscaler. Each step takes a connection for one statement or
     transaction and gives it back, so campaigns interleave per statement; at most a
     quarter of the pool's size campaigns are stored at once (a COPY holds one connection
-    throughout; a generated list holds ``store_parallel`` while its parts are written
+    throughout; a generated list holds ``store_parallel`` + 1 while its parts are written
     and its ranges indexed, 2-3 s per million rows on 2 cores), so a burst of new campaigns
     never starves status reads into pool timeouts."""
 
@@ -202,8 +202,9 @@ class OperatorSettings(CommonSettings):
     the operator's memory for object lists (about 100 bytes per recipient)."""
 
     store_parallel: int = Field(default=2, ge=1, le=16)
-    """Statements a generated list is written with at once (each a Postgres process, so a
-    core of the database's; parts of at least 100,000 rows). 1 writes it in one statement."""
+    """COPYs a generated list is written with at once (each a Postgres process, so a core
+    of the database's; parts of at least 100,000 rows), fed by one more statement that
+    makes their text. 1 writes it in one COPY."""
 
     ses_events_queue_url: str | None = None
     """SQS queue that receives SES bounce and complaint notifications (SES -> SNS -> SQS);
