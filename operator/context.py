@@ -47,6 +47,14 @@ def kube_api_client() -> k8s.ApiClient | None:
     return api
 
 
+def storing_slots(settings: OperatorSettings) -> int:
+    """Campaigns stored at once, so those being stored hold at most half of the pool: a
+    generated list holds ``store_parallel`` + 1 connections while it is written (its
+    COPYs and the statement making their text), a listed one 1 (its COPY). 3 with the
+    defaults (20 connections, 2 parts)."""
+    return max(1, settings.db_pool_size // (2 * (settings.store_parallel + 1)))
+
+
 @dataclass
 class OperatorContext:
     settings: OperatorSettings
@@ -60,9 +68,9 @@ class OperatorContext:
     """campaign -> (Redis epoch, monotonic time) of its last re-enqueue sweep."""
     recommenders: dict[str, Recommender] = field(default_factory=dict)
     """worker Deployment uid -> its recent scaling wishes."""
-    storing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
-    """Campaigns being stored at once (each holds a connection for its whole COPY): a
-    burst of new campaigns leaves most of the pool to status reads (no pool timeout)."""
+    storing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(3))
+    """Campaigns being stored at once (:func:`storing_slots`): a burst of new campaigns
+    leaves half of the pool to status reads (no pool timeout)."""
     renderer: RenderPool = field(default_factory=lambda: RenderPool(Limits()))
     """Renders templates on a budget, off the event loop (validation of new campaigns)."""
     objects: ObjectStore | None = None
@@ -95,7 +103,7 @@ class OperatorContext:
             core,
             apps,
             campaigns,
-            storing=asyncio.Semaphore(max(1, settings.db_pool_size // 4)),
+            storing=asyncio.Semaphore(storing_slots(settings)),
             renderer=RenderPool(Limits.from_settings(settings)),
             objects=ObjectStore(settings.aws_region, settings.aws_endpoint_url),
             policies=Policies(api, settings.policy_cache_seconds, redis, settings.queue_prefix),

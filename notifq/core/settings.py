@@ -130,11 +130,12 @@ class OperatorSettings(CommonSettings):
     db_pool_size: int = Field(default=20, ge=4, le=500)
     """Postgres connections of the operator, shared by every campaign's reconciliation,
     deletions and the autoscaler. Each step takes a connection for one statement or
-    transaction and gives it back, so campaigns interleave per statement; at most a
-    quarter of the pool's size campaigns are stored at once (a COPY holds one connection
-    throughout; a generated list holds ``store_parallel`` + 1 while its parts are written
-    and its ranges indexed, 2-3 s per million rows on 2 cores), so a burst of new campaigns
-    never starves status reads into pool timeouts."""
+    transaction and gives it back, so campaigns interleave per statement. Campaigns being
+    stored hold at most half of it: ``db_pool_size / (2 * (store_parallel + 1))`` of them
+    (3 by default) are stored at once (a list's COPY holds one connection throughout; a
+    generated list ``store_parallel`` + 1 while its parts are written, about 1.5 s per
+    million rows on 2 cores, and ``store_parallel`` while its ranges are indexed), so a
+    burst of new campaigns never starves status reads into pool timeouts."""
 
     requeue_interval: float = Field(default=15.0, gt=0)
     """Seconds between sweeps that re-enqueue non-final messages whose job is gone."""
