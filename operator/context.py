@@ -49,10 +49,10 @@ def kube_api_client() -> k8s.ApiClient | None:
 
 def storing_slots(settings: OperatorSettings) -> int:
     """Campaigns stored at once, so those being stored hold at most half of the pool: a
-    generated list holds ``store_parallel`` + 1 connections while it is written (its
-    COPYs and the statement making their text), a listed one 1 (its COPY). 3 with the
+    generated list holds ``store_parts`` + 1 connections while it is written (its COPYs
+    and the statement making their text), a listed one 1 (its COPY). 3 with the
     defaults (20 connections, 2 parts)."""
-    return max(1, settings.db_pool_size // (2 * (settings.store_parallel + 1)))
+    return max(1, settings.db_pool_size // (2 * (settings.store_parts + 1)))
 
 
 @dataclass

@@ -312,7 +312,7 @@ async def _store(
     row = fenced
     checks = storing.Checks(
         push_prefixes=tuple(ctx.settings.push_arn_prefixes),
-        parallel=ctx.settings.store_parallel,
+        parallel=ctx.settings.store_parts,
         max_chunks=ctx.settings.max_chunks,
         max_recipients=limits.max_recipients,
         limit_message=admission.POLICY_PREFIX + admission.size_message(res.namespace, limits, None),

@@ -205,7 +205,8 @@ class OperatorSettings(CommonSettings):
     store_parallel: int = Field(default=2, ge=1, le=16)
     """COPYs a generated list is written with at once (each a Postgres process, so a core
     of the database's; parts of at least 100,000 rows), fed by one more statement that
-    makes their text. 1 writes it in one COPY."""
+    makes their text. 1 writes it in one COPY. At most ``db_pool_size`` / 2 - 1 are used
+    (:attr:`store_parts`)."""
 
     ses_events_queue_url: str | None = None
     """SQS queue that receives SES bounce and complaint notifications (SES -> SNS -> SQS);
@@ -253,6 +254,14 @@ class OperatorSettings(CommonSettings):
 
     leader_retry_interval: float = Field(default=2.0, gt=0)
     """Seconds between a standby's attempts to take the Lease."""
+
+    @property
+    def store_parts(self) -> int:
+        """``store_parallel``, capped so one generated list being written (its parts and
+        the statement that makes their text) holds at most half of the pool: a pool too
+        small for its parts would leave a part waiting for a connection that the others,
+        waiting for their text, never give back."""
+        return max(1, min(self.store_parallel, self.db_pool_size // 2 - 1))
 
     @model_validator(mode="after")
     def _check_lease_timing(self) -> OperatorSettings:
