@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,11 @@ from notifq.core.resource import (
 
 Resource = dict[str, Any]
 TIMEOUT = 30.0
+AGGREGATOR_RETRIES = (1.0, 2.0)
+"""Seconds before trying a reports call again that the API server itself refused with
+503: the aggregated server was not reachable just then (its APIService is being checked
+again). Every call of the reports API may be repeated: reads, and suppressing or
+unsuppressing an address twice is doing it once."""
 
 
 class PluginError(Exception):
@@ -32,6 +38,17 @@ def _message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason)
     except (ValueError, AttributeError):
         return str(exc.reason)
+
+
+def from_aggregator(exc: ApiException) -> bool:
+    """Whether a failure is the API server's own 503 for an aggregated API (plain text:
+    the request never reached that server), not an answer of the server (a Status)."""
+    if exc.status != 503:
+        return False
+    try:
+        return bool(json.loads(exc.body or "").get("kind") != "Status")
+    except (ValueError, AttributeError):
+        return True
 
 
 class Campaigns:
@@ -97,6 +114,25 @@ class Campaigns:
         items.sort(key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"]))
         return items
 
+    def _reports(self, path: str, method: str, **kwargs: Any) -> Any:
+        """``call_api`` on the aggregated reports API as the kubeconfig's user; tried again
+        after :data:`AGGREGATOR_RETRIES` while the API server answers for it with 503."""
+        for wait in (*AGGREGATOR_RETRIES, None):
+            try:
+                return self.api_client.call_api(
+                    path,
+                    method,
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=TIMEOUT,
+                    **kwargs,
+                )
+            except ApiException as exc:
+                if wait is None or not from_aggregator(exc):
+                    raise
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
     def failures(self, namespace: str, name: str, limit: int, cont: str) -> Resource | None:
         """One page of a campaign's failed recipients from the aggregated reports API, or
         None when this cluster does not serve it."""
@@ -105,15 +141,12 @@ class Campaigns:
         if cont:
             query.append(("continue", cont))
         try:
-            out = self.api_client.call_api(
+            out = self._reports(
                 path,
                 "GET",
                 query_params=query,
                 header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
                 response_types_map={200: "object"},
-                _return_http_data_only=True,
-                _request_timeout=TIMEOUT,
             )
         except ApiException as exc:
             if exc.status == 404 and "campaignfailures" not in (exc.body or ""):
@@ -138,16 +171,13 @@ class Campaigns:
         path = f"/apis/{REPORTS_GROUP}/{REPORTS_VERSION}/namespaces/{namespace}/suppressions"
         what = f"suppressions in {namespace}"
         try:
-            out = self.api_client.call_api(
+            out = self._reports(
                 path + (f"/{name}" if name else ""),
                 method,
                 query_params=list(query or ()),
                 header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 body=body,
-                auth_settings=["BearerToken"],
                 response_types_map={200: "object", 201: "object"},
-                _return_http_data_only=True,
-                _request_timeout=TIMEOUT,
             )
         except ApiException as exc:
             if exc.status == 404 and "suppressions" not in (exc.body or ""):
