@@ -3,7 +3,7 @@
 
 Why per campaign (measured, docs/architecture.md "Partitions"): every query of the workers
 and the operator names one campaign, so it reads one partition; storing fills a table of
-its own that no one else reads, builds its indexes in bulk and attaches it in one short
+its own that no one else reads, builds its primary key in bulk and attaches it in one short
 step; expiring a campaign's rows is dropping one table, not a DELETE of millions.
 """
 
