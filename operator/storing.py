@@ -336,6 +336,8 @@ async def _generate(
                     "hi": [b[2] for b in blocks],
                 }
                 async for part, text in cur.stream(GENERATE, params):
+                    if not isinstance(text, str):  # None would end the part's COPY early
+                        raise RuntimeError(f"no text for a block of part {part}")
                     await feeds[part].put(text)
         except BaseException as exc:  # every part fails with it: none ends as if whole
             failure = exc
