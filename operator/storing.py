@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable
@@ -209,7 +210,7 @@ async def _fill(
             raise InvalidCampaign(checks.limit_message or "too many recipients")
         async with conn.transaction():
             if isinstance(batch, Generated):
-                await _generate(pool, conn, table, batch, seq, checks.parallel)
+                await _generate(pool, conn, camp.id, batch, seq, checks.parallel)
                 seq += batch.count
                 offset = 0
             else:
@@ -268,7 +269,7 @@ def _splits(src: Batches, parallel: int) -> list[int]:
 async def _generate(
     pool: AsyncConnectionPool,
     conn: AsyncConnection,
-    table: sql.Identifier,
+    cid: uuid.UUID,
     batch: Generated,
     seq: int,
     parallel: int,
@@ -289,6 +290,19 @@ async def _generate(
     """
     bounds = _parts(seq, batch.count, parallel)
     parts = len(bounds) - 1
+    cur = await conn.execute(RANGES, (partitions.name(cid),))
+    ranges = [(name, *_range(bound)) for name, bound in await cur.fetchall()]
+    targets = [  # into the range holding the whole part, not through the table: measured
+        # 1.69-2.17 s against 2.19-2.53 s for accept-1m, alternating; the table itself when
+        # none does (a plain table, or one whose ranges were cut otherwise)
+        sql.Identifier(
+            next(
+                (n for n, lo, hi in ranges if lo <= bounds[i] and bounds[i + 1] <= hi),
+                partitions.name(cid),
+            )
+        )
+        for i in range(parts)
+    ]
     blocks = [  # the parts' blocks taken in turn, so every COPY is fed at once
         block
         for turn in zip_longest(
@@ -314,7 +328,9 @@ async def _generate(
             async with AsyncExitStack() as stack:
                 c = conn if i == 0 else await stack.enter_async_context(pool.connection())
                 cur = await stack.enter_async_context(c.cursor())
-                copy = await stack.enter_async_context(cur.copy(COPY_GENERATED.format(t=table)))
+                copy = await stack.enter_async_context(
+                    cur.copy(COPY_GENERATED.format(t=targets[i]))
+                )
                 while (text := await feed.get()) is not None:
                     if isinstance(text, BaseException):
                         raise text
@@ -352,6 +368,27 @@ async def _generate(
 
 
 COPY_GENERATED = sql.SQL("COPY {t} (seq, recipient) FROM STDIN")
+
+RANGES = (
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+    "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)"
+)
+"""The ranges of a campaign's table and their bounds (none: a plain table)."""
+
+_BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|-?\d+)\) TO \((MAXVALUE|-?\d+)\)")
+
+
+def _range(bound: str) -> tuple[float, float]:
+    """The seqs ``[from, to)`` of a range's bound as Postgres prints it; an empty range
+    when it is not one of ours (nothing is then written into it directly)."""
+    m = _BOUND.fullmatch(bound)
+    if m is None:
+        return (0.0, 0.0)
+    lo, hi = m.groups()
+    return (
+        float("-inf") if lo == "MINVALUE" else int(lo),
+        float("inf") if hi == "MAXVALUE" else int(hi),
+    )
 
 
 async def _all(*steps: Awaitable[None]) -> None:
