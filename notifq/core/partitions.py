@@ -9,6 +9,7 @@ step; expiring a campaign's rows is dropping one table, not a DELETE of millions
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -91,6 +92,29 @@ def settle(cid: uuid.UUID) -> sql.Composed:
     are written through ``message``, whose ``campaign_id`` has none."""
     return sql.SQL("ALTER TABLE {t} ALTER COLUMN campaign_id DROP DEFAULT").format(
         t=sql.Identifier(name(cid))
+    )
+
+
+RANGES = (
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+    "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)"
+)
+"""The ranges of a campaign's table and their bounds as Postgres prints them (parameter:
+its :func:`name`); none: a plain table. :func:`seqs` reads a bound."""
+
+BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|-?\d+)\) TO \((MAXVALUE|-?\d+)\)")
+
+
+def seqs(bound: str) -> tuple[float, float]:
+    """The seqs ``[from, to)`` of a range's bound as Postgres prints it; an empty range
+    when it is not one of ours (nothing is then written into it directly)."""
+    m = BOUND.fullmatch(bound)
+    if m is None:
+        return (0.0, 0.0)
+    lo, hi = m.groups()
+    return (
+        float("-inf") if lo == "MINVALUE" else int(lo),
+        float("inf") if hi == "MAXVALUE" else int(hi),
     )
 
 

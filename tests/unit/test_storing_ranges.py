@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from notifq.operator.storing import _range
+from notifq.core.partitions import seqs
 
 
 @pytest.mark.parametrize(
-    ("bound", "seqs"),
+    ("bound", "expected"),
     [
         ("FOR VALUES FROM (MINVALUE) TO (500000)", (float("-inf"), 500000)),
         ("FOR VALUES FROM (500000) TO (MAXVALUE)", (500000, float("inf"))),
@@ -18,5 +18,5 @@ from notifq.operator.storing import _range
         ("FOR VALUES IN (1)", (0, 0)),
     ],
 )
-def test_bounds_as_postgres_prints_them(bound: str, seqs: tuple[float, float]) -> None:
-    assert _range(bound) == seqs
+def test_bounds_as_postgres_prints_them(bound: str, expected: tuple[float, float]) -> None:
+    assert seqs(bound) == expected
