@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,29 @@ class Stack(testbed.Stack):
             notable = notable[-30:]
             parts.append(f"{w.log_path.name}, warnings and errors:\n" + "\n".join(notable))
             parts.append(f"{w.log_path.name}, last lines:\n" + "\n".join(lines[-15:]))
+        return "\n".join(parts)
+
+    def sent_twice(self, uid: str, recipients: Iterable[str], limit: int = 10) -> str:
+        """What a failure over duplicates shows: for a few recipients of campaign ``uid``
+        the mock received more than once, each arrival (the worker's pid, the time) and the
+        message row; then every worker's warnings and errors (:meth:`diagnose`)."""
+        wanted = set(list(recipients)[:limit])
+        arrivals: dict[str, list[str]] = {r: [] for r in wanted}
+        for path in sorted((self.workdir / "mock-log").glob("deliveries-*.log")):
+            for line in path.read_text().splitlines():
+                stamp, _, who = line.partition("\t")
+                if who in wanted:
+                    arrivals[who].append(f"{path.stem.split('-', 1)[1]}@{stamp}")
+        with self.db() as conn:
+            rows = conn.execute(
+                "SELECT recipient, seq, attempts, round(extract(epoch FROM sent_at), 3), "
+                "round(extract(epoch FROM updated_at), 3) FROM message "
+                "WHERE campaign_id = %s AND recipient = ANY(%s) ORDER BY seq",
+                (uid, sorted(wanted)),
+            ).fetchall()
+        parts = ["sent more than once (pid@arrival ...; seq, attempts, sent_at, updated_at):"]
+        parts.extend(f"  {r[0]}: {' '.join(arrivals[r[0]])}; {r[1:]}" for r in rows)
+        parts.append(self.diagnose({"metadata": {"uid": uid}}))
         return "\n".join(parts)
 
     def db(self) -> psycopg.Connection[Any]:

@@ -110,7 +110,9 @@ def check_delivery(stack: Stack, ns: str, name: str, count: int) -> dict[str, in
         "duplicates": sum(n - 1 for n in mine.values()),
     }
     print(f"{ns}/{name}: {result}")
-    assert result["lost"] == 0 and result["duplicates"] == 0, result
+    assert result["lost"] == 0, result
+    twice = [r for r, n in mine.items() if n > 1]
+    assert not twice, f"{result}\n{stack.sent_twice(cr['metadata']['uid'], twice)}"
     return result
 
 
