@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core import queries
 from notifq.core.errors import DatabaseUnavailable
+from notifq.core.recipients import RECIPIENT_OF_CAMPAIGN
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,10 @@ async def messages(
     """One page of messages in ``seq`` order (keyset pagination)."""
     rows = await _fetch(
         pool,
-        "SELECT seq, recipient, status, attempts, last_error, sent_at, updated_at FROM message "
-        "WHERE campaign_id = %s AND seq > %s AND (%s::text IS NULL OR status = %s) "
-        "ORDER BY seq LIMIT %s",
+        f"SELECT m.seq, {RECIPIENT_OF_CAMPAIGN}, m.status, m.attempts, m.last_error, m.sent_at, "
+        "m.updated_at FROM message m JOIN campaign c ON c.id = m.campaign_id "
+        "WHERE m.campaign_id = %s AND m.seq > %s AND (%s::text IS NULL OR m.status = %s) "
+        "ORDER BY m.seq LIMIT %s",
         (cid, after, status, status, limit),
     )
     return [MessageRow(*r) for r in rows]

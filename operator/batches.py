@@ -28,7 +28,8 @@ class Listed:
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    """``count`` synthetic rows made by Postgres: ``user<seq - shift>@<domain>``."""
+    """``count`` synthetic rows made by Postgres, holding no address: theirs is
+    ``user<seq - shift>@<domain>``, computed where it is read (migration 0014)."""
 
     count: int
     domain: str

@@ -16,6 +16,7 @@ import testbed
 import yaml
 
 from notifq.core.phases import FINAL_PHASES
+from notifq.core.recipients import RECIPIENT_OF_CAMPAIGN
 from notifq.core.resource import API_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,8 +205,10 @@ class Kube:
 
     def messages(self, release_ns: str, uid: str) -> dict[str, str]:
         """recipient -> status of every message of one campaign."""
-        rows = self.psql(
-            release_ns, f"SELECT recipient, status FROM message WHERE campaign_id = '{uid}'"
+        rows = self.psql(  # a generated list's addresses are computed (migration 0014)
+            release_ns,
+            f"SELECT {RECIPIENT_OF_CAMPAIGN}, m.status FROM message m "
+            f"JOIN campaign c ON c.id = m.campaign_id WHERE m.campaign_id = '{uid}'",
         )
         return {r[0]: r[1] for r in rows}
 

@@ -19,8 +19,18 @@ import yaml
 from psycopg import sql
 
 from notifq.core import queries
+from notifq.core.recipients import RECIPIENT_OF_CAMPAIGN
 from notifq.core.resource import API_VERSION
 from notifq.operator.store import CampaignRow
+
+MESSAGES = (
+    f"(SELECT m.campaign_id, m.seq, {RECIPIENT_OF_CAMPAIGN} AS recipient, m.status, "
+    "m.attempts, m.last_error, m.provider, m.provider_message_id, m.sent_at, m.updated_at, "
+    "m.claim_token, m.claim_owner, m.claimed_until, m.data "
+    "FROM message m JOIN campaign c ON c.id = m.campaign_id) AS message"
+)
+"""``message`` with every row's address, a generated list's computed (its rows hold none,
+migration 0014): ``FROM {MESSAGES}`` where a test reads recipients."""
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +123,7 @@ class Stack(testbed.Stack):
         with self.db() as conn:
             rows = conn.execute(
                 "SELECT recipient, seq, attempts, round(extract(epoch FROM sent_at), 3), "
-                "round(extract(epoch FROM updated_at), 3) FROM message "
+                f"round(extract(epoch FROM updated_at), 3) FROM {MESSAGES} "
                 "WHERE campaign_id = %s AND recipient = ANY(%s) ORDER BY seq",
                 (uid, sorted(wanted)),
             ).fetchall()
@@ -205,7 +215,7 @@ def mock_log(stack: Stack) -> Counter[str]:
 
 def messages_by_recipient(stack: Stack, uid: str, *columns: str) -> dict[str, tuple[Any, ...]]:
     """recipient -> the ``columns`` of its message, for every message of campaign ``uid``."""
-    query = sql.SQL("SELECT recipient, {} FROM message WHERE campaign_id = %s").format(
+    query = sql.SQL("SELECT recipient, {} FROM " + MESSAGES + " WHERE campaign_id = %s").format(
         sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with stack.db() as conn:
@@ -214,10 +224,11 @@ def messages_by_recipient(stack: Stack, uid: str, *columns: str) -> dict[str, tu
 
 
 def messages_in_order(database_url: str, cid: uuid.UUID, *columns: str) -> list[tuple[Any, ...]]:
-    """(seq, ``columns``...) of every message of campaign ``cid``, in seq order."""
-    query = sql.SQL("SELECT seq, {} FROM message WHERE campaign_id = %s ORDER BY seq").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
+    """(seq, ``columns``...) of every message of campaign ``cid``, in seq order (its
+    ``recipient`` as a reader sees it: a generated list's computed, :data:`MESSAGES`)."""
+    query = sql.SQL(
+        "SELECT seq, {} FROM " + MESSAGES + " WHERE campaign_id = %s ORDER BY seq"
+    ).format(sql.SQL(", ").join(map(sql.Identifier, columns)))
     with psycopg.connect(database_url) as conn:
         return conn.execute(query, (cid,)).fetchall()
 
@@ -233,7 +244,7 @@ def sent_recipients(stack: Stack, uid: str) -> set[str]:
     """Recipients of a campaign whose rows say sent."""
     with stack.db() as conn:
         rows = conn.execute(
-            "SELECT recipient FROM message WHERE campaign_id = %s AND status = 'sent'", (uid,)
+            f"SELECT recipient FROM {MESSAGES} WHERE campaign_id = %s AND status = 'sent'", (uid,)
         ).fetchall()
     return {str(r[0]) for r in rows}
 

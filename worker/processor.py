@@ -465,7 +465,12 @@ class ChunkProcessor:
                     done.ended = "end of chunk"
                     break
                 rows = await store.fetch_pending(
-                    self.pool, camp.id, done.cursor, chunk.end, self.settings.write_batch
+                    self.pool,
+                    camp.id,
+                    done.cursor,
+                    chunk.end,
+                    self.settings.write_batch,
+                    generated=camp.generated,
                 )
                 if not rows:
                     done.ended = f"no pending row in [{done.cursor}, {chunk.end})"
@@ -616,6 +621,7 @@ class ChunkProcessor:
             lease_seconds=self.settings.claim_lease_seconds,
             grace_seconds=self.lease.grace,
             namespace=a.camp.namespace,
+            generated=a.camp.generated,
         )
         if not claimed:
             return None

@@ -21,6 +21,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from notifq.core.errors import DatabaseUnavailable
+from notifq.core.recipients import RECIPIENT_SQL
 from notifq.core.templating import MessageTemplate
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class CampaignInfo:
     rate_limit: int | None
     template: MessageTemplate
     namespace: str = ""
+    generated: tuple[int, str] | None = None
+    """A generated list's first generated seq and domain: its rows hold no address
+    (:data:`RECIPIENT`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +84,29 @@ class CampaignCache:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT name, channel, provider, state, max_attempts, rate_limit, subject, body, "
-                "namespace, html FROM campaign WHERE id = %s",
+                "namespace, html, generated_from, generated_domain FROM campaign WHERE id = %s",
                 (cid,),
             )
             row = await cur.fetchone()
         if row is None:
             self._items.pop(cid, None)
             return None
-        name, channel, provider, state, max_attempts, rate_limit, subject, body, ns, html = row
+        name, channel, provider, state, max_attempts, rate_limit, subject, body, ns, html = row[:10]
+        first, domain = row[10:]
         template = (
             hit[1].template if hit is not None else MessageTemplate(name, subject, body, html)
         )
         info = CampaignInfo(
-            cid, name, channel, provider, state, max_attempts, rate_limit, template, ns
+            cid,
+            name,
+            channel,
+            provider,
+            state,
+            max_attempts,
+            rate_limit,
+            template,
+            ns,
+            None if first is None else (first, domain),
         )
         if len(self._items) > 1000:
             self._items.clear()
@@ -113,21 +127,43 @@ class CampaignCache:
         return True
 
 
+RECIPIENT = RECIPIENT_SQL.format(first="%(first)s::int", domain="%(domain)s::text")
+"""A row's address, its own or computed (a generated list's, :class:`CampaignInfo`
+``generated``; parameters ``first`` and ``domain``, NULL for every other list)."""
+
+
+def _generated(generated: tuple[int, str] | None) -> dict[str, object]:
+    first, domain = generated if generated is not None else (None, None)
+    return {"first": first, "domain": domain}
+
+
+FETCH_SQL = (
+    f"SELECT m.seq, {RECIPIENT}, m.attempts, m.data FROM message m "
+    "WHERE m.campaign_id = %(cid)s AND m.seq >= %(start)s AND m.seq < %(end)s "
+    "AND m.status = 'pending' ORDER BY m.seq LIMIT %(limit)s"
+)
+
+
 async def fetch_pending(
-    pool: AsyncConnectionPool, cid: uuid.UUID, start: int, end: int, limit: int
+    pool: AsyncConnectionPool,
+    cid: uuid.UUID,
+    start: int,
+    end: int,
+    limit: int,
+    *,
+    generated: tuple[int, str] | None = None,
 ) -> list[PendingRow]:
     """Up to ``limit`` pending rows of ``[start, end)`` (claimed or not: the claim decides)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT seq, recipient, attempts, data FROM message WHERE campaign_id = %s "
-            "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq LIMIT %s",
-            (cid, start, end, limit),
+            FETCH_SQL,
+            {"cid": cid, "start": start, "end": end, "limit": limit, **_generated(generated)},
             prepare=True,
         )
         return [PendingRow(*r) for r in await cur.fetchall()]
 
 
-CLAIM_SQL = """
+CLAIM_SQL = f"""
 UPDATE message AS m SET claim_token = %(token)s, claim_owner = %(owner)s,
   claimed_until = now() + make_interval(secs => %(lease)s)
 WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'pending'
@@ -143,9 +179,9 @@ WHERE m.campaign_id = %(cid)s AND m.seq = ANY(%(seqs)s::int[]) AND m.status = 'p
         AND greatest(w.expires_at, pg_postmaster_start_time() + make_interval(secs => %(grace)s))
             > now()))
   )
-RETURNING m.seq, m.recipient, m.attempts, m.data,
+RETURNING m.seq, {RECIPIENT}, m.attempts, m.data,
   (SELECT s.reason || coalesce(': ' || s.detail, '') FROM suppression s
-    WHERE s.recipient = lower(m.recipient) AND s.namespace IN (%(ns)s, '*')
+    WHERE s.recipient = lower({RECIPIENT}) AND s.namespace IN (%(ns)s, '*')
     ORDER BY s.namespace = '*' LIMIT 1)
 """
 # One statement claims the rows just before they are sent: still pending, campaign still
@@ -173,6 +209,7 @@ async def claim(
     lease_seconds: float,
     grace_seconds: float,
     namespace: str = "",
+    generated: tuple[int, str] | None = None,
 ) -> list[PendingRow]:
     """Claim ``seqs`` for one send; returns the claimed rows (in seq order), those whose
     recipient is suppressed in ``namespace`` (or everywhere) marked with the reason."""
@@ -193,6 +230,7 @@ async def claim(
                 "horizon": horizon,
                 "grace": grace_seconds,
                 "ns": namespace,
+                **_generated(generated),
             },
             prepare=True,
         )

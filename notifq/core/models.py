@@ -110,6 +110,11 @@ class Campaign(Base):
     """``status.quota`` as the operator last computed it (None: none)."""
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the operator last wrote this copy (None: never; the API reads the resource)."""
+    generated_from: Mapped[int | None] = mapped_column(Integer)
+    """A generated list's first generated seq (``user0``); its rows from there on hold no
+    address, it is computed (migration 0014, ``recipients.RECIPIENT_SQL``)."""
+    generated_domain: Mapped[str | None] = mapped_column(Text)
+    """A generated list's domain (set with ``generated_from``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -117,6 +122,7 @@ class Campaign(Base):
 
     __table_args__ = (
         CheckConstraint("state IN ('active', 'suspended', 'cancelled')", name="state"),
+        CheckConstraint("(generated_from IS NULL) = (generated_domain IS NULL)", name="generated"),
         Index("ix_campaign_created_at", "created_at"),
         Index("ix_campaign_namespace_name", "namespace", "name"),
         Index(
@@ -138,7 +144,9 @@ class Message(Base):
     campaign_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     """The campaign's id; also the partition key (one partition per campaign, migration 0006)."""
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recipient: Mapped[str] = mapped_column(Text)
+    recipient: Mapped[str | None] = mapped_column(Text)
+    """The address; NULL in a generated list's rows, computed from ``seq`` and the
+    campaign's ``generated_from``/``generated_domain`` (``recipients.RECIPIENT_SQL``)."""
     status: Mapped[str] = mapped_column(Text, default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -49,6 +49,17 @@ def generated(count: int, domain: str) -> Iterator[str]:
     return (f"user{i}@{domain}" for i in range(count))
 
 
+RECIPIENT_SQL = "coalesce(m.recipient, 'user' || (m.seq - {first})::text || '@' || {domain})"
+"""A message's address in SQL (``m`` is the ``message`` row): a generated list's rows hold
+none (migration 0014), theirs is :func:`generated`'s ``user<seq - first>@<domain>``.
+``{first}`` and ``{domain}`` are the campaign's ``generated_from`` and
+``generated_domain``, or parameters carrying them (both NULL for every other list, whose
+rows all hold theirs)."""
+
+RECIPIENT_OF_CAMPAIGN = RECIPIENT_SQL.format(first="c.generated_from", domain="c.generated_domain")
+""":data:`RECIPIENT_SQL` where the campaign is joined as ``c``."""
+
+
 def normalize(entries: Iterable[str]) -> list[str]:
     """Strip, drop blanks and de-duplicate (case-insensitive), preserving order."""
     seen: set[str] = set()

@@ -14,6 +14,7 @@ from harness import (
     campaign,
     mock_log,
     new_namespace,
+    sent_recipients,
     wait_until,
 )
 
@@ -247,13 +248,7 @@ def test_worker_sigterm_finishes_in_flight_work(
     assert worker.stop(signal.SIGTERM, timeout=30) == 0
     assert time.monotonic() - t0 < 30
     # everything the provider accepted is recorded as sent; nothing else is
-    with stack.db() as conn:
-        sent = {
-            r[0]
-            for r in conn.execute(
-                "SELECT recipient FROM message WHERE campaign_id = %s AND status = 'sent'", (uid,)
-            ).fetchall()
-        }
+    sent = sent_recipients(stack, uid)
     log = mock_log(stack)
     assert set(log) == sent and max(log.values()) == 1
     assert 0 < len(sent) < 50000

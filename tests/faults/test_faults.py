@@ -27,6 +27,7 @@ from harness import (
     assert_status_matches_db,
     campaign,
     mock_log,
+    sent_recipients,
     wait_until,
 )
 
@@ -86,14 +87,7 @@ def check(
     assert sum(counts.values()) == N + expect_failed  # rows = recipients
     assert counts.get("pending", 0) == 0  # every row final
     assert counts.get("failed", 0) == expect_failed
-    with stack.db() as conn:
-        sent = {
-            r[0]
-            for r in conn.execute(
-                "SELECT recipient FROM message WHERE campaign_id = %s AND status = 'sent'",
-                (cr["metadata"]["uid"],),
-            ).fetchall()
-        }
+    sent = sent_recipients(stack, cr["metadata"]["uid"])
     log = mock_log(stack)
     lost = len(sent - set(log))  # recorded as sent, never accepted by the provider
     duplicates = sum(n - 1 for n in log.values() if n > 1)

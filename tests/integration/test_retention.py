@@ -28,9 +28,12 @@ def conn_rows(database_url: str, cid: uuid.UUID) -> int:
 async def claim(
     pool: AsyncConnectionPool, cid: uuid.UUID, seqs: list[int]
 ) -> list[worker_store.PendingRow]:
-    """The rows ``seqs`` of ``cid`` as a worker claims them (a fresh worker's lease)."""
+    """The rows ``seqs`` of ``cid`` as a worker claims them (a fresh worker's lease, the
+    campaign as a worker reads it)."""
     lease = WorkerLease(pool, 10)
     await lease.renew()
+    camp = await worker_store.CampaignCache(pool).get(cid)
+    assert camp is not None
     return await worker_store.claim(
         pool,
         cid,
@@ -41,6 +44,8 @@ async def claim(
         horizon="",
         lease_seconds=60,
         grace_seconds=0,
+        namespace=camp.namespace,
+        generated=camp.generated,
     )
 
 
@@ -94,9 +99,8 @@ async def test_worker_statements_read_one_partition(database_url: str) -> None:
             await storing.materialize(pool, campaign_row(cid), src, state="active")
         statements = {
             "fetch": (
-                "SELECT seq, recipient, attempts FROM message WHERE campaign_id = %s "
-                "AND seq >= %s AND seq < %s AND status = 'pending' ORDER BY seq LIMIT %s",
-                (mine, 0, 500, 500),
+                worker_store.FETCH_SQL,
+                {"cid": mine, "start": 0, "end": 500, "limit": 500, "first": 3, "domain": "x"},
             ),
             "claim": (
                 worker_store.CLAIM_SQL,
@@ -112,6 +116,8 @@ async def test_worker_statements_read_one_partition(database_url: str) -> None:
                     "horizon": "",
                     "grace": 0,
                     "ns": "ns",
+                    "first": None,
+                    "domain": None,
                 },
             ),
             "write": (

@@ -131,6 +131,19 @@ async def test_generated_rows_are_made_by_postgres(database_url: str) -> None:
             (2, "user0@example.org", "pending"),
             (1001, "user999@example.org", "pending"),
         ]
+        # stored: the include rows' addresses; the generated rows' are computed from the
+        # seq and what the campaign row records
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute(
+                "SELECT count(*) FILTER (WHERE recipient IS NULL), count(recipient) "
+                "FROM message WHERE campaign_id = %s",
+                (cid,),
+            ).fetchone()
+            generated = conn.execute(
+                "SELECT generated_from, generated_domain FROM campaign WHERE id = %s", (cid,)
+            ).fetchone()
+        assert stored == (1000, 2)
+        assert generated == (2, "example.org")
     finally:
         await pool.close()
 

@@ -17,18 +17,17 @@ from notifq.core import suppression
 from notifq.core.db import open_pool
 from notifq.operator import feedback, storing
 from notifq.operator import store as op_store
-from notifq.operator.sources import InlineRecipients
+from notifq.operator.sources import GeneratedRecipients, InlineRecipients
 from notifq.worker import store
 
 
 async def _claim(
-    pool: AsyncConnectionPool,
-    cid: uuid.UUID,
-    n: int,
-    ns: str,
-    token: str = "t0",
-    horizon: str = "",
+    pool: AsyncConnectionPool, cid: uuid.UUID, n: int, token: str = "t0", horizon: str = ""
 ) -> list[store.PendingRow]:
+    """Rows ``0..n-1`` of ``cid`` claimed as a worker does: in the campaign's namespace,
+    a generated list's addresses computed (both read from its row)."""
+    camp = await store.CampaignCache(pool).get(cid)
+    assert camp is not None
     return await store.claim(
         pool,
         cid,
@@ -39,7 +38,8 @@ async def _claim(
         horizon=horizon,
         lease_seconds=60,
         grace_seconds=0,
-        namespace=ns,
+        namespace=camp.namespace,
+        generated=camp.generated,
     )
 
 
@@ -64,7 +64,7 @@ async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: 
         assert await suppression.add(pool, other_ns, [people[1]], "complaint") == 1
         assert await suppression.add(pool, suppression.GLOBAL, [people[2]], "bounce") == 1
 
-        rows = await _claim(pool, cid, 6, ns)
+        rows = await _claim(pool, cid, 6)
         marks = {r.recipient: r.suppressed for r in rows}
         assert marks == {
             people[0]: "manual: by hand",
@@ -75,12 +75,12 @@ async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: 
             people[5]: None,
         }
         # the bystander in the other namespace: its own entry and the global one only
-        other = {r.recipient: r.suppressed for r in await _claim(pool, bystander, 6, other_ns)}
+        other = {r.recipient: r.suppressed for r in await _claim(pool, bystander, 6)}
         assert {k for k, v in other.items() if v} == {people[1], people[2]}
 
         token = uuid.uuid4().hex
         # this owner's claims, left by a slice that ended (t0, made earlier): taken again
-        rows = await _claim(pool, cid, 6, ns, token, horizon="t1")
+        rows = await _claim(pool, cid, 6, token, horizon="t1")
         writes = [
             store.Write(r.seq, "suppressed", f"suppressed: {r.suppressed}", "none", None)
             if r.suppressed
@@ -113,6 +113,70 @@ async def test_claim_marks_suppressed_recipients_of_its_namespace(database_url: 
             await conn.execute(
                 "DELETE FROM suppression WHERE recipient LIKE %s", (f"%-{tag}@company.test",)
             )
+        await pool.close()
+
+
+async def test_a_generated_address_is_suppressed_and_listed_as_computed(
+    database_url: str,
+) -> None:
+    """A generated list's rows hold no address (migration 0014): the claim computes each
+    one, finds it suppressed, and the API lists it; a listed bystander holding the same
+    address in its row is suppressed alike; the same generated list in another namespace is
+    not."""
+    pool = await open_pool(database_url)
+    tag = uuid.uuid4().hex[:8]
+    ns = f"gen-{tag}"
+    domain = f"{tag}.example.org"
+    cid, bystander, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        src = GeneratedRecipients(5, domain, [f"first@{domain}"])
+        await storing.materialize(
+            pool, replace(campaign_row(cid), namespace=ns), src, state="active"
+        )
+        await storing.materialize(
+            pool,
+            replace(campaign_row(bystander), namespace=ns),
+            InlineRecipients([f"user2@{domain}", f"user3@{domain}"]),
+            state="active",
+        )
+        await storing.materialize(
+            pool,
+            replace(campaign_row(other), namespace=f"{ns}-other"),
+            GeneratedRecipients(5, domain, []),
+            state="active",
+        )
+        assert await suppression.add(pool, ns, [f"USER2@{domain}"], "manual") == 1
+
+        camp = await store.CampaignCache(pool).get(cid)
+        assert camp is not None and camp.generated == (1, domain)
+        rows = await _claim(pool, cid, 6)
+        assert [(r.seq, r.recipient, r.suppressed) for r in rows] == [
+            (0, f"first@{domain}", None),
+            (1, f"user0@{domain}", None),
+            (2, f"user1@{domain}", None),
+            (3, f"user2@{domain}", "manual"),
+            (4, f"user3@{domain}", None),
+            (5, f"user4@{domain}", None),
+        ]
+        pending = await store.fetch_pending(pool, cid, 2, 4, 10, generated=camp.generated)
+        assert [(r.seq, r.recipient) for r in pending] == [
+            (2, f"user1@{domain}"),
+            (3, f"user2@{domain}"),
+        ]
+        marks = {r.recipient: r.suppressed for r in await _claim(pool, bystander, 2)}
+        assert marks == {f"user2@{domain}": "manual", f"user3@{domain}": None}
+        theirs = await store.CampaignCache(pool).get(other)
+        assert theirs is not None and theirs.generated == (0, domain)
+        others = await _claim(pool, other, 5)
+        assert [(r.recipient, r.suppressed) for r in others] == [
+            (f"user{i}@{domain}", None) for i in range(5)
+        ]
+
+        page = await api_store.messages(pool, cid, None, -1, 10)
+        assert [(m.seq, m.recipient) for m in page] == [(r.seq, r.recipient) for r in rows]
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM suppression WHERE namespace = %s", (ns,))
         await pool.close()
 
 
