@@ -240,3 +240,66 @@ def test_0009_counts_suppressed_and_attaches_tables_stored_before(
             "SELECT sum(pending), sum(failed) FROM message_count WHERE campaign_id = %s", (a,)
         ).fetchone()
         assert counts == (1, 3)
+
+
+def test_0014_lets_tables_being_stored_take_rows_without_an_address(
+    postgres: testbed.Postgres,
+) -> None:
+    """A generated store under way during the upgrade (its table not attached yet, plain or
+    split by ranges) takes rows without an address afterwards, as the new operator writes
+    them; downgrading writes the computed addresses into every table, attached or not,
+    and makes the column NOT NULL again; an attached campaign keeps its rows."""
+    import uuid
+
+    from notifq.core import partitions
+
+    url = postgres.create_database("notifq_generated")
+    upgrade(url, "0013")
+    attached, plain, ranged = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for cid in (attached, plain, ranged):
+            conn.execute(
+                "INSERT INTO campaign (id, namespace, name, channel, provider, subject, body, "
+                "max_attempts, backoff_ms, chunk_size, total, state, phase, sent_count, "
+                "failed_count) VALUES (%s, 'ns', 'x', 'email', 'auto', '', '', 4, 1000, 500, "
+                "6, 'active', 'Pending', 0, 0)",
+                (cid,),
+            )
+        conn.execute(partitions.create(attached))
+        conn.execute(partitions.create(plain))
+        conn.execute(partitions.create(ranged, [2, 4]))
+        for cid in (attached, plain, ranged):
+            conn.execute(partitions.prepare(cid))
+        conn.execute(
+            f"INSERT INTO {partitions.name(attached)} (seq, recipient) "
+            "SELECT g, 'a' || g || '@example.com' FROM generate_series(0, 5) g"
+        )
+        conn.execute(partitions.settle(attached))
+        conn.execute(partitions.attach(attached))
+    upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for cid in (plain, ranged):
+            conn.execute(
+                f"INSERT INTO {partitions.name(cid)} (seq) SELECT generate_series(0, 5)"
+            )  # NOT NULL would refuse these
+            conn.execute(
+                "UPDATE campaign SET generated_from = 1, generated_domain = 'example.org' "
+                "WHERE id = %s",
+                (cid,),
+            )
+    downgrade(url, "0013")
+    with psycopg.connect(url) as conn:
+        for cid in (plain, ranged):
+            rows = conn.execute(
+                f"SELECT seq, recipient FROM {partitions.name(cid)} ORDER BY seq"
+            ).fetchall()
+            assert rows == [(s, f"user{s - 1}@example.org") for s in range(6)]
+        rows = conn.execute(
+            "SELECT seq, recipient FROM message WHERE campaign_id = %s ORDER BY seq", (attached,)
+        ).fetchall()
+        assert rows == [(s, f"a{s}@example.com") for s in range(6)]
+        nullable = conn.execute(
+            "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE a.attname = 'recipient' AND NOT a.attnotnull AND c.relname ~ '^message'"
+        ).fetchall()
+        assert nullable == []
