@@ -26,12 +26,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def workdir() -> Iterator[Path]:
+def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The session's directory; removed at its end unless ``NOTIFQ_TEST_KEEP`` is set. A
+    session with a failed test keeps its processes' logs and the mock provider's delivery
+    logs in ``<dir>-logs`` (a rare failure is then still there to read)."""
     keep = os.environ.get("NOTIFQ_TEST_KEEP")
     path = Path(tempfile.mkdtemp(prefix="notifq-test-"))
     yield path
-    if not keep:
-        subprocess.run(["rm", "-rf", str(path)], check=False)
+    if keep:
+        return
+    if request.session.testsfailed:
+        logs = keep_logs(path)
+        print(f"\n{request.session.testsfailed} test(s) failed: logs kept in {logs}")
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+def keep_logs(path: Path) -> Path:
+    """Copy the ``*.log`` files under ``path`` (processes' output, mock delivery logs)
+    into ``<path>-logs``, the same tree; the data directories are left out."""
+    dest = path.with_name(path.name + "-logs")
+    for log in path.rglob("*.log"):
+        if log.is_file():
+            target = dest / log.relative_to(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(log.read_bytes())
+    return dest
 
 
 @pytest.fixture(scope="session")
