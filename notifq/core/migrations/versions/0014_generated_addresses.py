@@ -21,7 +21,7 @@ new operator's ``COPY (seq)`` into it would fail.
 
 Old pods cannot run beside this schema: a worker or API server from before it reads a
 NULL address in a generated campaign stored by a newer operator. Roll the image and the
-schema together (docs/deploy.md, "Upgrades").
+schema together (docs/deploy.md, "Migrations").
 
 Revision ID: 0014
 Revises: 0013
